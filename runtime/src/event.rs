@@ -1,8 +1,24 @@
 //! Event decoding: every input the router accepts becomes [`ObjectCreated`] facts.
 //!
-//! OWNER: rules helper. `ObjectCreated` is a contract used by other modules.
+//! Accepted shapes:
+//! - EventBridge `Object Created` from `aws.s3` (the primary source). Keys arrive **as
+//!   written**: EventBridge does not URL-encode them.
+//! - Classic S3 event notifications (`Records[]` with `eventSource: aws:s3`). Keys arrive
+//!   **form-URL-encoded**: `+` is a space, `%2B` a literal plus, non-ASCII as UTF-8 escapes
+//!   (AWS, "Event message structure": "The s3 key provides information about the bucket and
+//!   object involved in the event. The object key name value is URL encoded.").
+//! - The same notifications wrapped in SNS (`Records[].Sns.Message`) or delivered through SQS
+//!   (`Records[].body`, itself an S3 notification, an SNS envelope or an EventBridge event).
+//!   SQS messages are decoded one by one so the router can report partial batch failures.
+//!
+//! Inputs are read as `serde_json::Value` rather than `aws_lambda_events` structs: those types
+//! reject events that lack fields AWS sometimes omits (`versionId` on unversioned buckets,
+//! `sequencer` on copies, `size` on some replication events), and a rejected event would be a
+//! lost file. Everything that is not object creation is `Skipped` with the reason.
 
+use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The facts about one created S3 object that rules, templates and plugins see.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,5 +49,337 @@ impl ObjectCreated {
             .or(self.sequencer.as_deref().filter(|s| !s.is_empty()))
             .or(self.etag.as_deref().filter(|e| !e.is_empty()))
             .unwrap_or(&self.event_time)
+    }
+}
+
+/// What an input turned out to be.
+#[derive(Debug)]
+pub enum Decoded {
+    /// Created objects to route (possibly several from one `Records` batch).
+    Objects(Vec<ObjectCreated>),
+    /// An SQS batch: each message decoded on its own.
+    Sqs(Vec<SqsMessage>),
+    /// Not something to route, with the reason (logged by the router).
+    Skipped(String),
+}
+
+/// One SQS message of a batch and what it decoded to.
+#[derive(Debug)]
+pub struct SqsMessage {
+    pub message_id: String,
+    pub result: Result<Decoded, EventError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("event is not valid JSON: {detail}")]
+    Json { detail: String },
+    #[error("malformed {input}: {detail}")]
+    Malformed {
+        input: &'static str,
+        detail: String,
+    },
+}
+
+fn malformed(input: &'static str, detail: impl Into<String>) -> EventError {
+    EventError::Malformed {
+        input,
+        detail: detail.into(),
+    }
+}
+
+/// Decode event text; malformed JSON is an error naming line and column.
+pub fn decode_str(text: &str) -> Result<Decoded, EventError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| EventError::Json {
+        detail: e.to_string(),
+    })?;
+    decode(&value)
+}
+
+/// Decode one invocation payload.
+pub fn decode(payload: &Value) -> Result<Decoded, EventError> {
+    let Some(obj) = payload.as_object() else {
+        return Ok(Decoded::Skipped(format!(
+            "payload is a JSON {}, not an event object",
+            json_kind(payload)
+        )));
+    };
+    if obj.contains_key("detail-type") && obj.contains_key("source") {
+        return decode_eventbridge(payload);
+    }
+    if let Some(records) = obj.get("Records") {
+        return decode_records(records);
+    }
+    if obj.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        return Ok(Decoded::Skipped(
+            "S3 test event (sent when notifications are configured)".into(),
+        ));
+    }
+    if obj.get("Type").and_then(Value::as_str) == Some("Notification") {
+        // An SNS envelope as delivered to SQS without raw message delivery.
+        return decode_sns_message(obj.get("Message"));
+    }
+    Ok(Decoded::Skipped(format!(
+        "unknown event shape (top-level fields: {})",
+        obj.keys().take(8).cloned().collect::<Vec<_>>().join(", ")
+    )))
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter()
+        .try_fold(v, |v, k| v.get(*k))
+        .and_then(Value::as_str)
+}
+
+/// A size given as a number (or, defensively, a numeric string).
+fn size_at(v: &Value, path: &[&str]) -> Result<u64, String> {
+    match path.iter().try_fold(v, |v, k| v.get(*k)) {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .ok_or_else(|| format!("{} is not a whole non-negative number", path.join("."))),
+        Some(Value::String(s)) => s
+            .parse()
+            .map_err(|_| format!("{} is not a number: {s:?}", path.join("."))),
+        Some(other) => Err(format!(
+            "{} is a {}, expected a number",
+            path.join("."),
+            json_kind(other)
+        )),
+    }
+}
+
+fn non_empty(s: Option<&str>) -> Option<String> {
+    s.filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+fn folder_placeholder(bucket: &str, key: &str) -> Option<Decoded> {
+    key.ends_with('/').then(|| {
+        Decoded::Skipped(format!(
+            "s3://{bucket}/{key} is a folder placeholder (key ends with '/')"
+        ))
+    })
+}
+
+fn decode_eventbridge(event: &Value) -> Result<Decoded, EventError> {
+    const SRC: &str = "EventBridge event";
+    let source = str_at(event, &["source"]).unwrap_or_default();
+    let detail_type = str_at(event, &["detail-type"]).unwrap_or_default();
+    if source != "aws.s3" {
+        return Ok(Decoded::Skipped(format!(
+            "EventBridge event from {source:?} ({detail_type}), not aws.s3"
+        )));
+    }
+    if detail_type != "Object Created" {
+        return Ok(Decoded::Skipped(format!(
+            "S3 EventBridge event {detail_type:?} is not \"Object Created\""
+        )));
+    }
+    let detail = event
+        .get("detail")
+        .filter(|d| d.is_object())
+        .ok_or_else(|| malformed(SRC, "Object Created event has no `detail` object"))?;
+    let bucket = str_at(detail, &["bucket", "name"])
+        .ok_or_else(|| malformed(SRC, "detail.bucket.name is missing"))?;
+    let key = str_at(detail, &["object", "key"])
+        .ok_or_else(|| malformed(SRC, "detail.object.key is missing"))?;
+    if let Some(skip) = folder_placeholder(bucket, key) {
+        return Ok(skip);
+    }
+    let size = size_at(detail, &["object", "size"]).map_err(|d| malformed(SRC, d))?;
+    Ok(Decoded::Objects(vec![ObjectCreated {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        size,
+        etag: non_empty(str_at(detail, &["object", "etag"])),
+        version_id: non_empty(str_at(detail, &["object", "version-id"])),
+        sequencer: non_empty(str_at(detail, &["object", "sequencer"])),
+        event_time: str_at(event, &["time"]).unwrap_or_default().to_string(),
+        reason: non_empty(str_at(detail, &["reason"])),
+        source: "eventbridge".into(),
+    }]))
+}
+
+/// `Records[]`: S3 notifications, SNS deliveries or an SQS batch.
+fn decode_records(records: &Value) -> Result<Decoded, EventError> {
+    let Some(list) = records.as_array() else {
+        return Err(malformed("Records event", "`Records` is not a list"));
+    };
+    let Some(first) = list.first() else {
+        return Ok(Decoded::Skipped("empty Records list".into()));
+    };
+    let source = str_at(first, &["eventSource"])
+        .or_else(|| str_at(first, &["EventSource"]))
+        .unwrap_or_default();
+    match source {
+        "aws:sqs" => Ok(Decoded::Sqs(
+            list.iter()
+                .map(|record| SqsMessage {
+                    message_id: str_at(record, &["messageId"])
+                        .unwrap_or("(no messageId)")
+                        .to_string(),
+                    result: match str_at(record, &["body"]) {
+                        Some(body) => decode_str(body).map(|d| tag(d, "sqs")),
+                        None => Err(malformed("SQS message", "record has no `body`")),
+                    },
+                })
+                .collect(),
+        )),
+        "aws:sns" => {
+            let mut objects = Vec::new();
+            let mut skipped = Vec::new();
+            for record in list {
+                match decode_sns_message(record.get("Sns").and_then(|s| s.get("Message")))? {
+                    Decoded::Objects(o) => objects.extend(o),
+                    Decoded::Skipped(r) => skipped.push(r),
+                    Decoded::Sqs(_) => skipped.push("SQS batch inside SNS".into()),
+                }
+            }
+            Ok(collect(objects, skipped))
+        }
+        _ => decode_s3_records(list),
+    }
+}
+
+fn tag(decoded: Decoded, source: &str) -> Decoded {
+    match decoded {
+        Decoded::Objects(objects) => Decoded::Objects(
+            objects
+                .into_iter()
+                .map(|mut o| {
+                    o.source = format!("{source}/{}", o.source);
+                    o
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn collect(objects: Vec<ObjectCreated>, skipped: Vec<String>) -> Decoded {
+    for reason in &skipped {
+        tracing::info!(%reason, "record skipped");
+    }
+    if objects.is_empty() {
+        Decoded::Skipped(skipped.join("; "))
+    } else {
+        Decoded::Objects(objects)
+    }
+}
+
+fn decode_sns_message(message: Option<&Value>) -> Result<Decoded, EventError> {
+    let text = message
+        .and_then(Value::as_str)
+        .ok_or_else(|| malformed("SNS notification", "`Message` is missing or not a string"))?;
+    decode_str(text).map(|d| tag(d, "sns"))
+}
+
+fn decode_s3_records(list: &[Value]) -> Result<Decoded, EventError> {
+    const SRC: &str = "S3 notification";
+    let mut objects = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, record) in list.iter().enumerate() {
+        let source = str_at(record, &["eventSource"]).unwrap_or_default();
+        let name = str_at(record, &["eventName"]).unwrap_or_default();
+        if source != "aws:s3" {
+            skipped.push(format!("record {i}: event source {source:?} is not aws:s3"));
+            continue;
+        }
+        if !name.starts_with("ObjectCreated:") {
+            skipped.push(format!("record {i}: {name:?} is not ObjectCreated:*"));
+            continue;
+        }
+        let bucket = str_at(record, &["s3", "bucket", "name"])
+            .ok_or_else(|| malformed(SRC, format!("record {i}: s3.bucket.name is missing")))?;
+        let raw_key = str_at(record, &["s3", "object", "key"])
+            .ok_or_else(|| malformed(SRC, format!("record {i}: s3.object.key is missing")))?;
+        let key = decode_notification_key(raw_key)
+            .map_err(|d| malformed(SRC, format!("record {i}: {d}")))?;
+        if let Some(Decoded::Skipped(reason)) = folder_placeholder(bucket, &key) {
+            skipped.push(reason);
+            continue;
+        }
+        let size = size_at(record, &["s3", "object", "size"])
+            .map_err(|d| malformed(SRC, format!("record {i}: {d}")))?;
+        objects.push(ObjectCreated {
+            bucket: bucket.to_string(),
+            key,
+            size,
+            etag: non_empty(str_at(record, &["s3", "object", "eTag"])),
+            version_id: non_empty(str_at(record, &["s3", "object", "versionId"])),
+            sequencer: non_empty(str_at(record, &["s3", "object", "sequencer"])),
+            event_time: str_at(record, &["eventTime"]).unwrap_or_default().to_string(),
+            reason: Some(name.trim_start_matches("ObjectCreated:").to_string()),
+            source: "s3".into(),
+        });
+    }
+    Ok(collect(objects, skipped))
+}
+
+/// Undo the form-style URL encoding of keys in classic S3 notifications.
+pub fn decode_notification_key(raw: &str) -> Result<String, String> {
+    let spaced = raw.replace('+', " ");
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|k| k.into_owned())
+        .map_err(|_| format!("object key {raw:?} does not percent-decode to UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn notification_keys_are_form_decoded() {
+        assert_eq!(decode_notification_key("a+b%2Bc.csv").unwrap(), "a b+c.csv");
+        assert_eq!(
+            decode_notification_key(
+                "%E5%8F%97%E4%BF%A1/2026%E5%B9%B4/%E5%A3%B2%E4%B8%8A+%E3%83%87%E3%83%BC%E3%82%BF%2Bv2.csv"
+            )
+            .unwrap(),
+            "受信/2026年/売上 データ+v2.csv"
+        );
+        assert_eq!(decode_notification_key("a%3Ab%25c").unwrap(), "a:b%c");
+        assert!(decode_notification_key("bad%FF").is_err());
+    }
+
+    #[test]
+    fn non_objects_and_unknown_shapes_are_skipped_not_errors() {
+        for payload in [json!([1, 2]), json!("x"), json!({"hello": "world"})] {
+            assert!(matches!(decode(&payload), Ok(Decoded::Skipped(_))), "{payload}");
+        }
+    }
+
+    #[test]
+    fn version_token_prefers_version_then_sequencer_then_etag() {
+        let mut o = ObjectCreated {
+            bucket: "b".into(),
+            key: "k".into(),
+            size: 1,
+            etag: Some("e".into()),
+            version_id: Some("null".into()),
+            sequencer: Some("s".into()),
+            event_time: "t".into(),
+            reason: None,
+            source: "x".into(),
+        };
+        assert_eq!(o.version_token(), "s");
+        o.version_id = Some("v".into());
+        assert_eq!(o.version_token(), "v");
+        o.version_id = None;
+        o.sequencer = None;
+        assert_eq!(o.version_token(), "e");
     }
 }

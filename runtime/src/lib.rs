@@ -16,6 +16,7 @@
 pub mod alteryx;
 pub mod aws;
 pub mod cli;
+pub mod config;
 pub mod emulator;
 pub mod event;
 pub mod executions;

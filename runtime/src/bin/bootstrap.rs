@@ -1,1 +1,83 @@
-fn main(){}
+//! The Lambda function: `bootstrap` for the `provided.al2023` runtime.
+//!
+//! Everything expensive (AWS config, clients, the plugin engine, the rule cache) is created
+//! once per cold start and shared by every invocation of the sandbox. `ROUTER_MODE=tracker`
+//! turns the same binary into the scheduled job tracker.
+
+use std::sync::Arc;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+
+use alteryx_router::router::Router;
+use alteryx_router::tracker::Tracker;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    alteryx_router::logging::init("info");
+    let mode = std::env::var("ROUTER_MODE").unwrap_or_default();
+    if mode.eq_ignore_ascii_case("tracker") {
+        let minutes = std::env::var("TRACK_STUCK_AFTER_MINUTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60);
+        let topic = std::env::var("FAILURE_TOPIC_ARN").ok();
+        let tracker = Arc::new(
+            alteryx_router::config::tracker_from_env(topic, minutes)
+                .await
+                .map_err(|e| init_failed(&e))?,
+        );
+        return lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
+            let tracker = Arc::clone(&tracker);
+            async move { track(&tracker).await }
+        }))
+        .await;
+    }
+    let router = Arc::new(
+        alteryx_router::config::router_from_env()
+            .await
+            .map_err(|e| init_failed(&e))?,
+    );
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let router = Arc::clone(&router);
+        async move { route(&router, event).await }
+    }))
+    .await
+}
+
+fn init_failed(e: &anyhow::Error) -> Error {
+    tracing::error!(error = %format!("{e:#}"), "router could not start");
+    format!("{e:#}").into()
+}
+
+async fn route(router: &Router, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let summary = router.handle_payload(&event.payload).await.map_err(|e| {
+        tracing::error!(request_id = %event.context.request_id, error = %e, "invocation failed");
+        Error::from(e.to_string())
+    })?;
+    if summary.sqs {
+        // Partial batch response: only the listed messages are redelivered.
+        let failures: Vec<Value> = summary
+            .failed_messages
+            .iter()
+            .map(|id| json!({ "itemIdentifier": id }))
+            .collect();
+        return Ok(json!({ "batchItemFailures": failures }));
+    }
+    if summary.needs_redelivery() {
+        // The execution records already say ERROR (retryable); failing the invocation makes
+        // Lambda/EventBridge deliver the event again, and after the retries, the DLQ keeps it.
+        let counts = summary.counts();
+        return Err(format!(
+            "{} rule(s) failed with a retryable error and were recorded as ERROR; failing so the event is retried",
+            counts.errors
+        )
+        .into());
+    }
+    Ok(serde_json::to_value(&summary)?)
+}
+
+async fn track(tracker: &Tracker) -> Result<Value, Error> {
+    let report = tracker.run_once().await;
+    Ok(serde_json::to_value(&report)?)
+}

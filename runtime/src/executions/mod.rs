@@ -147,3 +147,63 @@ pub trait ExecutionStore: Send + Sync {
 pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
+
+mod dynamo;
+mod sqlite;
+
+pub use dynamo::DynamoExecutionStore;
+pub use sqlite::SqliteExecutionStore;
+
+/// Whether an existing record may be taken over by a new claim at `now`.
+pub(crate) fn claimable(existing: &Execution, now: i64) -> bool {
+    match existing.status {
+        ExecutionStatus::Claimed => existing.lease_until.is_none_or(|until| until < now),
+        ExecutionStatus::Error => existing.retryable,
+        _ => false,
+    }
+}
+
+/// The record a takeover writes: same execution, next attempt, fresh lease.
+pub(crate) fn taken_over(existing: &Execution, lease: Duration, now: i64) -> Execution {
+    let mut next = existing.clone();
+    next.status = ExecutionStatus::Claimed;
+    next.attempt = existing.attempt + 1;
+    next.lease_until = Some(now + lease.as_secs() as i64);
+    next.updated_at = now;
+    next.job_id = None;
+    next.disposition = None;
+    next.retryable = false;
+    next.submitted_at = None;
+    next.finished_at = None;
+    next
+}
+
+/// For a manual retry: only `ERROR` and `FAILED` executions.
+pub(crate) fn check_retryable(existing: &Execution) -> Result<(), ExecutionError> {
+    match existing.status {
+        ExecutionStatus::Error | ExecutionStatus::Failed => Ok(()),
+        status => Err(ExecutionError::NotRetryable {
+            id: existing.id.clone(),
+            status,
+        }),
+    }
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Claimed => "CLAIMED",
+            ExecutionStatus::Submitted => "SUBMITTED",
+            ExecutionStatus::Completed => "COMPLETED",
+            ExecutionStatus::Failed => "FAILED",
+            ExecutionStatus::Skipped => "SKIPPED",
+            ExecutionStatus::Error => "ERROR",
+        }
+    }
+}
+
+impl std::fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,272 @@
+//! Alteryx Server Gallery API client: v1 with OAuth1 (HMAC-SHA1, signature in the query
+//! string, Server up to 2021.x at `/gallery/api/`) and v1/v3 with OAuth2 client credentials
+//! (Server 2021.4+ at `/webapi/`). See `docs/alteryx-api.md` for what we confirmed.
+//!
+//! - [`ServerConfig`] says where and how to talk (chosen from the URL, or overridden);
+//! - [`AlteryxClient`] does the operations, with timeouts and bounded retries
+//!   (connection errors, timeouts, 429 and 5xx; never other 4xx);
+//! - [`ClientPool`] keeps one client per secret for the life of the process, so OAuth2 tokens
+//!   and connections are reused across events.
+
+mod client;
+mod models;
+mod pool;
+
+pub use client::AlteryxClient;
+pub use models::{Job, JobMessage, JobOutput, JobQuery, JobRequest, Priority, Question, QuestionValue, Workflow};
+pub use pool::ClientPool;
+
+use std::time::Duration;
+
+use crate::secrets::SecretString;
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// OAuth 1.0a, HMAC-SHA1, consumer key + secret only, parameters in the query string.
+    OAuth1,
+    /// OAuth2 client credentials; `Authorization: Bearer` on every call.
+    OAuth2,
+}
+
+/// Which generation of endpoints the operations use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    V1,
+    V3,
+}
+
+/// Where the server is and how to talk to it.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Base address, always ending with `/` (e.g. `https://host/gallery/api/`).
+    pub base_url: url::Url,
+    pub key: String,
+    pub secret: SecretString,
+    pub auth: AuthScheme,
+    pub api: ApiVersion,
+}
+
+impl ServerConfig {
+    /// Build a configuration, choosing auth and API from the URL unless overridden:
+    /// a path with `/gallery/api` → OAuth1 + v1; `/webapi` → OAuth2 + v3.
+    /// `api_version`: `v1` | `v3`; `auth`: `oauth1` | `oauth2` (case-insensitive).
+    pub fn from_parts(
+        url: &str,
+        key: &str,
+        secret: SecretString,
+        api_version: Option<&str>,
+        auth: Option<&str>,
+    ) -> Result<Self, AlteryxError> {
+        let mut text = url.trim().to_string();
+        if !text.ends_with('/') {
+            text.push('/');
+        }
+        let base_url = url::Url::parse(&text).map_err(|e| {
+            AlteryxError::Config(format!("ALTERYX_URL {:?} is not a URL: {e}", strip_query(url)))
+        })?;
+        if !matches!(base_url.scheme(), "http" | "https") {
+            return Err(AlteryxError::Config(format!(
+                "ALTERYX_URL {:?} must be http(s)",
+                strip_query(url)
+            )));
+        }
+        if base_url.query().is_some() {
+            return Err(AlteryxError::Config(
+                "ALTERYX_URL must not contain a query string".into(),
+            ));
+        }
+        let path = base_url.path().to_ascii_lowercase();
+        let (mut scheme, mut api) = if path.contains("/webapi/") {
+            (AuthScheme::OAuth2, ApiVersion::V3)
+        } else if path.contains("/gallery/api/") {
+            (AuthScheme::OAuth1, ApiVersion::V1)
+        } else {
+            return Err(AlteryxError::Config(format!(
+                "cannot tell the API from ALTERYX_URL {:?}: expected a base ending in /gallery/api/ (OAuth1, Server ≤ 2021.x) or /webapi/ (OAuth2, Server 2021.4+); set ALTERYX_API_VERSION and ALTERYX_AUTH to override",
+                base_url.as_str()
+            )));
+        };
+        if let Some(v) = api_version.map(str::trim).filter(|v| !v.is_empty()) {
+            api = match v.to_ascii_lowercase().as_str() {
+                "v1" => ApiVersion::V1,
+                "v3" => ApiVersion::V3,
+                _ => {
+                    return Err(AlteryxError::Config(format!(
+                        "ALTERYX_API_VERSION {v:?} is not v1 or v3"
+                    )));
+                }
+            };
+            // v3 only exists with OAuth2; asking for it implies OAuth2 unless told otherwise.
+            if api == ApiVersion::V3 && auth.is_none() {
+                scheme = AuthScheme::OAuth2;
+            }
+        }
+        if let Some(a) = auth.map(str::trim).filter(|a| !a.is_empty()) {
+            scheme = match a.to_ascii_lowercase().as_str() {
+                "oauth1" => AuthScheme::OAuth1,
+                "oauth2" => AuthScheme::OAuth2,
+                _ => {
+                    return Err(AlteryxError::Config(format!(
+                        "ALTERYX_AUTH {a:?} is not oauth1 or oauth2"
+                    )));
+                }
+            };
+        }
+        if key.trim().is_empty() {
+            return Err(AlteryxError::Config("ALTERYX_KEY is empty".into()));
+        }
+        if secret.expose().is_empty() {
+            return Err(AlteryxError::Config("ALTERYX_SECRET is empty".into()));
+        }
+        Ok(ServerConfig {
+            base_url,
+            key: key.trim().to_string(),
+            secret,
+            auth: scheme,
+            api,
+        })
+    }
+}
+
+/// Client tunables; the defaults suit a Lambda with a 60 s timeout.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_attempts: u32,
+    /// No new attempt starts after this much time has passed since the first.
+    pub max_elapsed: Duration,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            max_attempts: 4,
+            max_elapsed: Duration::from_secs(20),
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What went wrong talking to Alteryx. Messages carry Alteryx's own words and the HTTP
+/// status, never a secret, token or signature.
+#[derive(Debug, thiserror::Error)]
+pub enum AlteryxError {
+    #[error("{operation}: Alteryx answered {status}: {message}")]
+    Api {
+        status: u16,
+        operation: &'static str,
+        message: String,
+    },
+    #[error("{operation}: Alteryx refused the credentials ({status}): {message}")]
+    Unauthorized {
+        status: u16,
+        operation: &'static str,
+        message: String,
+    },
+    #[error("{operation}: cannot reach Alteryx: {message}")]
+    Transport {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("{operation}: Alteryx did not answer within {after:?}")]
+    Timeout {
+        operation: &'static str,
+        after: Duration,
+    },
+    #[error("{operation}: unexpected answer from Alteryx ({status}): {detail}")]
+    InvalidResponse {
+        operation: &'static str,
+        status: u16,
+        detail: String,
+    },
+    #[error("Alteryx configuration: {0}")]
+    Config(String),
+}
+
+impl AlteryxError {
+    /// Whether a later attempt (a redelivery, a retry) may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            AlteryxError::Transport { .. } | AlteryxError::Timeout { .. } => true,
+            AlteryxError::Api { status, .. } | AlteryxError::InvalidResponse { status, .. } => {
+                *status == 429 || *status >= 500
+            }
+            AlteryxError::Unauthorized { .. } | AlteryxError::Config(_) => false,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AlteryxError::Api { status, .. }
+            | AlteryxError::Unauthorized { status, .. }
+            | AlteryxError::InvalidResponse { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A URL without its query string (where OAuth1 signatures live), for messages and logs.
+pub(crate) fn strip_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(url: &str, api: Option<&str>, auth: Option<&str>) -> Result<ServerConfig, AlteryxError> {
+        ServerConfig::from_parts(url, "k", SecretString::new("s"), api, auth)
+    }
+
+    #[test]
+    fn url_chooses_auth_and_api() {
+        let c = cfg("https://alteryx.example.com/gallery/api/", None, None).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth1, ApiVersion::V1));
+        let c = cfg("https://alteryx.example.com/webapi", None, None).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth2, ApiVersion::V3));
+        assert_eq!(c.base_url.as_str(), "https://alteryx.example.com/webapi/");
+        let c = cfg("https://h/webapi/", Some("v1"), None).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth2, ApiVersion::V1));
+        let c = cfg("https://h/gallery/api/", Some("V3"), None).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth2, ApiVersion::V3));
+        let c = cfg("https://h/webapi/", None, Some("OAuth1")).unwrap();
+        assert_eq!(c.auth, AuthScheme::OAuth1);
+    }
+
+    #[test]
+    fn bad_config_is_named_and_secret_free() {
+        for (url, api, auth, want) in [
+            ("not a url", None, None, "not a URL"),
+            ("ftp://h/gallery/api/", None, None, "http(s)"),
+            ("https://h/somewhere/", None, None, "/webapi/"),
+            ("https://h/webapi/", Some("v2"), None, "ALTERYX_API_VERSION"),
+            ("https://h/webapi/", None, Some("basic"), "ALTERYX_AUTH"),
+        ] {
+            let e = cfg(url, api, auth).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        let e = ServerConfig::from_parts("https://h/webapi/", "k", SecretString::new(""), None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ALTERYX_SECRET is empty"), "{e}");
+        let ok = ServerConfig::from_parts("https://h/webapi/", "k", SecretString::new("hunter2"), None, None).unwrap();
+        assert!(!format!("{ok:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn retryable_classes() {
+        let api = |status| AlteryxError::Api { status, operation: "x", message: String::new() };
+        assert!(api(429).is_retryable());
+        assert!(api(500).is_retryable() && api(503).is_retryable());
+        assert!(!api(400).is_retryable() && !api(404).is_retryable());
+        assert!(!AlteryxError::Unauthorized { status: 401, operation: "x", message: String::new() }.is_retryable());
+        assert!(AlteryxError::Timeout { operation: "x", after: Duration::from_secs(1) }.is_retryable());
+    }
+}

@@ -1,0 +1,250 @@
+//! The Gallery API's data, as typed models tolerant of unknown fields.
+//!
+//! v1 and v3 spell some fields differently (`appId` / `workflowId`, `metaInfo.name` / `name`);
+//! the models accept both so the rest of the program sees one shape.
+
+use serde::{Deserialize, Serialize};
+
+/// A workflow the credentials can run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Workflow {
+    pub id: String,
+    pub name: String,
+    pub file_name: Option<String>,
+    pub description: Option<String>,
+    pub version: Option<String>,
+    pub upload_date: Option<String>,
+}
+
+fn text(v: &serde_json::Value, path: &[&str]) -> Option<String> {
+    let v = path.iter().try_fold(v, |v, k| v.get(*k))?;
+    match v {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl Workflow {
+    /// From a v1 subscription entry or a v3 workflow; `None` without an id.
+    pub(crate) fn from_json(v: &serde_json::Value) -> Option<Workflow> {
+        let id = text(v, &["id"])?;
+        let file_name = text(v, &["fileName"]);
+        let name = text(v, &["metaInfo", "name"])
+            .or_else(|| text(v, &["name"]))
+            .or_else(|| file_name.clone())
+            .unwrap_or_else(|| id.clone());
+        Some(Workflow {
+            id,
+            name,
+            file_name,
+            description: text(v, &["metaInfo", "description"]).or_else(|| text(v, &["description"])),
+            version: text(v, &["version"]).or_else(|| text(v, &["publishedVersionNumber"])),
+            upload_date: text(v, &["uploadDate"]).or_else(|| text(v, &["dateCreated"])),
+        })
+    }
+}
+
+/// A question (analytic app interface field) of a workflow.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Question {
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub question_type: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub multiple: bool,
+}
+
+/// A value for a question; Alteryx wants every value as a string.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuestionValue {
+    pub name: String,
+    pub value: String,
+}
+
+/// Job priority. v1 clients send it in lower case, v3's contract capitalises it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl std::str::FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "low" => Ok(Priority::Low),
+            "medium" => Ok(Priority::Medium),
+            "high" => Ok(Priority::High),
+            "critical" => Ok(Priority::Critical),
+            _ => Err(format!("priority {s:?} is not low, medium, high or critical")),
+        }
+    }
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Priority::Low => "Low",
+            Priority::Medium => "Medium",
+            Priority::High => "High",
+            Priority::Critical => "Critical",
+        })
+    }
+}
+
+/// What to queue.
+#[derive(Clone, Debug, Default)]
+pub struct JobRequest {
+    pub questions: Vec<QuestionValue>,
+    pub priority: Option<Priority>,
+}
+
+/// A job as Alteryx reports it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: String,
+    #[serde(default, alias = "appId")]
+    pub workflow_id: Option<String>,
+    #[serde(default)]
+    pub create_date: Option<String>,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub disposition: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub messages: Vec<JobMessage>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub outputs: Vec<JobOutput>,
+    #[serde(default, deserialize_with = "priority_text")]
+    pub priority: Option<String>,
+}
+
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Priority comes as text in v1 and as a number or text elsewhere.
+fn priority_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+impl Job {
+    /// The job reached an end state.
+    pub fn is_finished(&self) -> bool {
+        self.status.eq_ignore_ascii_case("completed")
+            || self
+                .disposition
+                .as_deref()
+                .is_some_and(|d| !d.is_empty() && !d.eq_ignore_ascii_case("none"))
+    }
+
+    /// Finished without an error.
+    pub fn succeeded(&self) -> bool {
+        self.is_finished()
+            && self
+                .disposition
+                .as_deref()
+                .is_some_and(|d| d.eq_ignore_ascii_case("success") || d.eq_ignore_ascii_case("warning"))
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobMessage {
+    #[serde(default)]
+    pub status: Option<i64>,
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub tool_id: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobOutput {
+    pub id: String,
+    #[serde(default, alias = "fileName")]
+    pub name: Option<String>,
+    #[serde(default, alias = "availableFormats")]
+    pub formats: Vec<String>,
+}
+
+/// Paging and sorting for a workflow's jobs.
+#[derive(Clone, Debug, Default)]
+pub struct JobQuery {
+    pub sort_field: Option<String>,
+    pub direction: Option<String>,
+    pub offset: Option<u32>,
+    pub limit: Option<u32>,
+}
+
+impl JobQuery {
+    pub(crate) fn pairs(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(v) = &self.direction {
+            out.push(("direction".to_string(), v.clone()));
+        }
+        if let Some(v) = self.limit {
+            out.push(("limit".to_string(), v.to_string()));
+        }
+        if let Some(v) = self.offset {
+            out.push(("offset".to_string(), v.to_string()));
+        }
+        if let Some(v) = &self.sort_field {
+            out.push(("sortField".to_string(), v.clone()));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn v1_and_v3_jobs_read_alike() {
+        let v1: Job = serde_json::from_value(json!({
+            "id": "5f3c", "appId": "abc", "createDate": "2021-01-01T00:00:00Z", "status": "Completed",
+            "disposition": "Error", "outputs": null, "priority": 0, "extra": {"ignored": true},
+            "messages": [{"status": 3, "text": "Error: Input Data (1): File not found", "toolId": 1}]
+        }))
+        .unwrap();
+        assert_eq!(v1.workflow_id.as_deref(), Some("abc"));
+        assert!(v1.is_finished() && !v1.succeeded());
+        assert_eq!(v1.messages[0].tool_id, Some(1));
+        let v3: Job = serde_json::from_value(json!({"id": "j", "workflowId": "w", "status": "Running", "disposition": "None"})).unwrap();
+        assert_eq!(v3.workflow_id.as_deref(), Some("w"));
+        assert!(!v3.is_finished());
+    }
+
+    #[test]
+    fn workflows_take_names_from_meta_info_or_name() {
+        let v1 = Workflow::from_json(&json!({"id": "1", "fileName": "a.yxmd", "metaInfo": {"name": "Sales", "description": "d"}})).unwrap();
+        assert_eq!((v1.name.as_str(), v1.description.as_deref()), ("Sales", Some("d")));
+        let v3 = Workflow::from_json(&json!({"id": "2", "name": "Inv", "publishedVersionNumber": 3})).unwrap();
+        assert_eq!((v3.name.as_str(), v3.version.as_deref()), ("Inv", Some("3")));
+        assert!(Workflow::from_json(&json!({"name": "no id"})).is_none());
+    }
+
+    #[test]
+    fn priorities_parse_case_insensitively() {
+        assert_eq!("HIGH".parse::<Priority>(), Ok(Priority::High));
+        assert!("urgent".parse::<Priority>().is_err());
+        assert_eq!(Priority::Low.to_string(), "Low");
+    }
+}

@@ -1,0 +1,300 @@
+//! The matcher: which rules apply to an object, in which order.
+//!
+//! All enabled rules' key globs are compiled once into one `globset::GlobSet`, so an event
+//! costs one pass over the key whatever the number of rules; only the rules whose key glob
+//! matched are then checked for bucket, excludes and size bounds. Rules are evaluated by
+//! priority (lower first, ties by id) and a matching `final` rule stops the evaluation.
+
+use globset::{GlobSet, GlobSetBuilder};
+use serde::Serialize;
+
+use super::{CompiledRule, Rule, RuleError};
+use crate::event::ObjectCreated;
+
+/// A validated, ordered, compiled set of rules. Share it in an `Arc`.
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<CompiledRule>,
+    keys: GlobSet,
+    /// GlobSet index → index into `rules` (disabled rules are not in the set).
+    glob_rule: Vec<usize>,
+}
+
+/// Why a rule did or did not match an object (for `rules test`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", content = "detail", rename_all = "snake_case")]
+pub enum MatchVerdict {
+    Matched,
+    Disabled,
+    Bucket(String),
+    Key(String),
+    Excluded(String),
+    TooSmall(u64),
+    TooLarge(u64),
+    /// It would match, but a higher-priority `final` rule matched first.
+    AfterFinal(String),
+}
+
+impl RuleSet {
+    /// Every rule must be valid and ids unique.
+    pub fn new(rules: Vec<Rule>) -> Result<Self, RuleError> {
+        let mut compiled = Vec::with_capacity(rules.len());
+        for rule in rules {
+            compiled.push(CompiledRule::compile(rule)?);
+        }
+        Self::from_compiled(compiled)
+    }
+
+    /// Invalid rules (and later duplicates of an id) are left out and returned, so one bad
+    /// item in a table does not stop the other rules.
+    pub fn lenient(rules: Vec<Rule>) -> (Self, Vec<RuleError>) {
+        let mut errors = Vec::new();
+        let mut compiled: Vec<CompiledRule> = Vec::with_capacity(rules.len());
+        let mut seen = std::collections::HashSet::new();
+        for rule in rules {
+            if !seen.insert(rule.id.clone()) {
+                errors.push(RuleError::Duplicate { id: rule.id });
+                continue;
+            }
+            match CompiledRule::compile(rule) {
+                Ok(c) => compiled.push(c),
+                Err(e) => errors.push(e),
+            }
+        }
+        match Self::from_compiled(compiled) {
+            Ok(set) => (set, errors),
+            // Unreachable in practice (ids deduplicated, globs compiled); stay total anyway.
+            Err(e) => {
+                errors.push(e);
+                (Self::empty(), errors)
+            }
+        }
+    }
+
+    pub fn empty() -> Self {
+        RuleSet {
+            rules: Vec::new(),
+            keys: GlobSet::empty(),
+            glob_rule: Vec::new(),
+        }
+    }
+
+    fn from_compiled(mut rules: Vec<CompiledRule>) -> Result<Self, RuleError> {
+        rules.sort_by(|a, b| {
+            (a.rule.priority, &a.rule.id).cmp(&(b.rule.priority, &b.rule.id))
+        });
+        for pair in rules.windows(2) {
+            if pair[0].rule.id == pair[1].rule.id {
+                return Err(RuleError::Duplicate {
+                    id: pair[0].rule.id.clone(),
+                });
+            }
+        }
+        // Same id with different priorities is not adjacent after sorting; check by set.
+        let mut ids = std::collections::HashSet::new();
+        for r in &rules {
+            if !ids.insert(r.rule.id.as_str()) {
+                return Err(RuleError::Duplicate {
+                    id: r.rule.id.clone(),
+                });
+            }
+        }
+        let mut builder = GlobSetBuilder::new();
+        let mut glob_rule = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            if r.rule.enabled {
+                builder.add(r.key_glob.clone());
+                glob_rule.push(i);
+            }
+        }
+        let keys = builder.build().map_err(|e| RuleError::Store {
+            message: format!("compiling key globs: {e}"),
+        })?;
+        Ok(RuleSet {
+            rules,
+            keys,
+            glob_rule,
+        })
+    }
+
+    /// All rules in evaluation order.
+    pub fn rules(&self) -> &[CompiledRule] {
+        &self.rules
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The rules that apply to `obj`, in evaluation order, stopping after a `final` one.
+    pub fn matching(&self, obj: &ObjectCreated) -> Vec<&CompiledRule> {
+        let mut candidates: Vec<usize> = self
+            .keys
+            .matches(&obj.key)
+            .into_iter()
+            .map(|g| self.glob_rule[g])
+            .collect();
+        candidates.sort_unstable();
+        let mut out = Vec::new();
+        for i in candidates {
+            let rule = &self.rules[i];
+            if secondary_verdict(rule, obj).is_none() {
+                out.push(rule);
+                if rule.rule.is_final {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Every rule's verdict for `obj`, in evaluation order.
+    pub fn explain(&self, obj: &ObjectCreated) -> Vec<(String, MatchVerdict)> {
+        let mut final_rule: Option<&str> = None;
+        self.rules
+            .iter()
+            .map(|r| {
+                let verdict = if !r.rule.enabled {
+                    MatchVerdict::Disabled
+                } else if !r.key_glob.compile_matcher().is_match(&obj.key) {
+                    MatchVerdict::Key(r.rule.key.clone())
+                } else if let Some(v) = secondary_verdict(r, obj) {
+                    v
+                } else if let Some(f) = final_rule {
+                    MatchVerdict::AfterFinal(f.to_string())
+                } else {
+                    if r.rule.is_final {
+                        final_rule = Some(&r.rule.id);
+                    }
+                    MatchVerdict::Matched
+                };
+                (r.rule.id.clone(), verdict)
+            })
+            .collect()
+    }
+}
+
+/// Checks after the key glob matched: bucket, excludes, size bounds.
+fn secondary_verdict(rule: &CompiledRule, obj: &ObjectCreated) -> Option<MatchVerdict> {
+    if let Some(bucket) = &rule.bucket
+        && !bucket.is_match(&obj.bucket)
+    {
+        return Some(MatchVerdict::Bucket(rule.rule.bucket.clone().unwrap_or_default()));
+    }
+    if let Some((pattern, _)) = rule.exclude.iter().find(|(_, m)| m.is_match(&obj.key)) {
+        return Some(MatchVerdict::Excluded(pattern.clone()));
+    }
+    if let Some(min) = rule.rule.min_size
+        && obj.size < min
+    {
+        return Some(MatchVerdict::TooSmall(min));
+    }
+    if let Some(max) = rule.rule.max_size
+        && obj.size > max
+    {
+        return Some(MatchVerdict::TooLarge(max));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::parse_rules_document;
+
+    fn set(yaml: &str) -> RuleSet {
+        RuleSet::new(parse_rules_document(yaml, "test").unwrap()).unwrap()
+    }
+
+    fn obj(bucket: &str, key: &str, size: u64) -> ObjectCreated {
+        ObjectCreated {
+            bucket: bucket.into(),
+            key: key.into(),
+            size,
+            etag: None,
+            version_id: None,
+            sequencer: Some("1".into()),
+            event_time: "2026-11-24T00:00:00Z".into(),
+            reason: None,
+            source: "test".into(),
+        }
+    }
+
+    fn ids(set: &RuleSet, o: &ObjectCreated) -> Vec<String> {
+        set.matching(o).iter().map(|r| r.rule.id.clone()).collect()
+    }
+
+    #[test]
+    fn single_star_stays_in_a_segment_double_star_crosses() {
+        let s = set("- {id: one, key: 'in/*.csv', workflow: w}\n- {id: deep, key: 'in/**/*.csv', workflow: w}");
+        assert_eq!(ids(&s, &obj("b", "in/a.csv", 1)), ["deep", "one"]);
+        assert_eq!(ids(&s, &obj("b", "in/x/y/a.csv", 1)), ["deep"]);
+        assert!(ids(&s, &obj("b", "other/in/a.csv", 1)).is_empty());
+    }
+
+    #[test]
+    fn priority_then_id_order_and_final_stops() {
+        let s = set(
+            "- {id: b-low, priority: 50, key: '**', workflow: w}\n\
+             - {id: a-low, priority: 50, key: '**', workflow: w}\n\
+             - {id: first, priority: 1, key: 'x/**', workflow: w, final: true}\n\
+             - {id: zero, priority: 0, key: 'y/**', workflow: w}",
+        );
+        assert_eq!(ids(&s, &obj("b", "x/1", 1)), ["first"]);
+        assert_eq!(ids(&s, &obj("b", "y/1", 1)), ["zero", "a-low", "b-low"]);
+        let explained = s.explain(&obj("b", "x/1", 1));
+        assert_eq!(explained[0], ("zero".to_string(), MatchVerdict::Key("y/**".into())));
+        assert_eq!(explained[1], ("first".to_string(), MatchVerdict::Matched));
+        assert_eq!(explained[2], ("a-low".to_string(), MatchVerdict::AfterFinal("first".into())));
+    }
+
+    #[test]
+    fn bucket_exclude_size_and_disabled() {
+        let s = set(
+            "- {id: r, bucket: 'acme-*', key: 'in/**', exclude: ['**/_tmp/**'], min_size: 10, max_size: 100, workflow: w}\n\
+             - {id: off, enabled: false, key: '**', workflow: w}",
+        );
+        assert_eq!(ids(&s, &obj("acme-landing", "in/a.csv", 50)), ["r"]);
+        assert!(ids(&s, &obj("other", "in/a.csv", 50)).is_empty());
+        assert!(ids(&s, &obj("acme-landing", "in/_tmp/a.csv", 50)).is_empty());
+        assert!(ids(&s, &obj("acme-landing", "in/a.csv", 9)).is_empty());
+        assert!(ids(&s, &obj("acme-landing", "in/a.csv", 101)).is_empty());
+        assert_eq!(ids(&s, &obj("acme-landing", "in/a.csv", 10)), ["r"]);
+        assert_eq!(ids(&s, &obj("acme-landing", "in/a.csv", 100)), ["r"]);
+        let explained = s.explain(&obj("acme-landing", "in/_tmp/a.csv", 5));
+        assert_eq!(explained[0].1, MatchVerdict::Excluded("**/_tmp/**".into()));
+        assert_eq!(explained[1].1, MatchVerdict::Disabled);
+        assert_eq!(s.explain(&obj("zzz", "in/a", 50))[0].1, MatchVerdict::Bucket("acme-*".into()));
+        assert_eq!(s.explain(&obj("acme-x", "in/a", 5))[0].1, MatchVerdict::TooSmall(10));
+    }
+
+    #[test]
+    fn bucket_glob_star_does_not_need_separator_awareness() {
+        let s = set("- {id: r, bucket: '*-landing', key: '**', workflow: w}");
+        assert_eq!(ids(&s, &obj("acme-landing", "k", 1)), ["r"]);
+        assert!(ids(&s, &obj("acme-archive", "k", 1)).is_empty());
+    }
+
+    #[test]
+    fn unicode_keys_match() {
+        let s = set("- {id: jp, key: '受信/**/*.csv', workflow: w}");
+        assert_eq!(ids(&s, &obj("b", "受信/2026年/売上 データ+v2.csv", 1)), ["jp"]);
+    }
+
+    #[test]
+    fn duplicates_fail_strictly_and_are_dropped_leniently() {
+        let rules = parse_rules_document(
+            "- {id: a, key: '**', workflow: w}\n- {id: a, priority: 1, key: '**', workflow: w}\n- {id: bad, key: '[', workflow: w}",
+            "t",
+        )
+        .unwrap();
+        assert!(matches!(RuleSet::new(rules.clone()), Err(RuleError::Duplicate { .. } | RuleError::Invalid { .. })));
+        let (s, errors) = RuleSet::lenient(rules);
+        assert_eq!(s.len(), 1);
+        assert_eq!(errors.len(), 2);
+    }
+}

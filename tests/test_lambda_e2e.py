@@ -1,0 +1,382 @@
+"""End to end: the real `bootstrap` binary, driven through the Lambda Runtime API, with AWS
+APIs on moto's server and Alteryx Server emulated by `alteryx-router emulator`.
+
+Each test builds its own stack (tables, secret, rules, emulator) with unique names, so the
+tests share one moto server without seeing each other's data."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from conftest import ROOT, unique
+
+EVENTS = ROOT / "tests" / "events"
+SALES_WORKFLOW = "5f3c0e5a2c1b0a0001d1e001"
+PARTNER_WORKFLOW = "5f3c0e5a2c1b0a0001d1e003"  # the emulator ends its jobs in Error
+
+RULES_YAML = f"""
+- id: sales-csv
+  description: Clean up daily sales files
+  priority: 10
+  bucket: "acme-*"
+  key: "incoming/sales/**/*.csv"
+  exclude: ["**/_tmp/**"]
+  workflow: "{SALES_WORKFLOW}"
+  questions:
+    InputPath: "{{s3_uri}}"
+    FileName: "{{key.name}}"
+    ReportDate: "{{event_date}}"
+- id: partner-feed
+  priority: 20
+  key: "partners/*/*.json"
+  workflow: "{PARTNER_WORKFLOW}"
+  questions:
+    InputPath: "{{s3_uri}}"
+    Partner: "{{key.dir}}"
+"""
+
+
+def load_event(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+def eventbridge(bucket: str, key: str, sequencer: str = "0065F1A2B3C4D5E6F7", size: int = 1024) -> dict:
+    event = load_event("eventbridge-object-created.json")
+    event["detail"]["bucket"]["name"] = bucket
+    event["detail"]["object"]["key"] = key
+    event["detail"]["object"]["size"] = size
+    event["detail"]["object"]["sequencer"] = sequencer
+    event["detail"]["object"].pop("version-id", None)
+    return event
+
+
+class Stack:
+    """Tables, a secret and rules in moto; the emulator; helpers to run CLI and bootstrap."""
+
+    def __init__(self, moto_endpoint, emulator, router_bin, tmp_path: Path):
+        self.endpoint = moto_endpoint
+        self.emulator = emulator
+        self.router_bin = router_bin
+        self.tmp = tmp_path
+        self.rules_table = unique("rules")
+        self.executions_table = unique("executions")
+        self.secret_id = unique("alteryx/test")
+        self.ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+        self.sm = boto3.client("secretsmanager", endpoint_url=moto_endpoint, region_name="us-east-1")
+        self.sm.create_secret(
+            Name=self.secret_id,
+            SecretString=json.dumps(
+                {"ALTERYX_URL": emulator.gallery_url, "ALTERYX_KEY": "demo-key", "ALTERYX_SECRET": "demo-secret"}
+            ),
+        )
+        self.cli("tables", "create")
+        self.put_rules(RULES_YAML)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "RULES_TABLE": self.rules_table,
+            "EXECUTIONS_TABLE": self.executions_table,
+            "ALTERYX_SECRET_ID": self.secret_id,
+            "RULES_CACHE_SECONDS": "0",
+            "ALTERYX_ROUTER_HOME": str(self.tmp / "home"),
+        }
+
+    def cli(self, *args: str, check: bool = True, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ALTERYX_")}
+        env.update(self.env)
+        env.update(extra_env or {})
+        proc = subprocess.run([str(self.router_bin), *args], env=env, capture_output=True, text=True, timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"alteryx-router {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def put_rules(self, text: str) -> None:
+        path = self.tmp / f"{unique('rules')}.yaml"
+        path.write_text(text)
+        self.cli("rules", "put", str(path))
+
+    def executions(self) -> list[dict]:
+        items = self.ddb.scan(TableName=self.executions_table, ConsistentRead=True)["Items"]
+        return [{k: _plain(v) for k, v in item.items()} for item in items]
+
+    def execution(self, rule_id: str) -> dict:
+        matches = [e for e in self.executions() if e["rule_id"] == rule_id]
+        assert len(matches) == 1, f"expected one execution of {rule_id}, got {matches}"
+        return matches[0]
+
+
+def _plain(value: dict):
+    """A DynamoDB attribute value as plain Python."""
+    (kind, v), = value.items()
+    if kind == "S":
+        return v
+    if kind == "N":
+        return int(v) if v.lstrip("-").isdigit() else float(v)
+    if kind == "BOOL":
+        return v
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: _plain(x) for k, x in v.items()}
+    if kind == "L":
+        return [_plain(x) for x in v]
+    return v
+
+
+@pytest.fixture()
+def stack(moto_endpoint, emulator, router_bin, tmp_path):
+    return Stack(moto_endpoint, emulator, router_bin, tmp_path)
+
+
+@pytest.fixture()
+def function(stack, runtime_api, start_lambda):
+    fn = start_lambda(runtime_api, stack.env)
+    yield fn
+
+
+def outcomes(result) -> list[dict]:
+    assert result.ok, f"invocation failed: {result.body}"
+    return [o for obj in result.body["objects"] for o in obj["outcomes"]]
+
+
+def test_eventbridge_event_submits_the_exact_job_and_records_it(stack, runtime_api, function):
+    event = load_event("eventbridge-object-created.json")
+    bucket, key = event["detail"]["bucket"]["name"], event["detail"]["object"]["key"]
+    assert (bucket, key) == ("acme-landing", "incoming/sales/2026/11/24/sales-eu.csv")
+
+    result = runtime_api.invoke(event)
+
+    [outcome] = outcomes(result)
+    assert outcome["rule_id"] == "sales-csv"
+    assert outcome["status"] == "SUBMITTED" and outcome["duplicate"] is False
+    [job] = stack.emulator.jobs()
+    assert job["workflow_id"] == SALES_WORKFLOW
+    assert job["api"] == "v1"
+    assert [tuple(q) for q in job["questions"]] == [
+        ("FileName", "sales-eu.csv"),
+        ("InputPath", f"s3://{bucket}/{key}"),
+        ("ReportDate", event["time"][:10]),
+    ]
+    record = stack.execution("sales-csv")
+    assert record["status"] == "SUBMITTED"
+    assert record["job_id"] == job["id"] == outcome["job_id"]
+    assert record["questions"] == {"FileName": "sales-eu.csv", "InputPath": f"s3://{bucket}/{key}", "ReportDate": event["time"][:10]}
+    assert record["attempt"] == 1
+    assert record["expires_at"] > time.time() + 80 * 86400  # TTL attribute set, ~90 days out
+    # JSON logs, one line per rule outcome, and no secret anywhere.
+    logs = function.logs()
+    assert '"rule outcome"' in logs or "rule outcome" in logs
+    assert "demo-secret" not in logs
+
+
+def test_same_event_twice_submits_one_job(stack, runtime_api, function):
+    event = eventbridge("acme-landing", "incoming/sales/2026/11/25/sales-us.csv")
+    first = outcomes(runtime_api.invoke(event))
+    second = outcomes(runtime_api.invoke(event))
+    assert first[0]["status"] == "SUBMITTED" and not first[0]["duplicate"]
+    assert second[0]["duplicate"] is True and second[0]["job_id"] == first[0]["job_id"]
+    assert len(stack.emulator.jobs()) == 1
+
+
+def test_concurrent_delivery_to_two_processes_submits_one_job(stack, start_lambda):
+    from lambda_runtime_api import RuntimeApi
+
+    apis = [RuntimeApi(), RuntimeApi()]
+    try:
+        for api in apis:
+            start_lambda(api, stack.env)
+        for api in apis:
+            api.wait_for_next_calls(1)
+        # Warm both processes (rules cache, clients) so the two claims really race.
+        for i, api in enumerate(apis):
+            api.invoke(eventbridge("acme-landing", f"incoming/sales/warm/{i}.csv", sequencer=f"00AA{i}"))
+        event = eventbridge("acme-landing", "incoming/sales/2026/11/26/race.csv", sequencer="00BB01")
+        ids = [api.submit(copy.deepcopy(event)) for api in apis]
+        results = [api.wait(i) for api, i in zip(apis, ids)]
+        race = [o for r in results for o in outcomes(r)]
+        assert sorted(o["duplicate"] for o in race) == [False, True]
+        race_jobs = [j for j in stack.emulator.jobs() if j["questions"] and "race.csv" in json.dumps(j["questions"])]
+        assert len(race_jobs) == 1
+    finally:
+        for api in apis:
+            api.close()
+
+
+def test_malformed_event_fails_the_invocation_with_a_clear_message_and_the_process_survives(stack, runtime_api, function):
+    bad = {"version": "0", "source": "aws.s3", "detail-type": "Object Created", "time": "2026-11-24T09:15:02Z",
+           "detail": {"bucket": {"name": "acme-landing"}, "object": {"size": 3}}}
+    result = runtime_api.invoke(bad)
+    assert not result.ok
+    assert "key" in json.dumps(result.body)
+    assert stack.executions() == []
+    # The same process handles the next event normally.
+    good = outcomes(runtime_api.invoke(eventbridge("acme-landing", "incoming/sales/ok.csv")))
+    assert good[0]["status"] == "SUBMITTED"
+
+
+def test_events_that_are_not_object_creation_are_skipped_with_a_reason(stack, runtime_api, function):
+    deleted = load_event("eventbridge-object-deleted.json")
+    result = runtime_api.invoke(deleted)
+    assert result.ok and result.body["objects"] == [] and result.body["skipped"]
+    folder = eventbridge("acme-landing", "incoming/sales/2026/")
+    result = runtime_api.invoke(folder)
+    assert result.ok and result.body["objects"] == [] and result.body["skipped"]
+    assert stack.emulator.jobs() == []
+
+
+def test_alteryx_down_records_a_retryable_error_fails_the_invocation_and_the_redelivery_submits_once(stack, runtime_api, function):
+    stack.emulator.fault(status=503, count=1000)
+    event = eventbridge("acme-landing", "incoming/sales/2026/11/27/outage.csv")
+    result = runtime_api.invoke(event)
+    assert not result.ok, "a retryable failure must fail the invocation so EventBridge retries it"
+    record = stack.execution("sales-csv")
+    assert record["status"] == "ERROR" and record["retryable"] is True
+    assert "503" in record["message"]
+    stack.emulator.reset()
+    retried = outcomes(runtime_api.invoke(event))
+    assert retried[0]["status"] == "SUBMITTED" and retried[0]["attempt"] == 2
+    assert len(stack.emulator.jobs()) == 1
+    assert stack.execution("sales-csv")["status"] == "SUBMITTED"
+
+
+def test_alteryx_rejecting_a_question_is_recorded_and_not_retried(stack, runtime_api, function):
+    stack.put_rules(f"""
+- id: typo-rule
+  key: "typo/**"
+  workflow: "{SALES_WORKFLOW}"
+  questions:
+    InputPth: "{{s3_uri}}"
+""")
+    result = runtime_api.invoke(eventbridge("acme-landing", "typo/file.csv"))
+    [outcome] = outcomes(result)
+    assert outcome["status"] == "ERROR" and outcome["retryable"] is False
+    record = stack.execution("typo-rule")
+    assert record["status"] == "ERROR" and "400" in record["message"] and "InputPth" in record["message"]
+    assert stack.emulator.jobs() == []
+
+
+def test_missing_secret_is_recorded_with_the_secret_named(stack, runtime_api, start_lambda):
+    env = dict(stack.env, ALTERYX_SECRET_ID="alteryx/does-not-exist")
+    start_lambda(runtime_api, env)
+    result = runtime_api.invoke(eventbridge("acme-landing", "incoming/sales/nosecret.csv"))
+    record = stack.execution("sales-csv")
+    assert record["status"] == "ERROR"
+    assert "alteryx/does-not-exist" in record["message"]
+    assert stack.emulator.jobs() == []
+    assert result.ok, "a missing secret will not fix itself on redelivery; it is recorded, not retried"
+
+
+def test_an_invalid_rule_in_the_table_is_skipped_and_the_others_keep_working(stack, runtime_api, function):
+    stack.ddb.put_item(
+        TableName=stack.rules_table,
+        Item={"id": {"S": "broken"}, "key": {"S": "incoming/[sales/**"}, "workflow": {"S": SALES_WORKFLOW},
+              "surprise": {"S": "unknown field"}},
+    )
+    [outcome] = outcomes(runtime_api.invoke(eventbridge("acme-landing", "incoming/sales/still-works.csv")))
+    assert outcome["rule_id"] == "sales-csv" and outcome["status"] == "SUBMITTED"
+    assert "broken" in function.logs()
+
+
+def test_sqs_batch_reports_only_the_bad_message(stack, runtime_api, function):
+    batch = load_event("sqs-s3.json")
+    good = batch["Records"][0]
+    body = json.loads(good["body"])
+    body["Records"][0]["s3"]["bucket"]["name"] = "acme-landing"
+    body["Records"][0]["s3"]["object"]["key"] = "incoming/sales/2026/11/28/via+sqs.csv"
+    good["body"] = json.dumps(body)
+    bad = copy.deepcopy(good)
+    bad["messageId"] = "bad-message-1"
+    bad["body"] = "this is not an S3 notification {"
+    batch["Records"] = [good, bad]
+    result = runtime_api.invoke(batch)
+    assert result.ok
+    assert result.body == {"batchItemFailures": [{"itemIdentifier": "bad-message-1"}]}
+    [job] = stack.emulator.jobs()
+    # Classic notifications URL-encode keys: `+` is a space.
+    assert ("FileName", "via sqs.csv") in [tuple(q) for q in job["questions"]]
+
+
+def test_tracker_records_success_and_failure_and_publishes_the_failure(stack, runtime_api, function, start_lambda):
+    from lambda_runtime_api import RuntimeApi
+
+    outcomes(runtime_api.invoke(eventbridge("acme-landing", "incoming/sales/2026/11/29/done.csv")))
+    outcomes(runtime_api.invoke(eventbridge("acme-landing", "partners/globex/feed.json", sequencer="00CC01")))
+    sns = boto3.client("sns", endpoint_url=stack.endpoint, region_name="us-east-1")
+    sqs = boto3.client("sqs", endpoint_url=stack.endpoint, region_name="us-east-1")
+    topic = sns.create_topic(Name=unique("failures"))["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=unique("failures-inbox"))["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    time.sleep(1.5)  # the emulator's jobs take 1 s
+
+    tracker_api = RuntimeApi()
+    try:
+        start_lambda(tracker_api, dict(stack.env, ROUTER_MODE="tracker", FAILURE_TOPIC_ARN=topic))
+        scheduled = {"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+                     "time": "2026-11-24T10:00:00Z", "region": "us-east-1", "resources": [], "detail": {}}
+        report = tracker_api.invoke(scheduled)
+        assert report.ok, report.body
+        assert report.body["completed"] == 1 and report.body["failed"] == 1
+    finally:
+        tracker_api.close()
+    done = stack.execution("sales-csv")
+    assert done["status"] == "COMPLETED" and done["disposition"] == "Success" and done["finished_at"]
+    failed = stack.execution("partner-feed")
+    assert failed["status"] == "FAILED" and failed["disposition"] == "Error" and failed["message"]
+    messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(messages) == 1
+    notice = json.loads(json.loads(messages[0]["Body"])["Message"])
+    assert notice["rule_id"] == "partner-feed" and notice["key"] == "partners/globex/feed.json"
+    assert notice["workflow"] == PARTNER_WORKFLOW and notice["job_id"] == failed["job_id"]
+    assert notice["messages"]
+
+
+def test_retry_of_a_failed_execution_submits_a_new_attempt_once(stack, runtime_api, function):
+    outcomes(runtime_api.invoke(eventbridge("acme-landing", "partners/initech/feed.json", sequencer="00DD01")))
+    time.sleep(1.5)
+    stack.cli("track")
+    failed = stack.execution("partner-feed")
+    assert failed["status"] == "FAILED"
+    out = stack.cli("--json", "executions", "retry", failed["id"])
+    [result] = json.loads(out.stdout)
+    assert result["outcome"]["attempt"] == 2 and result["outcome"]["status"] == "SUBMITTED"
+    again = stack.cli("executions", "retry", failed["id"], check=False)
+    assert again.returncode != 0 and "SUBMITTED" in (again.stdout + again.stderr)
+    assert len(stack.emulator.jobs()) == 2
+    record = stack.execution("partner-feed")
+    assert record["attempt"] == 2 and record["job_id"] == result["outcome"]["job_id"]
+    assert json.loads(stack.cli("--json", "executions", "show", failed["id"]).stdout)["attempt"] == 2
+    missing = stack.cli("executions", "show", "sales-csv:0000000000000000", check=False)
+    assert missing.returncode != 0 and "no execution" in missing.stderr
+
+
+def test_drain_dlq_routes_dead_lettered_events_and_deletes_them(stack):
+    sqs = boto3.client("sqs", endpoint_url=stack.endpoint, region_name="us-east-1")
+    queue_url = sqs.create_queue(QueueName=unique("router-dlq"))["QueueUrl"]
+    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(eventbridge("acme-landing", "incoming/sales/dlq.csv")))
+    out = stack.cli("--json", "executions", "drain-dlq", "--queue-url", queue_url)
+    drained = json.loads(out.stdout)
+    assert drained["received"] == 1 and drained["routed"] == 1 and drained["kept"] == 0
+    assert len(stack.emulator.jobs()) == 1
+    left = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+    assert left["Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert left["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def test_cli_invoke_and_rules_test_use_the_same_configuration(stack):
+    event_file = stack.tmp / "event.json"
+    event_file.write_text(json.dumps(eventbridge("acme-landing", "incoming/sales/cli/x.csv")))
+    out = stack.cli("--json", "invoke", "--event", str(event_file))
+    summary = json.loads(out.stdout)
+    assert summary["objects"][0]["outcomes"][0]["status"] == "SUBMITTED"
+    test = stack.cli("--json", "rules", "test", "--bucket", "acme-landing", "--key", "incoming/sales/a/b.csv")
+    assert "sales-csv" in test.stdout and "s3://acme-landing/incoming/sales/a/b.csv" in test.stdout
