@@ -51,7 +51,9 @@ pub async fn rule_source() -> anyhow::Result<Arc<dyn RuleSource>> {
     if let Some(path) = env("RULES_FILE") {
         return Ok(Arc::new(FileRuleSource::new(PathBuf::from(path))));
     }
-    bail!("no rules configured: set RULES_TABLE (DynamoDB table) or RULES_FILE (YAML/JSON file or directory)")
+    bail!(
+        "no rules configured: set RULES_TABLE (DynamoDB table) or RULES_FILE (YAML/JSON file or directory)"
+    )
 }
 
 /// The execution store named by `EXECUTIONS_TABLE`, else the local SQLite store.
@@ -62,7 +64,9 @@ pub async fn execution_store() -> anyhow::Result<Arc<dyn ExecutionStore>> {
         return Ok(Arc::new(DynamoExecutionStore::new(client, table)));
     }
     if crate::aws::in_lambda() {
-        bail!("EXECUTIONS_TABLE is not set; inside Lambda the local store would be lost with the sandbox")
+        bail!(
+            "EXECUTIONS_TABLE is not set; inside Lambda the local store would be lost with the sandbox"
+        )
     }
     Ok(Arc::new(
         SqliteExecutionStore::open_default().context("opening the local execution store")?,
@@ -106,11 +110,11 @@ pub async fn router_from_env() -> anyhow::Result<Router> {
     let pool = Arc::new(ClientPool::new(credentials, ClientOptions::default()));
     let mut router = Router::new(rules, executions, pool).with_settings(router_settings()?);
     let sdk = crate::aws::sdk_config().await;
-    if let Some(store) = crate::plugin::plugin_store_from_env(Some(&sdk))
-        .context("configuring the plugin store")?
+    if let Some(store) =
+        crate::plugin::plugin_store_from_env(Some(&sdk)).context("configuring the plugin store")?
     {
-        let host = PluginHost::new(store, PluginLimits::default())
-            .context("starting the plugin host")?;
+        let host =
+            PluginHost::new(store, PluginLimits::default()).context("starting the plugin host")?;
         let objects: Arc<dyn ObjectReader> = match env("LOCAL_OBJECTS_DIR") {
             Some(dir) => Arc::new(DirObjectReader::new(PathBuf::from(dir))),
             None => Arc::new(S3ObjectReader::new(aws_sdk_s3::Client::new(&sdk))),
@@ -134,5 +138,7 @@ pub async fn tracker_from_env(
         budget: Duration::from_secs(env_number("TRACK_BUDGET_SECONDS", 45)?),
         ..Default::default()
     };
-    Ok(crate::tracker::Tracker::new(executions, pool, notifier, settings))
+    Ok(crate::tracker::Tracker::new(
+        executions, pool, notifier, settings,
+    ))
 }

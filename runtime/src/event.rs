@@ -75,10 +75,7 @@ pub enum EventError {
     #[error("event is not valid JSON: {detail}")]
     Json { detail: String },
     #[error("malformed {input}: {detail}")]
-    Malformed {
-        input: &'static str,
-        detail: String,
-    },
+    Malformed { input: &'static str, detail: String },
 }
 
 fn malformed(input: &'static str, detail: impl Into<String>) -> EventError {
@@ -319,7 +316,9 @@ fn decode_s3_records(list: &[Value]) -> Result<Decoded, EventError> {
             etag: non_empty(str_at(record, &["s3", "object", "eTag"])),
             version_id: non_empty(str_at(record, &["s3", "object", "versionId"])),
             sequencer: non_empty(str_at(record, &["s3", "object", "sequencer"])),
-            event_time: str_at(record, &["eventTime"]).unwrap_or_default().to_string(),
+            event_time: str_at(record, &["eventTime"])
+                .unwrap_or_default()
+                .to_string(),
             reason: Some(name.trim_start_matches("ObjectCreated:").to_string()),
             source: "s3".into(),
         });
@@ -358,7 +357,10 @@ mod tests {
     #[test]
     fn non_objects_and_unknown_shapes_are_skipped_not_errors() {
         for payload in [json!([1, 2]), json!("x"), json!({"hello": "world"})] {
-            assert!(matches!(decode(&payload), Ok(Decoded::Skipped(_))), "{payload}");
+            assert!(
+                matches!(decode(&payload), Ok(Decoded::Skipped(_))),
+                "{payload}"
+            );
         }
     }
 

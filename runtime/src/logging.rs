@@ -8,8 +8,8 @@ use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber. `default_level` applies when `RUST_LOG` is unset.
 pub fn init(default_level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let json = match std::env::var("LOG_FORMAT") {
         Ok(v) => v.eq_ignore_ascii_case("json"),
         Err(_) => crate::aws::in_lambda(),

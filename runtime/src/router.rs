@@ -98,7 +98,11 @@ pub struct InvocationSummary {
 impl InvocationSummary {
     /// True when the Lambda should fail this invocation so the event is delivered again.
     pub fn needs_redelivery(&self) -> bool {
-        !self.sqs && self.objects.iter().any(ObjectSummary::has_retryable_failure)
+        !self.sqs
+            && self
+                .objects
+                .iter()
+                .any(ObjectSummary::has_retryable_failure)
     }
 
     pub fn counts(&self) -> OutcomeCounts {
@@ -301,7 +305,11 @@ impl Router {
     /// One rule for one object: claim, then execute unless it is a duplicate.
     async fn run_rule(&self, rule: &CompiledRule, object: &ObjectCreated) -> RuleOutcome {
         let record = self.new_execution(rule, object);
-        match self.executions.claim(record.clone(), self.settings.claim_lease).await {
+        match self
+            .executions
+            .claim(record.clone(), self.settings.claim_lease)
+            .await
+        {
             Ok(Claim::Acquired(claimed)) => self.execute(claimed, rule, object).await,
             Ok(Claim::Duplicate(existing)) => {
                 let mut outcome = outcome_of(&existing);
@@ -330,7 +338,11 @@ impl Router {
             .claim_retry(execution_id, self.settings.claim_lease)
             .await?;
         let rule_set = self.rules.rule_set().await?;
-        let Some(rule) = rule_set.rules().iter().find(|r| r.rule.id == claimed.rule_id) else {
+        let Some(rule) = rule_set
+            .rules()
+            .iter()
+            .find(|r| r.rule.id == claimed.rule_id)
+        else {
             let rule = claimed.rule_id.clone();
             let mut record = claimed;
             record.status = ExecutionStatus::Error;
@@ -480,7 +492,10 @@ impl Router {
             None => None,
             Some(p) => Some(p.parse::<Priority>().map_err(|_| Failure {
                 retryable: false,
-                message: format!("rule `{}`: job_priority `{p}` is not low|medium|high|critical", rule.rule.id),
+                message: format!(
+                    "rule `{}`: job_priority `{p}` is not low|medium|high|critical",
+                    rule.rule.id
+                ),
             })?),
         };
         let request = JobRequest {

@@ -46,17 +46,24 @@ impl fmt::Display for SecretString {
 pub enum SecretsError {
     #[error("secret `{secret_id}` does not exist (Secrets Manager)")]
     NotFound { secret_id: String },
-    #[error("secret `{secret_id}` is not JSON ({detail}); expected {{\"ALTERYX_URL\", \"ALTERYX_KEY\", \"ALTERYX_SECRET\"}}")]
+    #[error(
+        "secret `{secret_id}` is not JSON ({detail}); expected {{\"ALTERYX_URL\", \"ALTERYX_KEY\", \"ALTERYX_SECRET\"}}"
+    )]
     NotJson { secret_id: String, detail: String },
     #[error("secret `{secret_id}` has no `{field}` field")]
-    MissingField { secret_id: String, field: &'static str },
+    MissingField {
+        secret_id: String,
+        field: &'static str,
+    },
     #[error("not allowed to read secret `{secret_id}`: {message}")]
     AccessDenied { secret_id: String, message: String },
     #[error("reading secret `{secret_id}`: {message}")]
     Aws { secret_id: String, message: String },
     #[error("environment variable {var} is not set")]
     MissingEnv { var: &'static str },
-    #[error("no Alteryx credentials configured: set ALTERYX_SECRET_ID, a rule's secret_id, or ALTERYX_URL/ALTERYX_KEY/ALTERYX_SECRET")]
+    #[error(
+        "no Alteryx credentials configured: set ALTERYX_SECRET_ID, a rule's secret_id, or ALTERYX_URL/ALTERYX_KEY/ALTERYX_SECRET"
+    )]
     NoSecretConfigured,
     #[error("secret `{secret_id}`: {message}")]
     Invalid { secret_id: String, message: String },
@@ -72,11 +79,12 @@ impl SecretsError {
 
 /// Parse the recipe's secret JSON into a server configuration.
 pub fn parse_secret_json(secret_id: &str, text: &str) -> Result<ServerConfig, SecretsError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| SecretsError::NotJson {
-        secret_id: secret_id.to_string(),
-        // Line and column only: serde's message never quotes the input, but be explicit.
-        detail: format!("syntax error at line {} column {}", e.line(), e.column()),
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| SecretsError::NotJson {
+            secret_id: secret_id.to_string(),
+            // Line and column only: serde's message never quotes the input, but be explicit.
+            detail: format!("syntax error at line {} column {}", e.line(), e.column()),
+        })?;
     let field = |name: &'static str| -> Result<Option<String>, SecretsError> {
         match value.get(name) {
             None | Some(serde_json::Value::Null) => Ok(None),
@@ -209,13 +217,17 @@ impl SecretsManagerSource {
             .map_err(|e| {
                 let message = aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string();
                 match e.as_service_error() {
-                    Some(GetSecretValueError::ResourceNotFoundException(_)) => SecretsError::NotFound {
-                        secret_id: secret_id.to_string(),
-                    },
-                    Some(s) if s.meta().code() == Some("AccessDeniedException") => SecretsError::AccessDenied {
-                        secret_id: secret_id.to_string(),
-                        message,
-                    },
+                    Some(GetSecretValueError::ResourceNotFoundException(_)) => {
+                        SecretsError::NotFound {
+                            secret_id: secret_id.to_string(),
+                        }
+                    }
+                    Some(s) if s.meta().code() == Some("AccessDeniedException") => {
+                        SecretsError::AccessDenied {
+                            secret_id: secret_id.to_string(),
+                            message,
+                        }
+                    }
                     _ => SecretsError::Aws {
                         secret_id: secret_id.to_string(),
                         message,
@@ -234,7 +246,10 @@ impl SecretsManagerSource {
 impl CredentialSource for SecretsManagerSource {
     async fn server_config(&self, secret_id: Option<&str>) -> Result<ServerConfig, SecretsError> {
         let Some(id) = secret_id.or(self.default_secret_id.as_deref()) else {
-            return self.env_fallback.clone().ok_or(SecretsError::NoSecretConfigured);
+            return self
+                .env_fallback
+                .clone()
+                .ok_or(SecretsError::NoSecretConfigured);
         };
         if let Some((at, config)) = self.cache.lock().await.get(id)
             && at.elapsed() < SECRET_CACHE
@@ -274,13 +289,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.key, "k");
-        let e = parse_secret_json("alteryx/prod", r#"{"ALTERYX_URL":"http://h/gallery/api/","ALTERYX_SECRET":"hunter2"}"#).unwrap_err();
-        assert!(matches!(e, SecretsError::MissingField { field: "ALTERYX_KEY", .. }));
-        assert_eq!(e.to_string(), "secret `alteryx/prod` has no `ALTERYX_KEY` field");
+        let e = parse_secret_json(
+            "alteryx/prod",
+            r#"{"ALTERYX_URL":"http://h/gallery/api/","ALTERYX_SECRET":"hunter2"}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            SecretsError::MissingField {
+                field: "ALTERYX_KEY",
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "secret `alteryx/prod` has no `ALTERYX_KEY` field"
+        );
         let e = parse_secret_json("s", "ALTERYX_SECRET=hunter2").unwrap_err();
         assert!(matches!(e, SecretsError::NotJson { .. }));
         assert!(!e.to_string().contains("hunter2"), "{e}");
-        let e = parse_secret_json("s", r#"{"ALTERYX_URL":"nope","ALTERYX_KEY":"k","ALTERYX_SECRET":"hunter2"}"#).unwrap_err();
+        let e = parse_secret_json(
+            "s",
+            r#"{"ALTERYX_URL":"nope","ALTERYX_KEY":"k","ALTERYX_SECRET":"hunter2"}"#,
+        )
+        .unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 }

@@ -43,7 +43,10 @@ pub fn rules_table() -> TableSpec {
     TableSpec {
         logical_name: "RulesTable",
         env_var: "RULES_TABLE",
-        partition_key: KeyAttr { name: "id", attr_type: "S" },
+        partition_key: KeyAttr {
+            name: "id",
+            attr_type: "S",
+        },
         indexes: Vec::new(),
         ttl_attribute: None,
     }
@@ -53,11 +56,20 @@ pub fn executions_table() -> TableSpec {
     TableSpec {
         logical_name: "ExecutionsTable",
         env_var: "EXECUTIONS_TABLE",
-        partition_key: KeyAttr { name: "id", attr_type: "S" },
+        partition_key: KeyAttr {
+            name: "id",
+            attr_type: "S",
+        },
         indexes: vec![IndexSpec {
             name: EXECUTIONS_STATUS_INDEX,
-            partition_key: KeyAttr { name: "status", attr_type: "S" },
-            sort_key: Some(KeyAttr { name: "created_at", attr_type: "N" }),
+            partition_key: KeyAttr {
+                name: "status",
+                attr_type: "S",
+            },
+            sort_key: Some(KeyAttr {
+                name: "created_at",
+                attr_type: "N",
+            }),
             projection: "ALL",
         }],
         ttl_attribute: Some("expires_at"),
@@ -88,8 +100,15 @@ fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, String> {
 
 /// Create one table from its spec (on-demand billing), wait until it is active, and enable
 /// TTL. An existing table is reported as such, not as an error.
-pub async fn create_table(client: &Client, name: &str, spec: &TableSpec) -> Result<String, TableError> {
-    let fail = |message: String| TableError { table: name.to_string(), message };
+pub async fn create_table(
+    client: &Client,
+    name: &str,
+    spec: &TableSpec,
+) -> Result<String, TableError> {
+    let fail = |message: String| TableError {
+        table: name.to_string(),
+        message,
+    };
     let mut attrs = vec![spec.partition_key.clone()];
     for index in &spec.indexes {
         attrs.push(index.partition_key.clone());
@@ -115,7 +134,11 @@ pub async fn create_table(client: &Client, name: &str, spec: &TableSpec) -> Resu
         let mut gsi = GlobalSecondaryIndex::builder()
             .index_name(index.name)
             .key_schema(key(index.partition_key.name, KeyType::Hash).map_err(fail)?)
-            .projection(Projection::builder().projection_type(ProjectionType::All).build());
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            );
         if let Some(sort) = &index.sort_key {
             gsi = gsi.key_schema(key(sort.name, KeyType::Range).map_err(fail)?);
         }

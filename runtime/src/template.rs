@@ -238,29 +238,48 @@ mod tests {
 
     #[test]
     fn keys_without_directory_or_extension() {
-        assert_eq!(render("[{key.dir}][{key.stem}][{key.ext}]", "README"), "[][README][]");
+        assert_eq!(
+            render("[{key.dir}][{key.stem}][{key.ext}]", "README"),
+            "[][README][]"
+        );
         assert_eq!(render("{key.stem}|{key.ext}", "dir/.env"), ".env|");
     }
 
     #[test]
     fn braces_escape_and_text_is_kept() {
-        assert_eq!(render("{{literal}} {key.name} }}", "a/b.csv"), "{literal} b.csv }");
+        assert_eq!(
+            render("{{literal}} {key.name} }}", "a/b.csv"),
+            "{literal} b.csv }"
+        );
         assert_eq!(render("受信 {key.name}", "売上.csv"), "受信 売上.csv");
     }
 
     #[test]
     fn errors_name_the_problem_and_position() {
         match Template::parse("s3://{bucket}/{kee}") {
-            Err(TemplateError::UnknownVariable { name, position, known }) => {
+            Err(TemplateError::UnknownVariable {
+                name,
+                position,
+                known,
+            }) => {
                 assert_eq!(name, "kee");
                 assert_eq!(position, 14);
                 assert!(known.contains("key.name"));
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(Template::parse("a{key").unwrap_err(), TemplateError::Unclosed { position: 1 });
-        assert_eq!(Template::parse("a}b").unwrap_err(), TemplateError::StrayClose { position: 1 });
-        assert_eq!(Template::parse("{ }").unwrap_err(), TemplateError::Empty { position: 0 });
+        assert_eq!(
+            Template::parse("a{key").unwrap_err(),
+            TemplateError::Unclosed { position: 1 }
+        );
+        assert_eq!(
+            Template::parse("a}b").unwrap_err(),
+            TemplateError::StrayClose { position: 1 }
+        );
+        assert_eq!(
+            Template::parse("{ }").unwrap_err(),
+            TemplateError::Empty { position: 0 }
+        );
         let msg = Template::parse("{nope}").unwrap_err().to_string();
         assert!(msg.contains("`{nope}`"), "{msg}");
     }

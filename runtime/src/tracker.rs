@@ -72,7 +72,7 @@ pub struct LogNotifier;
 #[async_trait::async_trait]
 impl Notifier for LogNotifier {
     async fn notify(&self, subject: &str, notice: &FailureNotice) -> Result<(), String> {
-        tracing::warn!(%subject, execution = %notice.execution_id, "failure notice (no FAILURE_TOPIC_ARN set)");
+        tracing::info!(%subject, execution = %notice.execution_id, "failure notice (no FAILURE_TOPIC_ARN set)");
         Ok(())
     }
 }
@@ -153,7 +153,9 @@ impl Tracker {
         let pending = match self.executions.list(&filter).await {
             Ok(p) => p,
             Err(e) => {
-                report.errors.push(format!("listing SUBMITTED executions: {e}"));
+                report
+                    .errors
+                    .push(format!("listing SUBMITTED executions: {e}"));
                 return report;
             }
         };
@@ -184,9 +186,14 @@ impl Tracker {
             }
         }
         tracing::info!(
-            checked = report.checked, completed = report.completed, failed = report.failed,
-            running = report.still_running, stuck = report.stuck, errors = report.errors.len(),
-            out_of_budget = report.out_of_budget, elapsed_ms = started.elapsed().as_millis() as u64,
+            checked = report.checked,
+            completed = report.completed,
+            failed = report.failed,
+            running = report.still_running,
+            stuck = report.stuck,
+            errors = report.errors.len(),
+            out_of_budget = report.out_of_budget,
+            elapsed_ms = started.elapsed().as_millis() as u64,
             "tracker run"
         );
         report
@@ -194,7 +201,10 @@ impl Tracker {
 
     async fn check(&self, mut record: Execution) -> Checked {
         let Some(job_id) = record.job_id.clone() else {
-            return Checked::Error(format!("execution {} is SUBMITTED without a job id", record.id));
+            return Checked::Error(format!(
+                "execution {} is SUBMITTED without a job id",
+                record.id
+            ));
         };
         let client = match self.alteryx.client(record.secret_id.as_deref()).await {
             Ok(c) => c,
@@ -202,7 +212,11 @@ impl Tracker {
         };
         let job = match client.get_job(&job_id).await {
             Ok(job) => job,
-            Err(AlteryxError::Api { status: 404, message, .. }) => {
+            Err(AlteryxError::Api {
+                status: 404,
+                message,
+                ..
+            }) => {
                 // Alteryx no longer knows the job (purged, or another server): nothing will
                 // ever complete it, so close the record and say why.
                 record.status = ExecutionStatus::Failed;
@@ -274,13 +288,18 @@ impl Tracker {
             key: record.key.clone(),
             workflow: record.workflow.clone(),
             job_id: record.job_id.clone(),
-            status: job.map(|j| j.status.clone()).unwrap_or_else(|| "unknown".into()),
+            status: job
+                .map(|j| j.status.clone())
+                .unwrap_or_else(|| "unknown".into()),
             disposition: record.disposition.clone(),
             messages: job
                 .map(job_messages)
                 .unwrap_or_else(|| record.message.iter().cloned().collect()),
         };
-        let subject = format!("alteryx-router: job {kind} for rule {} ({})", record.rule_id, record.key);
+        let subject = format!(
+            "alteryx-router: job {kind} for rule {} ({})",
+            record.rule_id, record.key
+        );
         if let Err(e) = self.notifier.notify(&subject, &notice).await {
             tracing::error!(execution = %record.id, error = %e, "could not publish failure notice");
         }

@@ -108,13 +108,21 @@ impl AlteryxClient {
 
     /// Workflows the credentials can run (v1: the subscription's studio; v3: all, admin).
     pub async fn list_workflows(&self) -> Result<Vec<Workflow>, AlteryxError> {
-        let path = if self.v3() { "v3/workflows" } else { "v1/workflows/subscription/" };
-        let value = self.call(self.get("list workflows", path.into(), Vec::new())).await?;
-        let items = value.as_array().ok_or_else(|| AlteryxError::InvalidResponse {
-            operation: "list workflows",
-            status: 200,
-            detail: "expected a JSON list of workflows".into(),
-        })?;
+        let path = if self.v3() {
+            "v3/workflows"
+        } else {
+            "v1/workflows/subscription/"
+        };
+        let value = self
+            .call(self.get("list workflows", path.into(), Vec::new()))
+            .await?;
+        let items = value
+            .as_array()
+            .ok_or_else(|| AlteryxError::InvalidResponse {
+                operation: "list workflows",
+                status: 200,
+                detail: "expected a JSON list of workflows".into(),
+            })?;
         Ok(items.iter().filter_map(Workflow::from_json).collect())
     }
 
@@ -126,15 +134,24 @@ impl AlteryxClient {
         } else {
             format!("v1/workflows/{id}/questions/")
         };
-        let value = self.call(self.get("get questions", path, Vec::new())).await?;
+        let value = self
+            .call(self.get("get questions", path, Vec::new()))
+            .await?;
         parse("get questions", value)
     }
 
     /// Queue a job with question values.
-    pub async fn submit_job(&self, workflow_id: &str, request: &JobRequest) -> Result<Job, AlteryxError> {
+    pub async fn submit_job(
+        &self,
+        workflow_id: &str,
+        request: &JobRequest,
+    ) -> Result<Job, AlteryxError> {
         let id = segment(workflow_id);
         let (path, priority) = if self.v3() {
-            (format!("v3/workflows/{id}/jobs"), request.priority.map(|p| p.to_string()))
+            (
+                format!("v3/workflows/{id}/jobs"),
+                request.priority.map(|p| p.to_string()),
+            )
         } else {
             (
                 format!("v1/workflows/{id}/jobs/"),
@@ -161,24 +178,39 @@ impl AlteryxClient {
     /// One job: status, disposition, messages, outputs.
     pub async fn get_job(&self, job_id: &str) -> Result<Job, AlteryxError> {
         let id = segment(job_id);
-        let path = if self.v3() { format!("v3/jobs/{id}") } else { format!("v1/jobs/{id}/") };
+        let path = if self.v3() {
+            format!("v3/jobs/{id}")
+        } else {
+            format!("v1/jobs/{id}/")
+        };
         let value = self.call(self.get("get job", path, Vec::new())).await?;
         parse("get job", value)
     }
 
     /// A workflow's jobs.
-    pub async fn list_jobs(&self, workflow_id: &str, query: &JobQuery) -> Result<Vec<Job>, AlteryxError> {
+    pub async fn list_jobs(
+        &self,
+        workflow_id: &str,
+        query: &JobQuery,
+    ) -> Result<Vec<Job>, AlteryxError> {
         let id = segment(workflow_id);
         let path = if self.v3() {
             format!("v3/workflows/{id}/jobs")
         } else {
             format!("v1/workflows/{id}/jobs/")
         };
-        let value = self.call(self.get("list jobs", path, query.pairs())).await?;
+        let value = self
+            .call(self.get("list jobs", path, query.pairs()))
+            .await?;
         parse("list jobs", value)
     }
 
-    fn get(&self, operation: &'static str, path: String, query: Vec<(String, String)>) -> Call<'static> {
+    fn get(
+        &self,
+        operation: &'static str,
+        path: String,
+        query: Vec<(String, String)>,
+    ) -> Call<'static> {
         Call {
             operation,
             method: Method::GET,
@@ -209,7 +241,10 @@ impl AlteryxClient {
                     // The token may have expired early or been revoked: get a new one, once.
                     refreshed_token = true;
                     self.inner.token.lock().await.take();
-                    tracing::debug!(operation = call.operation, "401 with a cached token; refreshing it");
+                    tracing::debug!(
+                        operation = call.operation,
+                        "401 with a cached token; refreshing it"
+                    );
                     continue;
                 }
                 Err(Failure::Final(e)) => return Err(e),
@@ -220,7 +255,8 @@ impl AlteryxClient {
                 .initial_backoff
                 .saturating_mul(1u32 << (attempt - 1).min(16))
                 .min(opts.max_backoff);
-            let jittered = Duration::from_secs_f64(rand::rng().random_range(0.0..=backoff.as_secs_f64()));
+            let jittered =
+                Duration::from_secs_f64(rand::rng().random_range(0.0..=backoff.as_secs_f64()));
             let wait = retry_after.map_or(jittered, |r| r.min(opts.max_elapsed));
             if attempt >= opts.max_attempts || started.elapsed() + wait >= opts.max_elapsed {
                 tracing::warn!(operation = call.operation, path = %call.path, attempt,
@@ -236,13 +272,21 @@ impl AlteryxClient {
     async fn attempt(&self, call: &Call<'_>) -> Result<Value, Failure> {
         let config = &self.inner.config;
         let op = call.operation;
-        let url = config
-            .base_url
-            .join(&call.path)
-            .map_err(|e| Failure::Final(AlteryxError::Config(format!("{op}: bad path {}: {e}", call.path))))?;
+        let url = config.base_url.join(&call.path).map_err(|e| {
+            Failure::Final(AlteryxError::Config(format!(
+                "{op}: bad path {}: {e}",
+                call.path
+            )))
+        })?;
         let mut request = match config.auth {
             AuthScheme::OAuth1 => {
-                let signed = sign_oauth1(call.method.as_str(), url.as_str(), &call.query, &config.key, &config.secret);
+                let signed = sign_oauth1(
+                    call.method.as_str(),
+                    url.as_str(),
+                    &call.query,
+                    &config.key,
+                    &config.secret,
+                );
                 self.inner.http.request(call.method.clone(), signed)
             }
             AuthScheme::OAuth2 => {
@@ -293,15 +337,24 @@ impl AlteryxClient {
                 after: self.inner.options.request_timeout,
             };
             return match call.idempotence {
-                Idempotence::Safe => Failure::Retry { error, retry_after: None },
+                Idempotence::Safe => Failure::Retry {
+                    error,
+                    retry_after: None,
+                },
                 Idempotence::Unsafe => Failure::Final(error),
             };
         }
         let connect = e.is_connect();
         let message = describe_reqwest_error(e);
-        let error = AlteryxError::Transport { operation: op, message };
+        let error = AlteryxError::Transport {
+            operation: op,
+            message,
+        };
         if connect || call.idempotence == Idempotence::Safe {
-            Failure::Retry { error, retry_after: None }
+            Failure::Retry {
+                error,
+                retry_after: None,
+            }
         } else {
             Failure::Final(error)
         }
@@ -356,7 +409,10 @@ impl AlteryxClient {
                 detail: "token response has no access_token".into(),
             }));
         };
-        let expires_in = value.get("expires_in").and_then(Value::as_u64).unwrap_or(3600);
+        let expires_in = value
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(3600);
         // Refresh a little early: 60 s or 10 % of the lifetime, whichever is smaller.
         let margin = (expires_in / 10).min(60);
         let value = SecretString::new(token);
@@ -383,16 +439,38 @@ pub(crate) fn sign_oauth1(
     let mut builder = oauth1_request::Builder::<_, _>::new(credentials, oauth1_request::HMAC_SHA1);
     builder.version(true);
     let params = oauth1_request::ParameterList::new(
-        query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(),
+        query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
     );
-    builder.to_query(method, url.to_string(), &params)
+    // `to_query` signs the request parameters but appends only the OAuth ones; the request's
+    // own parameters go on the URL here, encoded as the signature encoded them (RFC 3986).
+    let mut signed = builder.to_query(method, url.to_string(), &params);
+    for (k, v) in query {
+        signed.push('&');
+        signed.push_str(&percent_encoding::utf8_percent_encode(k, RFC3986).to_string());
+        signed.push('=');
+        signed.push_str(&percent_encoding::utf8_percent_encode(v, RFC3986).to_string());
+    }
+    signed
 }
+
+/// Everything but RFC 3986 unreserved characters is percent-encoded (as OAuth1 requires).
+const RFC3986: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 fn segment(id: &str) -> String {
     percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-fn parse<T: serde::de::DeserializeOwned>(operation: &'static str, value: Value) -> Result<T, AlteryxError> {
+fn parse<T: serde::de::DeserializeOwned>(
+    operation: &'static str,
+    value: Value,
+) -> Result<T, AlteryxError> {
     serde_json::from_value(value).map_err(|e| AlteryxError::InvalidResponse {
         operation,
         status: 200,
@@ -427,8 +505,19 @@ fn snippet(body: &[u8]) -> String {
 /// Alteryx's own message from an error body: `message`, `error_description`, `error`, or text.
 fn server_message(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
-        for field in ["message", "Message", "error_description", "error", "detail", "title"] {
-            if let Some(m) = v.get(field).and_then(Value::as_str).filter(|m| !m.is_empty()) {
+        for field in [
+            "message",
+            "Message",
+            "error_description",
+            "error",
+            "detail",
+            "title",
+        ] {
+            if let Some(m) = v
+                .get(field)
+                .and_then(Value::as_str)
+                .filter(|m| !m.is_empty())
+            {
                 return m.chars().take(500).collect();
             }
         }
@@ -437,7 +526,11 @@ fn server_message(body: &[u8]) -> String {
         }
     }
     let text = snippet(body);
-    if text.is_empty() { "(empty body)".into() } else { text }
+    if text.is_empty() {
+        "(empty body)".into()
+    } else {
+        text
+    }
 }
 
 fn classify(
@@ -472,9 +565,17 @@ fn classify(
     }
     let message = server_message(body);
     if code == 401 || code == 403 {
-        return Err(Failure::Final(AlteryxError::Unauthorized { status: code, operation: op, message }));
+        return Err(Failure::Final(AlteryxError::Unauthorized {
+            status: code,
+            operation: op,
+            message,
+        }));
     }
-    let error = AlteryxError::Api { status: code, operation: op, message };
+    let error = AlteryxError::Api {
+        status: code,
+        operation: op,
+        message,
+    };
     let retryable = match call.idempotence {
         Idempotence::Safe => code == 429 || status.is_server_error(),
         // Alteryx cannot have queued the job when it says "slow down" or "unavailable".
@@ -495,30 +596,75 @@ mod tests {
     #[test]
     fn oauth1_query_has_every_parameter_and_a_fresh_nonce() {
         let secret = SecretString::new("s3cr3t");
-        let a = sign_oauth1("GET", "http://h:8/gallery/api/v1/workflows/subscription/", &[], "key", &secret);
-        let b = sign_oauth1("GET", "http://h:8/gallery/api/v1/workflows/subscription/", &[], "key", &secret);
+        let a = sign_oauth1(
+            "GET",
+            "http://h:8/gallery/api/v1/workflows/subscription/",
+            &[],
+            "key",
+            &secret,
+        );
+        let b = sign_oauth1(
+            "GET",
+            "http://h:8/gallery/api/v1/workflows/subscription/",
+            &[],
+            "key",
+            &secret,
+        );
         let url = url::Url::parse(&a).unwrap();
         let names: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
-        for n in ["oauth_consumer_key", "oauth_nonce", "oauth_signature_method", "oauth_timestamp", "oauth_version", "oauth_signature"] {
+        for n in [
+            "oauth_consumer_key",
+            "oauth_nonce",
+            "oauth_signature_method",
+            "oauth_timestamp",
+            "oauth_version",
+            "oauth_signature",
+        ] {
             assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
         }
-        assert!(url.query_pairs().any(|(k, v)| k == "oauth_signature_method" && v == "HMAC-SHA1"));
+        assert!(
+            url.query_pairs()
+                .any(|(k, v)| k == "oauth_signature_method" && v == "HMAC-SHA1")
+        );
         assert!(!a.contains("s3cr3t"));
         assert_ne!(a, b, "nonce must differ per request");
-        assert_eq!(strip_query(&a), "http://h:8/gallery/api/v1/workflows/subscription/");
+        assert_eq!(
+            strip_query(&a),
+            "http://h:8/gallery/api/v1/workflows/subscription/"
+        );
     }
 
     #[test]
     fn oauth1_keeps_request_parameters() {
-        let signed = sign_oauth1("GET", "http://h/gallery/api/v1/workflows/x/jobs/", &[("limit".into(), "5".into())], "k", &SecretString::new("s"));
-        assert!(url::Url::parse(&signed).unwrap().query_pairs().any(|(k, v)| k == "limit" && v == "5"));
+        let signed = sign_oauth1(
+            "GET",
+            "http://h/gallery/api/v1/workflows/x/jobs/",
+            &[("limit".into(), "5".into())],
+            "k",
+            &SecretString::new("s"),
+        );
+        assert!(
+            url::Url::parse(&signed)
+                .unwrap()
+                .query_pairs()
+                .any(|(k, v)| k == "limit" && v == "5")
+        );
     }
 
     #[test]
     fn server_messages_are_extracted() {
-        assert_eq!(server_message(br#"{"message":"Workflow not found"}"#), "Workflow not found");
-        assert_eq!(server_message(br#"{"error":"invalid_client"}"#), "invalid_client");
+        assert_eq!(
+            server_message(br#"{"message":"Workflow not found"}"#),
+            "Workflow not found"
+        );
+        assert_eq!(
+            server_message(br#"{"error":"invalid_client"}"#),
+            "invalid_client"
+        );
         assert_eq!(server_message(b""), "(empty body)");
-        assert_eq!(server_message(b"<html>\n<b>Bad</b></html>"), "<html> <b>Bad</b></html>");
+        assert_eq!(
+            server_message(b"<html>\n<b>Bad</b></html>"),
+            "<html> <b>Bad</b></html>"
+        );
     }
 }

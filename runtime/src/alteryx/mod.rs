@@ -13,7 +13,9 @@ mod models;
 mod pool;
 
 pub use client::AlteryxClient;
-pub use models::{Job, JobMessage, JobOutput, JobQuery, JobRequest, Priority, Question, QuestionValue, Workflow};
+pub use models::{
+    Job, JobMessage, JobOutput, JobQuery, JobRequest, Priority, Question, QuestionValue, Workflow,
+};
 pub use pool::ClientPool;
 
 use std::time::Duration;
@@ -63,7 +65,10 @@ impl ServerConfig {
             text.push('/');
         }
         let base_url = url::Url::parse(&text).map_err(|e| {
-            AlteryxError::Config(format!("ALTERYX_URL {:?} is not a URL: {e}", strip_query(url)))
+            AlteryxError::Config(format!(
+                "ALTERYX_URL {:?} is not a URL: {e}",
+                strip_query(url)
+            ))
         })?;
         if !matches!(base_url.scheme(), "http" | "https") {
             return Err(AlteryxError::Config(format!(
@@ -252,21 +257,46 @@ mod tests {
             let e = cfg(url, api, auth).unwrap_err().to_string();
             assert!(e.contains(want), "{e}");
         }
-        let e = ServerConfig::from_parts("https://h/webapi/", "k", SecretString::new(""), None, None)
-            .unwrap_err()
-            .to_string();
+        let e =
+            ServerConfig::from_parts("https://h/webapi/", "k", SecretString::new(""), None, None)
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("ALTERYX_SECRET is empty"), "{e}");
-        let ok = ServerConfig::from_parts("https://h/webapi/", "k", SecretString::new("hunter2"), None, None).unwrap();
+        let ok = ServerConfig::from_parts(
+            "https://h/webapi/",
+            "k",
+            SecretString::new("hunter2"),
+            None,
+            None,
+        )
+        .unwrap();
         assert!(!format!("{ok:?}").contains("hunter2"));
     }
 
     #[test]
     fn retryable_classes() {
-        let api = |status| AlteryxError::Api { status, operation: "x", message: String::new() };
+        let api = |status| AlteryxError::Api {
+            status,
+            operation: "x",
+            message: String::new(),
+        };
         assert!(api(429).is_retryable());
         assert!(api(500).is_retryable() && api(503).is_retryable());
         assert!(!api(400).is_retryable() && !api(404).is_retryable());
-        assert!(!AlteryxError::Unauthorized { status: 401, operation: "x", message: String::new() }.is_retryable());
-        assert!(AlteryxError::Timeout { operation: "x", after: Duration::from_secs(1) }.is_retryable());
+        assert!(
+            !AlteryxError::Unauthorized {
+                status: 401,
+                operation: "x",
+                message: String::new()
+            }
+            .is_retryable()
+        );
+        assert!(
+            AlteryxError::Timeout {
+                operation: "x",
+                after: Duration::from_secs(1)
+            }
+            .is_retryable()
+        );
     }
 }

@@ -38,7 +38,8 @@ impl Workflow {
             id,
             name,
             file_name,
-            description: text(v, &["metaInfo", "description"]).or_else(|| text(v, &["description"])),
+            description: text(v, &["metaInfo", "description"])
+                .or_else(|| text(v, &["description"])),
             version: text(v, &["version"]).or_else(|| text(v, &["publishedVersionNumber"])),
             upload_date: text(v, &["uploadDate"]).or_else(|| text(v, &["dateCreated"])),
         })
@@ -81,7 +82,9 @@ impl std::str::FromStr for Priority {
             "medium" => Ok(Priority::Medium),
             "high" => Ok(Priority::High),
             "critical" => Ok(Priority::Critical),
-            _ => Err(format!("priority {s:?} is not low, medium, high or critical")),
+            _ => Err(format!(
+                "priority {s:?} is not low, medium, high or critical"
+            )),
         }
     }
 }
@@ -155,10 +158,9 @@ impl Job {
     /// Finished without an error.
     pub fn succeeded(&self) -> bool {
         self.is_finished()
-            && self
-                .disposition
-                .as_deref()
-                .is_some_and(|d| d.eq_ignore_ascii_case("success") || d.eq_ignore_ascii_case("warning"))
+            && self.disposition.as_deref().is_some_and(|d| {
+                d.eq_ignore_ascii_case("success") || d.eq_ignore_ascii_case("warning")
+            })
     }
 }
 
@@ -227,7 +229,10 @@ mod tests {
         assert_eq!(v1.workflow_id.as_deref(), Some("abc"));
         assert!(v1.is_finished() && !v1.succeeded());
         assert_eq!(v1.messages[0].tool_id, Some(1));
-        let v3: Job = serde_json::from_value(json!({"id": "j", "workflowId": "w", "status": "Running", "disposition": "None"})).unwrap();
+        let v3: Job = serde_json::from_value(
+            json!({"id": "j", "workflowId": "w", "status": "Running", "disposition": "None"}),
+        )
+        .unwrap();
         assert_eq!(v3.workflow_id.as_deref(), Some("w"));
         assert!(!v3.is_finished());
     }
@@ -235,9 +240,17 @@ mod tests {
     #[test]
     fn workflows_take_names_from_meta_info_or_name() {
         let v1 = Workflow::from_json(&json!({"id": "1", "fileName": "a.yxmd", "metaInfo": {"name": "Sales", "description": "d"}})).unwrap();
-        assert_eq!((v1.name.as_str(), v1.description.as_deref()), ("Sales", Some("d")));
-        let v3 = Workflow::from_json(&json!({"id": "2", "name": "Inv", "publishedVersionNumber": 3})).unwrap();
-        assert_eq!((v3.name.as_str(), v3.version.as_deref()), ("Inv", Some("3")));
+        assert_eq!(
+            (v1.name.as_str(), v1.description.as_deref()),
+            ("Sales", Some("d"))
+        );
+        let v3 =
+            Workflow::from_json(&json!({"id": "2", "name": "Inv", "publishedVersionNumber": 3}))
+                .unwrap();
+        assert_eq!(
+            (v3.name.as_str(), v3.version.as_deref()),
+            ("Inv", Some("3"))
+        );
         assert!(Workflow::from_json(&json!({"name": "no id"})).is_none());
     }
 

@@ -32,9 +32,11 @@ impl ClientPool {
             return Ok(c.clone());
         }
         let config = self.source.server_config(secret_id).await?;
-        let client = AlteryxClient::new(config, self.options.clone()).map_err(|e| SecretsError::Invalid {
-            secret_id: secret_id.unwrap_or("(default)").to_string(),
-            message: e.to_string(),
+        let client = AlteryxClient::new(config, self.options.clone()).map_err(|e| {
+            SecretsError::Invalid {
+                secret_id: secret_id.unwrap_or("(default)").to_string(),
+                message: e.to_string(),
+            }
         })?;
         self.clients.lock().await.insert(key, client.clone());
         Ok(client)
@@ -42,7 +44,10 @@ impl ClientPool {
 
     /// Forget the client for `secret_id` (after a 401/403).
     pub async fn invalidate(&self, secret_id: Option<&str>) {
-        self.clients.lock().await.remove(&secret_id.map(str::to_string));
+        self.clients
+            .lock()
+            .await
+            .remove(&secret_id.map(str::to_string));
         self.source.invalidate(secret_id).await;
     }
 }

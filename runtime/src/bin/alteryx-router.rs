@@ -10,7 +10,9 @@ async fn main() -> std::process::ExitCode {
     // The emulator and `track --every` are long-running services: info logs by default.
     // Everything else is quiet unless RUST_LOG asks.
     let default_level = match cli.command {
-        alteryx_router::cli::Command::Emulator(_) | alteryx_router::cli::Command::Track(_) => "info",
+        alteryx_router::cli::Command::Emulator(_) | alteryx_router::cli::Command::Track(_) => {
+            "info"
+        }
         _ => "warn",
     };
     alteryx_router::logging::init(default_level);

@@ -64,9 +64,13 @@ async fn client(server: &ServerArgs) -> anyhow::Result<AlteryxClient> {
     let config = match &server.secret_id {
         Some(id) => {
             let sdk = crate::aws::sdk_config().await;
-            SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&sdk), Some(id.clone()), None)
-                .server_config(None)
-                .await?
+            SecretsManagerSource::new(
+                aws_sdk_secretsmanager::Client::new(&sdk),
+                Some(id.clone()),
+                None,
+            )
+            .server_config(None)
+            .await?
         }
         None => EnvSource::from_env()
             .context("no --secret-id and no ALTERYX_URL/ALTERYX_KEY/ALTERYX_SECRET")?
@@ -76,7 +80,11 @@ async fn client(server: &ServerArgs) -> anyhow::Result<AlteryxClient> {
     Ok(AlteryxClient::new(config, ClientOptions::default())?)
 }
 
-pub async fn run_workflows(cmd: WorkflowsCmd, server: &ServerArgs, json: bool) -> anyhow::Result<()> {
+pub async fn run_workflows(
+    cmd: WorkflowsCmd,
+    server: &ServerArgs,
+    json: bool,
+) -> anyhow::Result<()> {
     let WorkflowsCmd::List = cmd;
     let client = client(server).await?;
     let workflows = client.list_workflows().await?;
@@ -94,7 +102,11 @@ pub async fn run_workflows(cmd: WorkflowsCmd, server: &ServerArgs, json: bool) -
         ]);
     }
     println!("{t}");
-    println!("{} workflow(s) at {}", workflows.len(), client.config().base_url);
+    println!(
+        "{} workflow(s) at {}",
+        workflows.len(),
+        client.config().base_url
+    );
     Ok(())
 }
 
@@ -109,7 +121,13 @@ pub async fn run_jobs(cmd: JobsCmd, server: &ServerArgs, json: bool) -> anyhow::
             wait_timeout,
         } => {
             let mut job = client
-                .submit_job(&workflow, &JobRequest { questions, priority })
+                .submit_job(
+                    &workflow,
+                    &JobRequest {
+                        questions,
+                        priority,
+                    },
+                )
                 .await?;
             if wait {
                 let deadline = Instant::now() + Duration::from_secs(wait_timeout);
@@ -118,13 +136,22 @@ pub async fn run_jobs(cmd: JobsCmd, server: &ServerArgs, json: bool) -> anyhow::
                         print_job(&job, json)?;
                         bail!("job {} still {} after {wait_timeout} s", job.id, job.status);
                     }
-                    tokio::time::sleep(Duration::from_secs(2).min(Duration::from_secs(wait_timeout))).await;
+                    tokio::time::sleep(
+                        Duration::from_secs(2).min(Duration::from_secs(wait_timeout)),
+                    )
+                    .await;
                     job = client.get_job(&job.id).await?;
                 }
             }
             print_job(&job, json)?;
             if wait && !job.succeeded() {
-                bail!("job {} ended {}", job.id, job.disposition.as_deref().unwrap_or("without a disposition"));
+                bail!(
+                    "job {} ended {}",
+                    job.id,
+                    job.disposition
+                        .as_deref()
+                        .unwrap_or("without a disposition")
+                );
             }
             Ok(())
         }
@@ -138,17 +165,34 @@ fn print_job(job: &Job, json: bool) -> anyhow::Result<()> {
     }
     let mut t = output::table(&["field", "value"]);
     t.add_row(vec!["id".to_string(), job.id.clone()]);
-    t.add_row(vec!["workflow".to_string(), job.workflow_id.clone().unwrap_or_default()]);
+    t.add_row(vec![
+        "workflow".to_string(),
+        job.workflow_id.clone().unwrap_or_default(),
+    ]);
     t.add_row(vec!["status".to_string(), job.status.clone()]);
-    t.add_row(vec!["disposition".to_string(), job.disposition.clone().unwrap_or_default()]);
-    t.add_row(vec!["created".to_string(), job.create_date.clone().unwrap_or_default()]);
+    t.add_row(vec![
+        "disposition".to_string(),
+        job.disposition.clone().unwrap_or_default(),
+    ]);
+    t.add_row(vec![
+        "created".to_string(),
+        job.create_date.clone().unwrap_or_default(),
+    ]);
     t.add_row(vec![
         "messages".to_string(),
-        job.messages.iter().map(|m| m.text.clone()).collect::<Vec<_>>().join("\n"),
+        job.messages
+            .iter()
+            .map(|m| m.text.clone())
+            .collect::<Vec<_>>()
+            .join("\n"),
     ]);
     t.add_row(vec![
         "outputs".to_string(),
-        job.outputs.iter().map(|o| format!("{} {}", o.id, o.name.clone().unwrap_or_default())).collect::<Vec<_>>().join("\n"),
+        job.outputs
+            .iter()
+            .map(|o| format!("{} {}", o.id, o.name.clone().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("\n"),
     ]);
     println!("{t}");
     Ok(())

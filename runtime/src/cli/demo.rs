@@ -26,7 +26,18 @@ use crate::tracker::{LogNotifier, Tracker, TrackerSettings};
 
 /// The example rules, embedded so `demo` runs from the binary alone.
 const EXAMPLE_RULES: &[(&str, &str)] = &[
-    // FILLED IN BELOW
+    (
+        "rules/examples/invoices.yaml",
+        include_str!("../../../rules/examples/invoices.yaml"),
+    ),
+    (
+        "rules/examples/partners.yaml",
+        include_str!("../../../rules/examples/partners.yaml"),
+    ),
+    (
+        "rules/examples/sales.yaml",
+        include_str!("../../../rules/examples/sales.yaml"),
+    ),
 ];
 
 #[derive(Debug, clap::Args)]
@@ -80,7 +91,13 @@ fn eventbridge(bucket: &str, key: &str, size: u64, sequencer: &str, time: &str) 
     })
 }
 
-fn s3_notification(bucket: &str, encoded_key: &str, size: u64, sequencer: &str, time: &str) -> Value {
+fn s3_notification(
+    bucket: &str,
+    encoded_key: &str,
+    size: u64,
+    sequencer: &str,
+    time: &str,
+) -> Value {
     json!({ "Records": [{
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
@@ -101,26 +118,62 @@ fn s3_notification(bucket: &str, encoded_key: &str, size: u64, sequencer: &str, 
 
 fn samples() -> Vec<Sample> {
     let day = "2026-11-24T09:15:02Z";
-    let sales = eventbridge("acme-landing", "incoming/sales/2026/11/24/sales-eu.csv", 48_213, "0065F1A2B3C4D5E6F7", day);
+    let sales = eventbridge(
+        "acme-landing",
+        "incoming/sales/2026/11/24/sales-eu.csv",
+        48_213,
+        "0065F1A2B3C4D5E6F7",
+        day,
+    );
     vec![
-        Sample { what: "daily sales file (EventBridge)", payload: sales.clone() },
+        Sample {
+            what: "daily sales file (EventBridge)",
+            payload: sales.clone(),
+        },
         Sample {
             what: "invoice PDF, key with a space (classic S3 notification, URL-encoded key)",
-            payload: s3_notification("acme-landing", "incoming/invoices/acme+supplies/INV-2026-0042.pdf", 91_004, "0065F1A2B3C4D5E700", "2026-11-24T09:16:40Z"),
+            payload: s3_notification(
+                "acme-landing",
+                "incoming/invoices/acme+supplies/INV-2026-0042.pdf",
+                91_004,
+                "0065F1A2B3C4D5E700",
+                "2026-11-24T09:16:40Z",
+            ),
         },
         Sample {
             what: "partner feed (its workflow will fail)",
-            payload: eventbridge("acme-landing", "partners/globex/feed-2026-11-24.json", 5_120, "0065F1A2B3C4D5E701", "2026-11-24T09:17:05Z"),
+            payload: eventbridge(
+                "acme-landing",
+                "partners/globex/feed-2026-11-24.json",
+                5_120,
+                "0065F1A2B3C4D5E701",
+                "2026-11-24T09:17:05Z",
+            ),
         },
         Sample {
             what: "upload in progress under _tmp/ (excluded)",
-            payload: eventbridge("acme-landing", "incoming/sales/_tmp/sales-eu.csv.part", 1_024, "0065F1A2B3C4D5E702", "2026-11-24T09:17:30Z"),
+            payload: eventbridge(
+                "acme-landing",
+                "incoming/sales/_tmp/sales-eu.csv.part",
+                1_024,
+                "0065F1A2B3C4D5E702",
+                "2026-11-24T09:17:30Z",
+            ),
         },
         Sample {
             what: "a file no rule is interested in",
-            payload: eventbridge("acme-landing", "archive/2019/old-report.xlsx", 220_331, "0065F1A2B3C4D5E703", "2026-11-24T09:18:00Z"),
+            payload: eventbridge(
+                "acme-landing",
+                "archive/2019/old-report.xlsx",
+                220_331,
+                "0065F1A2B3C4D5E703",
+                "2026-11-24T09:18:00Z",
+            ),
         },
-        Sample { what: "the daily sales event delivered again (duplicate)", payload: sales },
+        Sample {
+            what: "the daily sales event delivered again (duplicate)",
+            payload: sales,
+        },
     ]
 }
 
@@ -137,16 +190,23 @@ fn load_rules(path: Option<&PathBuf>) -> anyhow::Result<RuleSet> {
                 .with_context(|| format!("reading {}", p.display()))?
                 .filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|f| matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")))
+                .filter(|f| {
+                    matches!(
+                        f.extension().and_then(|e| e.to_str()),
+                        Some("yaml" | "yml" | "json")
+                    )
+                })
                 .collect();
             entries.sort();
             for f in entries {
-                let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+                let text = std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading {}", f.display()))?;
                 rules.extend(parse_rules_document(&text, &f.display().to_string())?);
             }
         }
         Some(f) => {
-            let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
             rules.extend(parse_rules_document(&text, &f.display().to_string())?);
         }
     }
@@ -179,19 +239,46 @@ pub async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
     } else {
         (emulator.gallery_url(), "v1 + OAuth1 HMAC-SHA1")
     };
-    let server = ServerConfig::from_parts(&base, "demo-key", SecretString::new("demo-secret"), None, None)?;
+    let server = ServerConfig::from_parts(
+        &base,
+        "demo-key",
+        SecretString::new("demo-secret"),
+        None,
+        None,
+    )?;
 
     let home = std::env::temp_dir().join(format!("alteryx-router-demo-{}", std::process::id()));
     std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
-    let store: Arc<dyn ExecutionStore> = Arc::new(SqliteExecutionStore::open(&home.join("executions.sqlite3"))?);
-    let pool = Arc::new(ClientPool::new(Arc::new(StaticSource(server)), ClientOptions::default()));
-    let router = Router::new(Arc::new(StaticRules(Arc::clone(&rule_set))), Arc::clone(&store), Arc::clone(&pool));
+    let store: Arc<dyn ExecutionStore> = Arc::new(SqliteExecutionStore::open(
+        &home.join("executions.sqlite3"),
+    )?);
+    let pool = Arc::new(ClientPool::new(
+        Arc::new(StaticSource(server)),
+        ClientOptions::default(),
+    ));
+    let router = Router::new(
+        Arc::new(StaticRules(Arc::clone(&rule_set))),
+        Arc::clone(&store),
+        Arc::clone(&pool),
+    );
 
     if !json {
         println!("alteryx-router demo");
         println!("  Alteryx Server emulator: {base} ({auth})");
-        println!("  rules: {} ({})", rule_set.len(), rule_set.rules().iter().map(|r| r.rule.id.as_str()).collect::<Vec<_>>().join(", "));
-        println!("  execution store: {}", home.join("executions.sqlite3").display());
+        println!(
+            "  rules: {} ({})",
+            rule_set.len(),
+            rule_set
+                .rules()
+                .iter()
+                .map(|r| r.rule.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "  execution store: {}",
+            home.join("executions.sqlite3").display()
+        );
         println!();
     }
 
@@ -219,7 +306,11 @@ pub async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
                 });
             }
             for o in &object.outcomes {
-                let routed = if o.duplicate { "duplicate, skipped".to_string() } else { format!("{:?}", o.status).to_uppercase() };
+                let routed = if o.duplicate {
+                    "duplicate, skipped".to_string()
+                } else {
+                    format!("{:?}", o.status).to_uppercase()
+                };
                 rows.push(DemoRow {
                     upload: sample.what.to_string(),
                     object: name.clone(),
@@ -235,12 +326,20 @@ pub async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
     }
 
     // Track the jobs to the end, as the scheduled tracker does in AWS.
-    let tracker = Tracker::new(Arc::clone(&store), pool, Arc::new(LogNotifier), TrackerSettings::default());
+    let tracker = Tracker::new(
+        Arc::clone(&store),
+        pool,
+        Arc::new(LogNotifier),
+        TrackerSettings::default(),
+    );
     let deadline = Instant::now() + Duration::from_secs_f64(args.job_seconds.max(0.1) * 3.0 + 10.0);
     loop {
         let report = tracker.run_once().await;
         let pending = store
-            .list(&ListFilter { status: Some(ExecutionStatus::Submitted), ..Default::default() })
+            .list(&ListFilter {
+                status: Some(ExecutionStatus::Submitted),
+                ..Default::default()
+            })
             .await?
             .len();
         if pending == 0 || Instant::now() > deadline {
@@ -256,11 +355,13 @@ pub async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
     let finals = store.list(&ListFilter::default()).await?;
     for row in &mut rows {
         let Some(rule) = &row.rule else { continue };
-        let record = finals.iter().find(|e| &e.rule_id == rule && format!("s3://{}/{}", e.bucket, e.key) == row.object);
+        let record = finals
+            .iter()
+            .find(|e| &e.rule_id == rule && format!("s3://{}/{}", e.bucket, e.key) == row.object);
         if let Some(e) = record {
             row.final_status = match &e.disposition {
-                Some(d) => format!("{:?} ({d})", e.status).to_uppercase(),
-                None => format!("{:?}", e.status).to_uppercase(),
+                Some(d) => format!("{} ({d})", e.status),
+                None => e.status.to_string(),
             };
             if e.status == ExecutionStatus::Failed {
                 row.detail = e.message.clone();
@@ -274,7 +375,14 @@ pub async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
         return output::print_json(&json!({ "rows": rows, "jobs_received_by_alteryx": jobs }));
     }
     println!();
-    let mut t = output::table(&["object", "rule", "routed", "job", "question values", "final status"]);
+    let mut t = output::table(&[
+        "object",
+        "rule",
+        "routed",
+        "job",
+        "question values",
+        "final status",
+    ]);
     for r in &rows {
         let mut detail = output::questions_cell(&r.questions);
         if let Some(d) = &r.detail {

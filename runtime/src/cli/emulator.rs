@@ -55,19 +55,39 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
     println!("  v1, OAuth1:       {}", handle.gallery_url());
     println!("  v1 + v3, OAuth2:  {}", handle.webapi_url());
     println!("  key:              {}", args.key);
-    println!("  secret:           {}", if demo_secret { DEMO_SECRET } else { "(as given)" });
-    println!("  received jobs:    http://{}/_emulator/jobs", handle.addr());
+    println!(
+        "  secret:           {}",
+        if demo_secret {
+            DEMO_SECRET
+        } else {
+            "(as given)"
+        }
+    );
+    println!(
+        "  received jobs:    http://{}/_emulator/jobs",
+        handle.addr()
+    );
     println!("workflows:");
     for w in &workflows {
         let names: Vec<&str> = w.questions.iter().map(|q| q.name.as_str()).collect();
-        println!("  {}  {}  [{}]  jobs end {:?}", w.id, w.name, names.join(", "), w.outcome);
+        println!(
+            "  {}  {}  [{}]  jobs end {:?}",
+            w.id,
+            w.name,
+            names.join(", "),
+            w.outcome
+        );
     }
     println!();
     println!(
         "export ALTERYX_URL={} ALTERYX_KEY={}{}",
         handle.gallery_url(),
         args.key,
-        if demo_secret { format!(" ALTERYX_SECRET={DEMO_SECRET}") } else { String::new() }
+        if demo_secret {
+            format!(" ALTERYX_SECRET={DEMO_SECRET}")
+        } else {
+            String::new()
+        }
     );
     wait_for_stop().await;
     handle.shutdown().await;

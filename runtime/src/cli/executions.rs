@@ -61,7 +61,9 @@ pub enum ExecutionsCmd {
 
 pub fn parse_status(s: &str) -> Result<ExecutionStatus, String> {
     serde_json::from_value(serde_json::Value::String(s.trim().to_ascii_uppercase())).map_err(|_| {
-        format!("unknown status `{s}`; expected CLAIMED, SUBMITTED, COMPLETED, FAILED, SKIPPED or ERROR")
+        format!(
+            "unknown status `{s}`; expected CLAIMED, SUBMITTED, COMPLETED, FAILED, SKIPPED or ERROR"
+        )
     })
 }
 
@@ -87,7 +89,10 @@ pub fn parse_since(s: &str) -> Result<i64, String> {
 
 fn format_time(unix: Option<i64>) -> String {
     unix.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -123,7 +128,9 @@ pub async fn run(cmd: ExecutionsCmd, json: bool) -> anyhow::Result<()> {
         ExecutionsCmd::Show { id } => {
             let store = crate::config::execution_store().await?;
             let Some(record) = store.get(&id).await? else {
-                bail!("no execution with id `{id}` (ids look like `rule-id:0123456789abcdef`; see `executions list`)");
+                bail!(
+                    "no execution with id `{id}` (ids look like `rule-id:0123456789abcdef`; see `executions list`)"
+                );
             };
             if json {
                 return output::print_json(&record);
@@ -165,7 +172,10 @@ async fn retry(
             .into_iter()
             .map(|e| e.id)
             .collect(),
-        (None, Some(other)) => bail!("only ERROR or FAILED executions can be retried, not {}", status_name(other)),
+        (None, Some(other)) => bail!(
+            "only ERROR or FAILED executions can be retried, not {}",
+            status_name(other)
+        ),
         (None, None) => bail!("give an execution id or --status ERROR|FAILED"),
     };
     if dry_run {
@@ -186,11 +196,27 @@ async fn retry(
     let mut results = Vec::new();
     for id in ids {
         match router.retry(&id).await {
-            Ok(outcome) => results.push(RetryResult { id, outcome: Some(outcome), error: None }),
-            Err(e) => results.push(RetryResult { id, outcome: None, error: Some(e.to_string()) }),
+            Ok(outcome) => results.push(RetryResult {
+                id,
+                outcome: Some(outcome),
+                error: None,
+            }),
+            Err(e) => results.push(RetryResult {
+                id,
+                outcome: None,
+                error: Some(e.to_string()),
+            }),
         }
     }
-    let failures = results.iter().filter(|r| r.error.is_some() || r.outcome.as_ref().is_some_and(|o| o.status == ExecutionStatus::Error)).count();
+    let failures = results
+        .iter()
+        .filter(|r| {
+            r.error.is_some()
+                || r.outcome
+                    .as_ref()
+                    .is_some_and(|o| o.status == ExecutionStatus::Error)
+        })
+        .count();
     if json {
         output::print_json(&results)?;
     } else {
@@ -204,13 +230,22 @@ async fn retry(
                     o.job_id.clone().unwrap_or_default(),
                     o.message.clone().unwrap_or_default(),
                 ]),
-                (None, e) => t.add_row(vec![r.id.clone(), String::new(), "not retried".into(), String::new(), e.clone().unwrap_or_default()]),
+                (None, e) => t.add_row(vec![
+                    r.id.clone(),
+                    String::new(),
+                    "not retried".into(),
+                    String::new(),
+                    e.clone().unwrap_or_default(),
+                ]),
             };
         }
         println!("{t}");
     }
     if failures > 0 {
-        bail!("{failures} of {} retries did not submit a job", results.len());
+        bail!(
+            "{failures} of {} retries did not submit a job",
+            results.len()
+        );
     }
     Ok(())
 }
@@ -235,7 +270,12 @@ async fn drain_dlq(queue_url: &str, max: usize, json: bool) -> anyhow::Result<()
             .wait_time_seconds(1)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("receiving from {queue_url}: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "receiving from {queue_url}: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(e)
+                )
+            })?;
         let messages = batch.messages.unwrap_or_default();
         if messages.is_empty() {
             break;
@@ -247,9 +287,9 @@ async fn drain_dlq(queue_url: &str, max: usize, json: bool) -> anyhow::Result<()
             let result = match serde_json::from_str::<serde_json::Value>(body) {
                 Err(e) => Err(format!("message {id} is not JSON: {e}")),
                 Ok(payload) => match router.handle_payload(&payload).await {
-                    Ok(s) if s.needs_redelivery() || !s.failed_messages.is_empty() => {
-                        Err(format!("message {id}: a rule failed again with a retryable error"))
-                    }
+                    Ok(s) if s.needs_redelivery() || !s.failed_messages.is_empty() => Err(format!(
+                        "message {id}: a rule failed again with a retryable error"
+                    )),
                     Ok(_) => Ok(()),
                     Err(e) => Err(format!("message {id}: {e}")),
                 },
@@ -262,7 +302,12 @@ async fn drain_dlq(queue_url: &str, max: usize, json: bool) -> anyhow::Result<()
                             .receipt_handle(handle)
                             .send()
                             .await
-                            .map_err(|e| anyhow::anyhow!("deleting message {id}: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                            .map_err(|e| {
+                                anyhow::anyhow!(
+                                    "deleting message {id}: {}",
+                                    aws_sdk_sqs::error::DisplayErrorContext(e)
+                                )
+                            })?;
                     }
                     drained.routed += 1;
                 }
@@ -290,7 +335,9 @@ async fn drain_dlq(queue_url: &str, max: usize, json: bool) -> anyhow::Result<()
 }
 
 fn print_list(list: &[Execution]) {
-    let mut t = output::table(&["id", "status", "attempt", "object", "job", "created", "message"]);
+    let mut t = output::table(&[
+        "id", "status", "attempt", "object", "job", "created", "message",
+    ]);
     for e in list {
         t.add_row(vec![
             e.id.clone(),
@@ -299,7 +346,12 @@ fn print_list(list: &[Execution]) {
             format!("s3://{}/{}", e.bucket, e.key),
             e.job_id.clone().unwrap_or_default(),
             format_time(Some(e.created_at)),
-            e.message.clone().unwrap_or_default().chars().take(80).collect(),
+            e.message
+                .clone()
+                .unwrap_or_default()
+                .chars()
+                .take(80)
+                .collect(),
         ]);
     }
     println!("{t}");
@@ -317,7 +369,10 @@ fn print_record(e: &Execution) {
         ("object version", e.object_version.clone()),
         ("size", e.size.to_string()),
         ("workflow", e.workflow.clone()),
-        ("secret", e.secret_id.clone().unwrap_or_else(|| "(default)".into())),
+        (
+            "secret",
+            e.secret_id.clone().unwrap_or_else(|| "(default)".into()),
+        ),
         ("questions", output::questions_cell(&e.questions)),
         ("job", e.job_id.clone().unwrap_or_default()),
         ("disposition", e.disposition.clone().unwrap_or_default()),

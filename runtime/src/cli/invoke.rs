@@ -30,7 +30,9 @@ pub async fn run(args: InvokeArgs, json: bool) -> anyhow::Result<()> {
         output::print_summary(&summary);
     }
     if summary.needs_redelivery() || !summary.failed_messages.is_empty() {
-        anyhow::bail!("some rules failed in a way a retry may fix; in Lambda this invocation would be retried");
+        anyhow::bail!(
+            "some rules failed in a way a retry may fix; in Lambda this invocation would be retried"
+        );
     }
     Ok(())
 }

@@ -44,7 +44,13 @@ pub fn print_summary(summary: &InvocationSummary) {
     for object in &summary.objects {
         let name = format!("s3://{}/{}", object.bucket, object.key);
         if object.outcomes.is_empty() {
-            t.add_row(vec![name.clone(), "-".into(), "no rule matched".into(), String::new(), String::new()]);
+            t.add_row(vec![
+                name.clone(),
+                "-".into(),
+                "no rule matched".into(),
+                String::new(),
+                String::new(),
+            ]);
         }
         for o in &object.outcomes {
             let detail = match (&o.message, o.questions.is_empty()) {

@@ -73,7 +73,10 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
         PluginCmd::Build { dir } => {
             let script = dir.join("build.sh");
             if !script.exists() {
-                bail!("{} has no build.sh; see plugins/README.md for building components", dir.display());
+                bail!(
+                    "{} has no build.sh; see plugins/README.md for building components",
+                    dir.display()
+                );
             }
             let status = std::process::Command::new("bash")
                 .arg(&script)
@@ -85,8 +88,13 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        PluginCmd::Compile { input, output: out, target } => {
-            let wasm = std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+        PluginCmd::Compile {
+            input,
+            output: out,
+            target,
+        } => {
+            let wasm =
+                std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
             let started = Instant::now();
             let cwasm = compile_to_cwasm(&wasm, target.as_deref())?;
             let out = out.unwrap_or_else(|| input.with_extension("cwasm"));
@@ -111,13 +119,31 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        PluginCmd::Run { plugin, bucket, key, object, config, read_bytes, timeout_ms, memory_mb } => {
-            let config_value: serde_json::Value =
-                serde_json::from_str(&config).with_context(|| format!("--config {config:?} is not JSON"))?;
+        PluginCmd::Run {
+            plugin,
+            bucket,
+            key,
+            object,
+            config,
+            read_bytes,
+            timeout_ms,
+            memory_mb,
+        } => {
+            let config_value: serde_json::Value = serde_json::from_str(&config)
+                .with_context(|| format!("--config {config:?} is not JSON"))?;
             let (store_dir, name) = locate(&plugin)?;
-            let host = PluginHost::new(Arc::new(DirPluginStore::new(store_dir)), PluginLimits::default())?;
-            let bytes = std::fs::read(&object).with_context(|| format!("reading {}", object.display()))?;
-            let key = key.unwrap_or_else(|| object.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
+            let host = PluginHost::new(
+                Arc::new(DirPluginStore::new(store_dir)),
+                PluginLimits::default(),
+            )?;
+            let bytes =
+                std::fs::read(&object).with_context(|| format!("reading {}", object.display()))?;
+            let key = key.unwrap_or_else(|| {
+                object
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
             let facts = ObjectCreated {
                 bucket,
                 key,
@@ -131,11 +157,24 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
                 reason: Some("PutObject".into()),
                 source: "cli".into(),
             };
-            let spec = PluginSpec { name: name.clone(), read_bytes, config: config_value, sha256: None, timeout_ms, memory_mb };
+            let spec = PluginSpec {
+                name: name.clone(),
+                read_bytes,
+                config: config_value,
+                sha256: None,
+                timeout_ms,
+                memory_mb,
+            };
             let head = &bytes[..bytes.len().min(read_bytes as usize)];
             let input = |h: &PluginHost| {
                 let _ = h;
-                PluginInput { rule_id: "(plugin run)", object: &facts, content_type: None, head, config_json: &config }
+                PluginInput {
+                    rule_id: "(plugin run)",
+                    object: &facts,
+                    content_type: None,
+                    head,
+                    config_json: &config,
+                }
             };
             let started = Instant::now();
             let run = host.run(&spec, input(&host)).await?;
@@ -169,7 +208,10 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
                 }
                 PluginOutcome::Skip(r) => println!("outcome: skip ({r})"),
             }
-            println!("time: {:.2} ms call, {:.1} ms including load/compile", report.call_ms, report.load_and_call_ms);
+            println!(
+                "time: {:.2} ms call, {:.1} ms including load/compile",
+                report.call_ms, report.load_and_call_ms
+            );
             println!("fuel: not metered (the limit is wall-clock, enforced by epoch interruption)");
             for l in &report.logs {
                 println!("log: {l}");
@@ -182,12 +224,22 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
 /// A path to a .wasm/.cwasm, or a name in PLUGIN_DIR → (directory, plugin name).
 fn locate(plugin: &str) -> anyhow::Result<(PathBuf, String)> {
     let path = Path::new(plugin);
-    if matches!(path.extension().and_then(|e| e.to_str()), Some("wasm" | "cwasm")) {
+    if matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("wasm" | "cwasm")
+    ) {
         if !path.exists() {
             bail!("{plugin} does not exist");
         }
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         return Ok((dir, name));
     }
     let dir = std::env::var_os("PLUGIN_DIR")

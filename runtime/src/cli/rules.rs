@@ -68,7 +68,11 @@ fn dynamo_store(sdk: &aws_config::SdkConfig) -> anyhow::Result<DynamoRuleStore> 
     let table = std::env::var("RULES_TABLE").context(
         "RULES_TABLE is not set (rules put/list/delete work on the DynamoDB table; with RULES_FILE, edit the file)",
     )?;
-    Ok(DynamoRuleStore::new(aws_sdk_dynamodb::Client::new(sdk), table, cache_ttl_from_env()))
+    Ok(DynamoRuleStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        table,
+        cache_ttl_from_env(),
+    ))
 }
 
 async fn configured_rules(override_path: Option<&Path>) -> anyhow::Result<Arc<RuleSet>> {
@@ -85,7 +89,9 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
             let rules = read_files(&files)?;
             let set = RuleSet::new(rules)?;
             if json {
-                return output::print_json(&set.rules().iter().map(|r| &r.rule).collect::<Vec<_>>());
+                return output::print_json(
+                    &set.rules().iter().map(|r| &r.rule).collect::<Vec<_>>(),
+                );
             }
             println!("{} rule(s) valid: {}", set.len(), ids(set.rules()));
             Ok(())
@@ -102,22 +108,35 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
             if json {
                 return output::print_json(&rules.iter().map(|r| &r.id).collect::<Vec<_>>());
             }
-            println!("stored {} rule(s) in {}: {}", rules.len(), store.table(), rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", "));
+            println!(
+                "stored {} rule(s) in {}: {}",
+                rules.len(),
+                store.table(),
+                rules
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             Ok(())
         }
         RulesCmd::List => {
-            let rules: Vec<(String, Result<Rule, String>)> = if std::env::var_os("RULES_TABLE").is_some() {
-                let sdk = crate::aws::sdk_config().await;
-                dynamo_store(&sdk)?
-                    .list()
-                    .await?
-                    .into_iter()
-                    .map(|(id, r)| (id, r.map_err(|e| e.to_string())))
-                    .collect()
-            } else {
-                let set = configured_rules(None).await?;
-                set.rules().iter().map(|r| (r.rule.id.clone(), Ok(r.rule.clone()))).collect()
-            };
+            let rules: Vec<(String, Result<Rule, String>)> =
+                if std::env::var_os("RULES_TABLE").is_some() {
+                    let sdk = crate::aws::sdk_config().await;
+                    dynamo_store(&sdk)?
+                        .list()
+                        .await?
+                        .into_iter()
+                        .map(|(id, r)| (id, r.map_err(|e| e.to_string())))
+                        .collect()
+                } else {
+                    let set = configured_rules(None).await?;
+                    set.rules()
+                        .iter()
+                        .map(|r| (r.rule.id.clone(), Ok(r.rule.clone())))
+                        .collect()
+                };
             if json {
                 #[derive(Serialize)]
                 struct Listed<'a> {
@@ -127,11 +146,17 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
                 }
                 let listed: Vec<Listed> = rules
                     .iter()
-                    .map(|(id, r)| Listed { id, rule: r.as_ref().ok(), error: r.as_ref().err().map(String::as_str) })
+                    .map(|(id, r)| Listed {
+                        id,
+                        rule: r.as_ref().ok(),
+                        error: r.as_ref().err().map(String::as_str),
+                    })
                     .collect();
                 return output::print_json(&listed);
             }
-            let mut t = output::table(&["id", "enabled", "priority", "bucket", "key", "workflow", "problem"]);
+            let mut t = output::table(&[
+                "id", "enabled", "priority", "bucket", "key", "workflow", "problem",
+            ]);
             for (id, r) in &rules {
                 match r {
                     Ok(r) => t.add_row(vec![
@@ -143,7 +168,15 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
                         r.workflow.clone(),
                         String::new(),
                     ]),
-                    Err(e) => t.add_row(vec![id.clone(), String::new(), String::new(), String::new(), String::new(), String::new(), e.clone()]),
+                    Err(e) => t.add_row(vec![
+                        id.clone(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        e.clone(),
+                    ]),
                 };
             }
             println!("{t}");
@@ -158,7 +191,15 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
             println!("deleted rule `{id}` from {}", store.table());
             Ok(())
         }
-        RulesCmd::Test { bucket, key, size, etag, event_time, object, rules } => {
+        RulesCmd::Test {
+            bucket,
+            key,
+            size,
+            etag,
+            event_time,
+            object,
+            rules,
+        } => {
             let set = configured_rules(rules.as_deref()).await?;
             let now = time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
@@ -167,7 +208,9 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
                 bucket,
                 key,
                 size: match &object {
-                    Some(p) => std::fs::metadata(p).with_context(|| format!("reading {}", p.display()))?.len(),
+                    Some(p) => std::fs::metadata(p)
+                        .with_context(|| format!("reading {}", p.display()))?
+                        .len(),
                     None => size,
                 },
                 etag,
@@ -183,7 +226,11 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
 }
 
 fn ids(rules: &[CompiledRule]) -> String {
-    rules.iter().map(|r| r.rule.id.as_str()).collect::<Vec<_>>().join(", ")
+    rules
+        .iter()
+        .map(|r| r.rule.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Serialize)]
@@ -195,21 +242,34 @@ struct Tested {
     plugin: Option<String>,
 }
 
-async fn test(set: &RuleSet, obj: &ObjectCreated, object: Option<&Path>, json: bool) -> anyhow::Result<()> {
+async fn test(
+    set: &RuleSet,
+    obj: &ObjectCreated,
+    object: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
     let host = match object {
         Some(_) if set.rules().iter().any(|r| r.rule.plugin.is_some()) => {
             let sdk = crate::aws::sdk_config().await;
             match crate::plugin::plugin_store_from_env(Some(&sdk))? {
                 Some(store) => Some(PluginHost::new(store, PluginLimits::default())?),
-                None => bail!("a matching rule uses a plugin: set PLUGIN_DIR (or PLUGIN_S3_URI) to run it"),
+                None => bail!(
+                    "a matching rule uses a plugin: set PLUGIN_DIR (or PLUGIN_S3_URI) to run it"
+                ),
             }
         }
         _ => None,
     };
-    let matched: Vec<String> = set.matching(obj).iter().map(|r| r.rule.id.clone()).collect();
+    let matched: Vec<String> = set
+        .matching(obj)
+        .iter()
+        .map(|r| r.rule.id.clone())
+        .collect();
     let mut out = Vec::new();
     for (id, verdict) in set.explain(obj) {
-        let Some(rule) = set.rules().iter().find(|r| r.rule.id == id) else { continue };
+        let Some(rule) = set.rules().iter().find(|r| r.rule.id == id) else {
+            continue;
+        };
         let is_match = matched.contains(&id);
         let mut tested = Tested {
             rule: id,
@@ -218,11 +278,24 @@ async fn test(set: &RuleSet, obj: &ObjectCreated, object: Option<&Path>, json: b
             questions: is_match.then(|| rule.render_questions(obj)),
             plugin: None,
         };
-        if let (true, Some(spec), Some(host), Some(path)) = (is_match, &rule.rule.plugin, &host, object) {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        if let (true, Some(spec), Some(host), Some(path)) =
+            (is_match, &rule.rule.plugin, &host, object)
+        {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let head = &bytes[..bytes.len().min(spec.read_bytes as usize)];
-            let config = if spec.config.is_null() { "{}".to_string() } else { spec.config.to_string() };
-            let input = PluginInput { rule_id: &rule.rule.id, object: obj, content_type: None, head, config_json: &config };
+            let config = if spec.config.is_null() {
+                "{}".to_string()
+            } else {
+                spec.config.to_string()
+            };
+            let input = PluginInput {
+                rule_id: &rule.rule.id,
+                object: obj,
+                content_type: None,
+                head,
+                config_json: &config,
+            };
             tested.plugin = Some(match host.run(spec, input).await {
                 Ok(run) => match run.outcome {
                     PluginOutcome::Questions(values) => {
@@ -254,11 +327,20 @@ async fn test(set: &RuleSet, obj: &ObjectCreated, object: Option<&Path>, json: b
             MatchVerdict::TooLarge(n) => format!("larger than max_size {n}"),
             MatchVerdict::AfterFinal(f) => format!("after final rule {f}"),
         };
-        let mut values = r.questions.as_ref().map(output::questions_cell).unwrap_or_default();
+        let mut values = r
+            .questions
+            .as_ref()
+            .map(output::questions_cell)
+            .unwrap_or_default();
         if let Some(p) = &r.plugin {
             values.push_str(&format!("\nplugin {p}"));
         }
-        t.add_row(vec![r.rule.clone(), result, r.workflow.clone().unwrap_or_default(), values]);
+        t.add_row(vec![
+            r.rule.clone(),
+            result,
+            r.workflow.clone().unwrap_or_default(),
+            values,
+        ]);
     }
     println!("{t}");
     Ok(())

@@ -21,7 +21,8 @@ pub async fn run(cmd: TablesCmd, json: bool) -> anyhow::Result<()> {
         })),
         TablesCmd::Create => {
             let rules = std::env::var("RULES_TABLE").context("RULES_TABLE is not set")?;
-            let executions = std::env::var("EXECUTIONS_TABLE").context("EXECUTIONS_TABLE is not set")?;
+            let executions =
+                std::env::var("EXECUTIONS_TABLE").context("EXECUTIONS_TABLE is not set")?;
             let sdk = crate::aws::sdk_config().await;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
             let done = create_tables(&client, &rules, &executions).await?;

@@ -20,7 +20,8 @@ pub struct TrackArgs {
 }
 
 pub async fn run(args: TrackArgs, json: bool) -> anyhow::Result<()> {
-    let tracker = crate::config::tracker_from_env(args.topic_arn.clone(), args.stuck_after_minutes).await?;
+    let tracker =
+        crate::config::tracker_from_env(args.topic_arn.clone(), args.stuck_after_minutes).await?;
     loop {
         let report = tracker.run_once().await;
         print_report(&report, json)?;
@@ -43,7 +44,11 @@ fn print_report(report: &TrackReport, json: bool) -> anyhow::Result<()> {
         report.failed,
         report.still_running,
         report.stuck,
-        if report.out_of_budget { " (time budget reached; the rest waits for the next run)" } else { "" }
+        if report.out_of_budget {
+            " (time budget reached; the rest waits for the next run)"
+        } else {
+            ""
+        }
     );
     for e in &report.errors {
         println!("  error: {e}");

@@ -51,7 +51,13 @@ impl Default for EmulatorConfig {
                 EmulatedWorkflow {
                     id: "5f3c0e5a2c1b0a0001d1e001".into(),
                     name: "Daily Sales Cleanup".into(),
-                    questions: vec![q("InputPath"), q("FileName"), q("Region"), q("Columns"), q("ReportDate")],
+                    questions: vec![
+                        q("InputPath"),
+                        q("FileName"),
+                        q("Region"),
+                        q("Columns"),
+                        q("ReportDate"),
+                    ],
                     outcome: JobOutcome::Success,
                 },
                 EmulatedWorkflow {
@@ -92,13 +98,18 @@ enum ConfigFile {
 impl EmulatorConfig {
     /// Read workflows (and optionally settings) from a YAML or JSON file.
     pub fn from_yaml_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let file: ConfigFile =
-            serde_yaml::from_str(&text).with_context(|| format!("{}: not a workflows file", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: ConfigFile = serde_yaml::from_str(&text)
+            .with_context(|| format!("{}: not a workflows file", path.display()))?;
         let mut config = EmulatorConfig::default();
         match file {
             ConfigFile::List(w) => config.workflows = w,
-            ConfigFile::Full { workflows, token_ttl_seconds, job_seconds } => {
+            ConfigFile::Full {
+                workflows,
+                token_ttl_seconds,
+                job_seconds,
+            } => {
                 config.workflows = workflows;
                 if let Some(t) = token_ttl_seconds {
                     config.token_ttl = Duration::from_secs(t);
@@ -146,12 +157,22 @@ pub enum JobOutcome {
 /// A fault applied to the next API requests.
 #[derive(Clone, Debug)]
 pub enum Fault {
-    Status { status: u16, count: u32 },
-    Hang { duration: Duration, count: u32 },
+    Status {
+        status: u16,
+        count: u32,
+    },
+    Hang {
+        duration: Duration,
+        count: u32,
+    },
     /// 200 with an HTML login page, like a misconfigured proxy.
-    Html { count: u32 },
+    Html {
+        count: u32,
+    },
     /// 200 with an empty body.
-    Empty { count: u32 },
+    Empty {
+        count: u32,
+    },
 }
 
 /// A job as the emulator received it.
@@ -261,7 +282,10 @@ impl EmulatorHandle {
     }
     pub fn inject(&self, fault: Fault) {
         let count = match &fault {
-            Fault::Status { count, .. } | Fault::Hang { count, .. } | Fault::Html { count } | Fault::Empty { count } => *count,
+            Fault::Status { count, .. }
+            | Fault::Hang { count, .. }
+            | Fault::Html { count }
+            | Fault::Empty { count } => *count,
         };
         self.state.lock().faults.push_back((fault, count));
     }
@@ -310,7 +334,9 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> anyhow::Result<E
         tokens_issued: 0,
         next_job: 1,
     })));
-    let app = axum::Router::new().fallback(handle).with_state(state.clone());
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(state.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -320,7 +346,12 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> anyhow::Result<E
             tracing::error!(error = %e, "emulator stopped");
         }
     });
-    Ok(EmulatorHandle { addr, state, stop, task })
+    Ok(EmulatorHandle {
+        addr,
+        state,
+        stop,
+        task,
+    })
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {
@@ -331,14 +362,26 @@ fn message(status: StatusCode, text: impl Into<String>) -> Response {
     reply(status, json!({ "message": text.into() }))
 }
 
-async fn handle(State(state): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
     let response = route(&state, &method, &uri, &headers, &body).await;
     tracing::info!(method = %method, path = %path, status = response.status().as_u16(), "emulator request");
     response
 }
 
-async fn route(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Response {
+async fn route(
+    state: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
     let path = uri.path();
     if let Some(admin) = path.strip_prefix("/_emulator/") {
         return admin_route(state, method, admin.trim_end_matches('/'), body);
@@ -348,7 +391,10 @@ async fn route(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, 
     } else if let Some(r) = path.strip_prefix("/webapi/") {
         ("webapi", r)
     } else {
-        return message(StatusCode::NOT_FOUND, format!("no Alteryx API at {path}; use /gallery/api/ or /webapi/"));
+        return message(
+            StatusCode::NOT_FOUND,
+            format!("no Alteryx API at {path}; use /gallery/api/ or /webapi/"),
+        );
     };
     // Faults apply to every API request, token requests included.
     let fault = {
@@ -418,23 +464,38 @@ fn admin_route(state: &Shared, method: &Method, path: &str, body: &Bytes) -> Res
             };
             let count = spec.get("count").and_then(Value::as_u64).unwrap_or(1) as u32;
             let fault = if let Some(status) = spec.get("status").and_then(Value::as_u64) {
-                Fault::Status { status: status as u16, count }
+                Fault::Status {
+                    status: status as u16,
+                    count,
+                }
             } else if let Some(ms) = spec.get("hang_ms").and_then(Value::as_u64) {
-                Fault::Hang { duration: Duration::from_millis(ms), count }
+                Fault::Hang {
+                    duration: Duration::from_millis(ms),
+                    count,
+                }
             } else if let Some(n) = spec.get("html").and_then(Value::as_u64) {
                 Fault::Html { count: n as u32 }
             } else if let Some(n) = spec.get("empty").and_then(Value::as_u64) {
                 Fault::Empty { count: n as u32 }
             } else {
-                return message(StatusCode::BAD_REQUEST, "expected {\"status\":N,\"count\":N} | {\"hang_ms\":N,\"count\":N} | {\"html\":N} | {\"empty\":N}");
+                return message(
+                    StatusCode::BAD_REQUEST,
+                    "expected {\"status\":N,\"count\":N} | {\"hang_ms\":N,\"count\":N} | {\"html\":N} | {\"empty\":N}",
+                );
             };
             let n = match &fault {
-                Fault::Status { count, .. } | Fault::Hang { count, .. } | Fault::Html { count } | Fault::Empty { count } => *count,
+                Fault::Status { count, .. }
+                | Fault::Hang { count, .. }
+                | Fault::Html { count }
+                | Fault::Empty { count } => *count,
             };
             state.lock().faults.push_back((fault, n));
             reply(StatusCode::OK, json!({"status": "queued"}))
         }
-        _ => message(StatusCode::NOT_FOUND, format!("unknown emulator endpoint {path}")),
+        _ => message(
+            StatusCode::NOT_FOUND,
+            format!("unknown emulator endpoint {path}"),
+        ),
     }
 }
 
@@ -448,7 +509,10 @@ fn token(state: &Shared, method: &Method, headers: &HeaderMap, body: &Bytes) -> 
     }
     let form: HashMap<String, String> = form_pairs(body).into_iter().collect();
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return reply(StatusCode::BAD_REQUEST, json!({"error": "unsupported_grant_type"}));
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "unsupported_grant_type"}),
+        );
     }
     // Credentials in the form body, or as HTTP Basic with only grant_type in the body.
     let basic = headers
@@ -457,24 +521,40 @@ fn token(state: &Shared, method: &Method, headers: &HeaderMap, body: &Bytes) -> 
         .and_then(|v| v.strip_prefix("Basic "))
         .and_then(|b| {
             use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD.decode(b.trim()).ok()
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
         })
         .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|pair| pair.split_once(':').map(|(a, b)| (a.to_string(), b.to_string())));
+        .and_then(|pair| {
+            pair.split_once(':')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        });
     let (id, secret) = match (form.get("client_id"), form.get("client_secret"), basic) {
         (Some(id), Some(secret), _) => (id.clone(), secret.clone()),
         (_, _, Some(pair)) => pair,
-        _ => return reply(StatusCode::UNAUTHORIZED, json!({"error": "invalid_client", "error_description": "no client credentials"})),
+        _ => {
+            return reply(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "invalid_client", "error_description": "no client credentials"}),
+            );
+        }
     };
     let mut s = state.lock();
     if s.credentials.get(&id) != Some(&secret) {
-        return reply(StatusCode::UNAUTHORIZED, json!({"error": "invalid_client", "error_description": "unknown client id or wrong secret"}));
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid_client", "error_description": "unknown client id or wrong secret"}),
+        );
     }
     let token = format!("emu-{:032x}", rand::random::<u128>());
     let ttl = s.config.token_ttl;
     s.tokens.insert(token.clone(), Instant::now() + ttl);
     s.tokens_issued += 1;
-    reply(StatusCode::OK, json!({"access_token": token, "token_type": "bearer", "expires_in": ttl.as_secs()}))
+    reply(
+        StatusCode::OK,
+        json!({"access_token": token, "token_type": "bearer", "expires_in": ttl.as_secs()}),
+    )
 }
 
 #[allow(clippy::result_large_err)]
@@ -482,8 +562,16 @@ fn check_bearer(state: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .ok_or_else(|| message(StatusCode::UNAUTHORIZED, "Authorization: Bearer token required (POST /webapi/oauth2/token first)"))?;
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .ok_or_else(|| {
+            message(
+                StatusCode::UNAUTHORIZED,
+                "Authorization: Bearer token required (POST /webapi/oauth2/token first)",
+            )
+        })?;
     let s = state.lock();
     match s.tokens.get(token.trim()) {
         Some(expiry) if Instant::now() < *expiry => Ok(()),
@@ -493,7 +581,13 @@ fn check_bearer(state: &Shared, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 #[allow(clippy::result_large_err)]
-fn check_oauth1(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Result<(), Response> {
+fn check_oauth1(
+    state: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(), Response> {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -503,9 +597,16 @@ fn check_oauth1(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap,
     let base_url = format!("http://{host}{}", uri.path());
     let mut params: Vec<(String, String)> = uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
-    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         params.extend(oauth1::header_params(auth));
     }
     let is_form = headers
@@ -516,14 +617,34 @@ fn check_oauth1(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap,
         params.extend(form_pairs(body));
     }
     let mut s = state.lock();
-    let EmuState { credentials, nonces, config, .. } = &mut *s;
+    let EmuState {
+        credentials,
+        nonces,
+        config,
+        ..
+    } = &mut *s;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    oauth1::verify(method.as_str(), &base_url, &params, credentials, nonces, now, config.max_clock_skew)
-        .map(|_| ())
-        .map_err(|r| message(StatusCode::UNAUTHORIZED, r.to_string()))
+    oauth1::verify(
+        method.as_str(),
+        &base_url,
+        &params,
+        credentials,
+        nonces,
+        now,
+        config.max_clock_skew,
+    )
+    .map(|_| ())
+    .map_err(|r| message(StatusCode::UNAUTHORIZED, r.to_string()))
 }
 
-fn api_route(state: &Shared, method: &Method, base: &str, seg: &[&str], uri: &Uri, body: &Bytes) -> Response {
+fn api_route(
+    state: &Shared,
+    method: &Method,
+    base: &str,
+    seg: &[&str],
+    uri: &Uri,
+    body: &Bytes,
+) -> Response {
     let m = method.as_str();
     match (m, seg) {
         ("GET", ["v1", "workflows", "subscription"]) => {
@@ -546,10 +667,14 @@ fn api_route(state: &Shared, method: &Method, base: &str, seg: &[&str], uri: &Ur
             reply(StatusCode::OK, json!(list))
         }
         ("GET", ["v3", "workflows", id]) if base == "webapi" => match find_workflow(state, id) {
-            Some(w) => reply(StatusCode::OK, json!({"id": w.id, "name": w.name, "questions": questions_json(&w)})),
+            Some(w) => reply(
+                StatusCode::OK,
+                json!({"id": w.id, "name": w.name, "questions": questions_json(&w)}),
+            ),
             None => workflow_404(id),
         },
-        ("GET", ["v1", "workflows", id, "questions"]) | ("GET", ["v3", "workflows", id, "questions"]) => {
+        ("GET", ["v1", "workflows", id, "questions"])
+        | ("GET", ["v3", "workflows", id, "questions"]) => {
             if seg[0] == "v3" && base != "webapi" {
                 return message(StatusCode::NOT_FOUND, "v3 is served under /webapi/ only");
             }
@@ -559,7 +684,9 @@ fn api_route(state: &Shared, method: &Method, base: &str, seg: &[&str], uri: &Ur
             }
         }
         ("POST", ["v1", "workflows", id, "jobs"]) => submit(state, id, body, false),
-        ("POST", ["v3", "workflows", id, "jobs"]) if base == "webapi" => submit(state, id, body, true),
+        ("POST", ["v3", "workflows", id, "jobs"]) if base == "webapi" => {
+            submit(state, id, body, true)
+        }
         ("GET", [api @ ("v1" | "v3"), "workflows", id, "jobs"]) => {
             let v3 = *api == "v3";
             if find_workflow(state, id).is_none() {
@@ -567,14 +694,32 @@ fn api_route(state: &Shared, method: &Method, base: &str, seg: &[&str], uri: &Ur
             }
             let query: HashMap<String, String> = uri
                 .query()
-                .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .map(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .into_owned()
+                        .collect()
+                })
                 .unwrap_or_default();
-            let offset = query.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0usize);
-            let limit = query.get("limit").and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+            let offset = query
+                .get("offset")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0usize);
+            let limit = query
+                .get("limit")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(usize::MAX);
             let s = state.lock();
             let d = s.config.job_duration;
-            let mut jobs: Vec<Value> = s.jobs.iter().filter(|j| j.received.workflow_id == *id).map(|j| j.json(d, v3)).collect();
-            if query.get("direction").is_some_and(|d| d.eq_ignore_ascii_case("desc")) {
+            let mut jobs: Vec<Value> = s
+                .jobs
+                .iter()
+                .filter(|j| j.received.workflow_id == *id)
+                .map(|j| j.json(d, v3))
+                .collect();
+            if query
+                .get("direction")
+                .is_some_and(|d| d.eq_ignore_ascii_case("desc"))
+            {
                 jobs.reverse();
             }
             let page: Vec<Value> = jobs.into_iter().skip(offset).take(limit).collect();
@@ -589,12 +734,24 @@ fn api_route(state: &Shared, method: &Method, base: &str, seg: &[&str], uri: &Ur
                 None => message(StatusCode::NOT_FOUND, format!("Job not found: {id}")),
             }
         }
-        _ => message(StatusCode::NOT_FOUND, format!("{m} /{} is not an Alteryx API operation the emulator knows", seg.join("/"))),
+        _ => message(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{m} /{} is not an Alteryx API operation the emulator knows",
+                seg.join("/")
+            ),
+        ),
     }
 }
 
 fn find_workflow(state: &Shared, id: &str) -> Option<EmulatedWorkflow> {
-    state.lock().config.workflows.iter().find(|w| w.id == id).cloned()
+    state
+        .lock()
+        .config
+        .workflows
+        .iter()
+        .find(|w| w.id == id)
+        .cloned()
 }
 
 fn workflow_404(id: &str) -> Response {
@@ -613,10 +770,16 @@ fn submit(state: &Shared, workflow_id: &str, body: &Bytes, v3: bool) -> Response
         return workflow_404(workflow_id);
     };
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
-        return message(StatusCode::BAD_REQUEST, "The request body is not valid JSON");
+        return message(
+            StatusCode::BAD_REQUEST,
+            "The request body is not valid JSON",
+        );
     };
     let Some(request) = request.as_object() else {
-        return message(StatusCode::BAD_REQUEST, "The request body must be a JSON object with a questions list");
+        return message(
+            StatusCode::BAD_REQUEST,
+            "The request body must be a JSON object with a questions list",
+        );
     };
     let mut questions = Vec::new();
     match request.get("questions") {
@@ -626,19 +789,37 @@ fn submit(state: &Shared, workflow_id: &str, body: &Bytes, v3: bool) -> Response
                 let name = item.get("name").and_then(Value::as_str);
                 let value = item.get("value");
                 let (Some(name), Some(value)) = (name, value) else {
-                    return message(StatusCode::BAD_REQUEST, "Each question needs a name and a value");
+                    return message(
+                        StatusCode::BAD_REQUEST,
+                        "Each question needs a name and a value",
+                    );
                 };
                 let Some(value) = value.as_str() else {
-                    return message(StatusCode::BAD_REQUEST, format!("Question '{name}': value must be a string"));
+                    return message(
+                        StatusCode::BAD_REQUEST,
+                        format!("Question '{name}': value must be a string"),
+                    );
                 };
                 if !workflow.questions.iter().any(|q| q.name == name) {
-                    let known: Vec<&str> = workflow.questions.iter().map(|q| q.name.as_str()).collect();
-                    return message(StatusCode::BAD_REQUEST, format!("Invalid question name '{name}' for workflow {workflow_id}; its questions are: {}", known.join(", ")));
+                    let known: Vec<&str> =
+                        workflow.questions.iter().map(|q| q.name.as_str()).collect();
+                    return message(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "Invalid question name '{name}' for workflow {workflow_id}; its questions are: {}",
+                            known.join(", ")
+                        ),
+                    );
                 }
                 questions.push((name.to_string(), value.to_string()));
             }
         }
-        Some(_) => return message(StatusCode::BAD_REQUEST, "questions must be a list of {name, value}"),
+        Some(_) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "questions must be a list of {name, value}",
+            );
+        }
     }
     let priority = match request.get("priority") {
         None | Some(Value::Null) => None,
@@ -646,7 +827,10 @@ fn submit(state: &Shared, workflow_id: &str, body: &Bytes, v3: bool) -> Response
             let ok = if v3 {
                 ["Low", "Medium", "High", "Critical"].contains(&p.as_str())
             } else {
-                ["low", "medium", "high", "critical", "Low", "Medium", "High", "Critical"].contains(&p.as_str())
+                [
+                    "low", "medium", "high", "critical", "Low", "Medium", "High", "Critical",
+                ]
+                .contains(&p.as_str())
             };
             if !ok {
                 return message(StatusCode::BAD_REQUEST, format!("Invalid priority '{p}'"));

@@ -14,7 +14,9 @@ pub fn rfc3986(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -67,7 +69,10 @@ impl std::fmt::Display for Rejection {
         match self {
             Rejection::Missing(p) => write!(f, "OAuth1: missing parameter {p}"),
             Rejection::UnknownKey(k) => write!(f, "OAuth1: unknown consumer key {k:?}"),
-            Rejection::Method(m) => write!(f, "OAuth1: signature method {m:?} is not supported; use HMAC-SHA1"),
+            Rejection::Method(m) => write!(
+                f,
+                "OAuth1: signature method {m:?} is not supported; use HMAC-SHA1"
+            ),
             Rejection::Version(v) => write!(f, "OAuth1: oauth_version {v:?} is not 1.0"),
             Rejection::Timestamp { given, skew } => write!(
                 f,
@@ -104,7 +109,11 @@ pub fn header_params(header: &str) -> Vec<(String, String)> {
         .filter_map(|part| {
             let (k, v) = part.trim().split_once('=')?;
             let v = v.trim().trim_matches('"');
-            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
             Some((decode(k.trim()), decode(v)))
         })
         .filter(|(k, _)| k != "realm")
@@ -141,7 +150,9 @@ pub fn verify(
     {
         return Err(Rejection::Version(v));
     }
-    let secret = credentials.get(&key).ok_or_else(|| Rejection::UnknownKey(key.clone()))?;
+    let secret = credentials
+        .get(&key)
+        .ok_or_else(|| Rejection::UnknownKey(key.clone()))?;
     let ts: i64 = timestamp.parse().map_err(|_| Rejection::Timestamp {
         given: timestamp.clone(),
         skew: i64::MAX,
@@ -231,19 +242,91 @@ mod tests {
         params.push(("oauth_signature".into(), sign(&base, "s")));
         let mut nonces = NonceCache::default();
         let skew = Duration::from_secs(300);
-        assert_eq!(verify("GET", "http://h/gallery/api/v1/x/", &params, &creds, &mut nonces, now, skew), Ok("k".into()));
-        assert!(matches!(verify("GET", "http://h/gallery/api/v1/x/", &params, &creds, &mut nonces, now, skew), Err(Rejection::NonceReused(_))));
+        assert_eq!(
+            verify(
+                "GET",
+                "http://h/gallery/api/v1/x/",
+                &params,
+                &creds,
+                &mut nonces,
+                now,
+                skew
+            ),
+            Ok("k".into())
+        );
+        assert!(matches!(
+            verify(
+                "GET",
+                "http://h/gallery/api/v1/x/",
+                &params,
+                &creds,
+                &mut nonces,
+                now,
+                skew
+            ),
+            Err(Rejection::NonceReused(_))
+        ));
         let mut nonces = NonceCache::default();
-        assert!(matches!(verify("GET", "http://h/gallery/api/v1/x", &params, &creds, &mut nonces, now, skew), Err(Rejection::BadSignature { .. })));
-        assert!(matches!(verify("GET", "http://h/gallery/api/v1/x/", &params, &creds, &mut nonces, now + 301, skew), Err(Rejection::Timestamp { .. })));
+        assert!(matches!(
+            verify(
+                "GET",
+                "http://h/gallery/api/v1/x",
+                &params,
+                &creds,
+                &mut nonces,
+                now,
+                skew
+            ),
+            Err(Rejection::BadSignature { .. })
+        ));
+        assert!(matches!(
+            verify(
+                "GET",
+                "http://h/gallery/api/v1/x/",
+                &params,
+                &creds,
+                &mut nonces,
+                now + 301,
+                skew
+            ),
+            Err(Rejection::Timestamp { .. })
+        ));
         let other: HashMap<String, String> = [("k".to_string(), "other".to_string())].into();
-        assert!(matches!(verify("GET", "http://h/gallery/api/v1/x/", &params, &other, &mut nonces, now, skew), Err(Rejection::BadSignature { .. })));
-        assert!(matches!(verify("GET", "http://h/gallery/api/v1/x/", &params, &HashMap::new(), &mut nonces, now, skew), Err(Rejection::UnknownKey(_))));
+        assert!(matches!(
+            verify(
+                "GET",
+                "http://h/gallery/api/v1/x/",
+                &params,
+                &other,
+                &mut nonces,
+                now,
+                skew
+            ),
+            Err(Rejection::BadSignature { .. })
+        ));
+        assert!(matches!(
+            verify(
+                "GET",
+                "http://h/gallery/api/v1/x/",
+                &params,
+                &HashMap::new(),
+                &mut nonces,
+                now,
+                skew
+            ),
+            Err(Rejection::UnknownKey(_))
+        ));
     }
 
     #[test]
     fn authorization_header_form_is_read() {
         let p = header_params(r#"OAuth realm="x", oauth_consumer_key="k%20y", oauth_nonce="n""#);
-        assert_eq!(p, vec![("oauth_consumer_key".to_string(), "k y".to_string()), ("oauth_nonce".to_string(), "n".to_string())]);
+        assert_eq!(
+            p,
+            vec![
+                ("oauth_consumer_key".to_string(), "k y".to_string()),
+                ("oauth_nonce".to_string(), "n".to_string())
+            ]
+        );
     }
 }

@@ -113,7 +113,11 @@ impl DynamoExecutionStore {
         out.item.map(|item| self.from_item(item)).transpose()
     }
 
-    async fn query_status(&self, filter: &ListFilter, status: ExecutionStatus) -> Result<Vec<Execution>, ExecutionError> {
+    async fn query_status(
+        &self,
+        filter: &ListFilter,
+        status: ExecutionStatus,
+    ) -> Result<Vec<Execution>, ExecutionError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -180,7 +184,11 @@ impl DynamoExecutionStore {
                 _ => break,
             }
         }
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        out.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         if let Some(l) = filter.limit {
             out.truncate(l);
         }
@@ -206,14 +214,19 @@ impl ExecutionStore for DynamoExecutionStore {
                     .read(&fresh.id)
                     .await?
                     .map(Claim::Duplicate)
-                    .ok_or_else(|| ExecutionError::Store(format!("execution {} flickered", fresh.id))),
+                    .ok_or_else(|| {
+                        ExecutionError::Store(format!("execution {} flickered", fresh.id))
+                    }),
             };
         };
         if !claimable(&existing, now) {
             return Ok(Claim::Duplicate(existing));
         }
         let next = taken_over(&existing, lease, now);
-        match self.put_if(&next, existing.status, existing.attempt).await? {
+        match self
+            .put_if(&next, existing.status, existing.attempt)
+            .await?
+        {
             Put::Written => Ok(Claim::Acquired(next)),
             Put::ConditionFailed => Ok(Claim::Duplicate(
                 self.read(&existing.id).await?.unwrap_or(existing),
@@ -228,7 +241,10 @@ impl ExecutionStore for DynamoExecutionStore {
     ) -> Result<(), ExecutionError> {
         let mut record = record.clone();
         record.updated_at = now_unix();
-        match self.put_if(&record, expected_status, record.attempt).await? {
+        match self
+            .put_if(&record, expected_status, record.attempt)
+            .await?
+        {
             Put::Written => Ok(()),
             Put::ConditionFailed => Err(ExecutionError::Conflict {
                 id: record.id.clone(),
@@ -246,7 +262,10 @@ impl ExecutionStore for DynamoExecutionStore {
         check_retryable(&existing)?;
         let mut next = taken_over(&existing, lease, now_unix());
         next.message = None;
-        match self.put_if(&next, existing.status, existing.attempt).await? {
+        match self
+            .put_if(&next, existing.status, existing.attempt)
+            .await?
+        {
             Put::Written => Ok(next),
             Put::ConditionFailed => Err(ExecutionError::Conflict {
                 id: id.to_string(),

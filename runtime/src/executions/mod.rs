@@ -103,14 +103,14 @@ pub enum ExecutionError {
     #[error("execution {0} not found")]
     NotFound(String),
     #[error(
-        "execution {id} changed under us (expected status {expected:?}, attempt {attempt}); someone else is working on it"
+        "execution {id} changed under us (expected status {expected}, attempt {attempt}); someone else is working on it"
     )]
     Conflict {
         id: String,
         expected: ExecutionStatus,
         attempt: u32,
     },
-    #[error("execution {id} is {status:?}; only ERROR or FAILED executions can be retried")]
+    #[error("execution {id} is {status}; only ERROR or FAILED executions can be retried")]
     NotRetryable { id: String, status: ExecutionStatus },
     #[error("execution store: {0}")]
     Store(String),

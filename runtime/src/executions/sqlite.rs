@@ -46,7 +46,8 @@ impl SqliteExecutionStore {
         let conn = Connection::open(path)
             .map_err(|e| ExecutionError::Store(format!("opening {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -98,7 +99,9 @@ impl SqliteExecutionStore {
 
 fn read(conn: &Connection, id: &str) -> Result<Option<Execution>, ExecutionError> {
     let text: Option<String> = conn
-        .query_row("SELECT record FROM executions WHERE id = ?1", [id], |r| r.get(0))
+        .query_row("SELECT record FROM executions WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
         .optional()
         .map_err(db_err)?;
     text.map(|t| serde_json::from_str(&t).map_err(|e| db_err(format!("record {id}: {e}"))))
@@ -163,7 +166,8 @@ impl ExecutionStore for SqliteExecutionStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_err)?;
-            let current = read(&tx, &record.id)?.ok_or_else(|| ExecutionError::NotFound(record.id.clone()))?;
+            let current = read(&tx, &record.id)?
+                .ok_or_else(|| ExecutionError::NotFound(record.id.clone()))?;
             if current.status != expected_status || current.attempt != record.attempt {
                 return Err(ExecutionError::Conflict {
                     id: record.id.clone(),
@@ -214,7 +218,12 @@ impl ExecutionStore for SqliteExecutionStore {
             let limit = filter.limit.map_or(-1, |l| l as i64);
             let rows = stmt
                 .query_map(
-                    params![filter.status.map(|s| s.as_str()), filter.rule_id, filter.since, limit],
+                    params![
+                        filter.status.map(|s| s.as_str()),
+                        filter.rule_id,
+                        filter.since,
+                        limit
+                    ],
                     |r| r.get::<_, String>(0),
                 )
                 .map_err(db_err)?;

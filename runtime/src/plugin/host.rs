@@ -23,7 +23,9 @@ use wasmtime::{Config, Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::{PluginError, PluginInput, PluginLimits, PluginOutcome, PluginRun, PluginSpec, PluginStore};
+use super::{
+    PluginError, PluginInput, PluginLimits, PluginOutcome, PluginRun, PluginSpec, PluginStore,
+};
 
 wasmtime::component::bindgen!({
     path: "../plugins/wit",
@@ -75,7 +77,12 @@ impl alteryx_router::plugin::host::Host for CallState {
             Level::Error => "error",
         };
         let line: String = message.chars().take(1024).collect();
-        push_log(&mut self.logs, &mut self.log_bytes, self.max_log_bytes, format!("{level}: {line}"));
+        push_log(
+            &mut self.logs,
+            &mut self.log_bytes,
+            self.max_log_bytes,
+            format!("{level}: {line}"),
+        );
     }
 }
 
@@ -98,7 +105,12 @@ struct CallLimiter {
 }
 
 impl wasmtime::ResourceLimiter for CallLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let ok = desired <= self.memory_bytes;
         if !ok {
             self.refused_memory = true;
@@ -106,7 +118,12 @@ impl wasmtime::ResourceLimiter for CallLimiter {
         Ok(ok)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 
@@ -155,7 +172,8 @@ impl PluginHost {
     pub fn new(store: Arc<dyn PluginStore>, limits: PluginLimits) -> Result<Self, PluginError> {
         let engine = Engine::new(&engine_config()).map_err(|e| load_error("(engine)", e))?;
         let mut linker = Linker::<CallState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| load_error("(linker)", e))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| load_error("(linker)", e))?;
         RouterPlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| load_error("(linker)", e))?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -200,7 +218,12 @@ impl PluginHost {
             });
         }
         let cache_key = (spec.name.clone(), digest);
-        if let Some(found) = self.loaded.lock().map_err(|_| load_error(&spec.name, "cache lock poisoned"))?.get(&cache_key) {
+        if let Some(found) = self
+            .loaded
+            .lock()
+            .map_err(|_| load_error(&spec.name, "cache lock poisoned"))?
+            .get(&cache_key)
+        {
             return Ok(Arc::clone(found));
         }
         let engine = self.engine.clone();
@@ -208,9 +231,10 @@ impl PluginHost {
         let name = spec.name.clone();
         let location = fetched.location.clone();
         let started = Instant::now();
-        let pre = tokio::task::spawn_blocking(move || prepare(&engine, &linker, &name, &fetched.bytes))
-            .await
-            .map_err(|e| load_error(&spec.name, e))??;
+        let pre =
+            tokio::task::spawn_blocking(move || prepare(&engine, &linker, &name, &fetched.bytes))
+                .await
+                .map_err(|e| load_error(&spec.name, e))??;
         tracing::info!(plugin = %spec.name, %location, elapsed_ms = started.elapsed().as_millis() as u64, "plugin loaded");
         let pre = Arc::new(pre);
         self.loaded
@@ -221,7 +245,11 @@ impl PluginHost {
     }
 
     /// Run a rule's plugin over one object.
-    pub async fn run(&self, spec: &PluginSpec, input: PluginInput<'_>) -> Result<PluginRun, PluginError> {
+    pub async fn run(
+        &self,
+        spec: &PluginSpec,
+        input: PluginInput<'_>,
+    ) -> Result<PluginRun, PluginError> {
         let pre = self.load(spec).await?;
         let mut limits = self.limits.clone();
         if let Some(ms) = spec.timeout_ms {
@@ -272,10 +300,13 @@ fn prepare(
             load_error(name, format!("not a WebAssembly component (build it with a component toolchain, e.g. componentize-py): {e:#}"))
         })?,
     };
-    let instance_pre = linker.instantiate_pre(&component).map_err(|e| PluginError::Incompatible {
-        plugin: name.to_string(),
-        message: format!("{e:#}"),
-    })?;
+    let instance_pre =
+        linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::Incompatible {
+                plugin: name.to_string(),
+                message: format!("{e:#}"),
+            })?;
     RouterPluginPre::new(instance_pre).map_err(|e| PluginError::Incompatible {
         plugin: name.to_string(),
         message: format!("{e:#}"),
@@ -346,7 +377,12 @@ fn call(
     for (stream, pipe) in [("stdout", &stdout), ("stderr", &stderr)] {
         let text = String::from_utf8_lossy(&pipe.contents()).into_owned();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            push_log(&mut logs, &mut used, limits.max_log_bytes, format!("{stream}: {line}"));
+            push_log(
+                &mut logs,
+                &mut used,
+                limits.max_log_bytes,
+                format!("{stream}: {line}"),
+            );
         }
     }
     let refused_memory = state.limits.refused_memory;
@@ -355,16 +391,32 @@ fn call(
         Err(e) => {
             let trap = e.downcast_ref::<Trap>().copied();
             return Err(if trap == Some(Trap::Interrupt) {
-                PluginError::Timeout { plugin, rule, limit: limits.timeout }
+                PluginError::Timeout {
+                    plugin,
+                    rule,
+                    limit: limits.timeout,
+                }
             } else if refused_memory {
-                PluginError::MemoryLimit { plugin, rule, limit: limits.memory_bytes }
+                PluginError::MemoryLimit {
+                    plugin,
+                    rule,
+                    limit: limits.memory_bytes,
+                }
             } else {
-                PluginError::Trap { plugin, rule, message: format!("{e:#}") }
+                PluginError::Trap {
+                    plugin,
+                    rule,
+                    message: format!("{e:#}"),
+                }
             });
         }
         Ok(Err(message)) => {
             if refused_memory {
-                return Err(PluginError::MemoryLimit { plugin, rule, limit: limits.memory_bytes });
+                return Err(PluginError::MemoryLimit {
+                    plugin,
+                    rule,
+                    limit: limits.memory_bytes,
+                });
             }
             return Err(PluginError::PluginReported {
                 plugin,
@@ -378,7 +430,11 @@ fn call(
                 return Err(PluginError::OutputTooLarge {
                     plugin,
                     rule,
-                    message: format!("{} question values (limit {})", values.len(), limits.max_questions),
+                    message: format!(
+                        "{} question values (limit {})",
+                        values.len(),
+                        limits.max_questions
+                    ),
                 });
             }
             let mut out = Vec::with_capacity(values.len());
@@ -387,14 +443,22 @@ fn call(
                     return Err(PluginError::OutputTooLarge {
                         plugin,
                         rule,
-                        message: format!("a question name is empty or longer than 256 bytes ({} bytes)", v.name.len()),
+                        message: format!(
+                            "a question name is empty or longer than 256 bytes ({} bytes)",
+                            v.name.len()
+                        ),
                     });
                 }
                 if v.value.len() > limits.max_value_len {
                     return Err(PluginError::OutputTooLarge {
                         plugin,
                         rule,
-                        message: format!("value of `{}` is {} bytes (limit {})", v.name, v.value.len(), limits.max_value_len),
+                        message: format!(
+                            "value of `{}` is {} bytes (limit {})",
+                            v.name,
+                            v.value.len(),
+                            limits.max_value_len
+                        ),
                     });
                 }
                 out.push((v.name, v.value));
@@ -415,7 +479,9 @@ fn call(
 pub fn compile_to_cwasm(wasm: &[u8], target: Option<&str>) -> Result<Vec<u8>, PluginError> {
     let mut config = engine_config();
     if let Some(t) = target {
-        config.target(t).map_err(|e| load_error("(compile)", format!("target {t}: {e:#}")))?;
+        config
+            .target(t)
+            .map_err(|e| load_error("(compile)", format!("target {t}: {e:#}")))?;
     }
     let engine = Engine::new(&config).map_err(|e| load_error("(compile)", format!("{e:#}")))?;
     engine

@@ -71,7 +71,9 @@ pub struct PluginRun {
 pub enum PluginError {
     #[error("plugin `{plugin}` not found in {location}")]
     NotFound { plugin: String, location: String },
-    #[error("plugin `{plugin}`: sha256 is {actual}, but the rule pins {expected}; refusing to run it")]
+    #[error(
+        "plugin `{plugin}`: sha256 is {actual}, but the rule pins {expected}; refusing to run it"
+    )]
     ChecksumMismatch {
         plugin: String,
         expected: String,
@@ -79,7 +81,9 @@ pub enum PluginError {
     },
     #[error("plugin `{plugin}` cannot be loaded: {message}")]
     Load { plugin: String, message: String },
-    #[error("plugin `{plugin}` does not implement alteryx-router:plugin@0.1.0 `router-plugin`: {message}")]
+    #[error(
+        "plugin `{plugin}` does not implement alteryx-router:plugin@0.1.0 `router-plugin`: {message}"
+    )]
     Incompatible { plugin: String, message: String },
     #[error("plugin `{plugin}` (rule `{rule}`) trapped: {message}")]
     Trap {

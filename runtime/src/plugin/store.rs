@@ -60,7 +60,10 @@ impl PluginStore for DirPluginStore {
     }
 
     fn describe(&self) -> String {
-        format!("directory {} (looked for .cwasm then .wasm)", self.dir.display())
+        format!(
+            "directory {} (looked for .cwasm then .wasm)",
+            self.dir.display()
+        )
     }
 }
 
@@ -102,7 +105,14 @@ impl PluginStore for S3PluginStore {
         use aws_sdk_s3::operation::get_object::GetObjectError;
         for (ext, precompiled) in [("cwasm", true), ("wasm", false)] {
             let key = format!("{}{name}.{ext}", self.prefix);
-            match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+            match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+            {
                 Ok(out) => {
                     let bytes = out.body.collect().await.map_err(|e| PluginError::Io {
                         plugin: name.to_string(),
@@ -114,7 +124,9 @@ impl PluginStore for S3PluginStore {
                         location: format!("s3://{}/{key}", self.bucket),
                     });
                 }
-                Err(e) if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => continue,
+                Err(e) if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
+                    continue;
+                }
                 Err(e) => {
                     return Err(PluginError::Io {
                         plugin: name.to_string(),
@@ -157,7 +169,11 @@ impl PluginStore for ChainPluginStore {
     }
 
     fn describe(&self) -> String {
-        self.0.iter().map(|s| s.describe()).collect::<Vec<_>>().join(", then ")
+        self.0
+            .iter()
+            .map(|s| s.describe())
+            .collect::<Vec<_>>()
+            .join(", then ")
     }
 }
 
@@ -169,12 +185,18 @@ pub fn plugin_store_from_env(
     if let Some(dir) = std::env::var_os("PLUGIN_DIR").filter(|d| !d.is_empty()) {
         stores.push(Arc::new(DirPluginStore::new(PathBuf::from(dir))));
     }
-    if let Some(uri) = std::env::var("PLUGIN_S3_URI").ok().filter(|u| !u.is_empty()) {
+    if let Some(uri) = std::env::var("PLUGIN_S3_URI")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
         let sdk = sdk.ok_or_else(|| PluginError::Load {
             plugin: "(store)".into(),
             message: "PLUGIN_S3_URI needs AWS configuration".into(),
         })?;
-        stores.push(Arc::new(S3PluginStore::new(aws_sdk_s3::Client::new(sdk), &uri)?));
+        stores.push(Arc::new(S3PluginStore::new(
+            aws_sdk_s3::Client::new(sdk),
+            &uri,
+        )?));
     }
     Ok(match stores.len() {
         0 => None,
@@ -226,7 +248,12 @@ impl ObjectReader for S3ObjectReader {
             .range(format!("bytes=0-{}", max_bytes.saturating_sub(1)))
             .send()
             .await
-            .map_err(|e| io(format!("reading s3://{bucket}/{key}: {}", aws_sdk_s3::error::DisplayErrorContext(e))))?;
+            .map_err(|e| {
+                io(format!(
+                    "reading s3://{bucket}/{key}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                ))
+            })?;
         let content_type = out.content_type.clone();
         let bytes = out
             .body
@@ -267,10 +294,12 @@ impl ObjectReader for DirObjectReader {
             });
         }
         let path = self.root.join(bucket).join(key);
-        let file = tokio::fs::File::open(&path).await.map_err(|e| PluginError::Io {
-            plugin: "(object reader)".into(),
-            message: format!("reading {}: {e}", path.display()),
-        })?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| PluginError::Io {
+                plugin: "(object reader)".into(),
+                message: format!("reading {}: {e}", path.display()),
+            })?;
         let mut head = Vec::new();
         file.take(max_bytes)
             .read_to_end(&mut head)

@@ -80,9 +80,7 @@ impl RuleSet {
     }
 
     fn from_compiled(mut rules: Vec<CompiledRule>) -> Result<Self, RuleError> {
-        rules.sort_by(|a, b| {
-            (a.rule.priority, &a.rule.id).cmp(&(b.rule.priority, &b.rule.id))
-        });
+        rules.sort_by(|a, b| (a.rule.priority, &a.rule.id).cmp(&(b.rule.priority, &b.rule.id)));
         for pair in rules.windows(2) {
             if pair[0].rule.id == pair[1].rule.id {
                 return Err(RuleError::Duplicate {
@@ -183,7 +181,9 @@ fn secondary_verdict(rule: &CompiledRule, obj: &ObjectCreated) -> Option<MatchVe
     if let Some(bucket) = &rule.bucket
         && !bucket.is_match(&obj.bucket)
     {
-        return Some(MatchVerdict::Bucket(rule.rule.bucket.clone().unwrap_or_default()));
+        return Some(MatchVerdict::Bucket(
+            rule.rule.bucket.clone().unwrap_or_default(),
+        ));
     }
     if let Some((pattern, _)) = rule.exclude.iter().find(|(_, m)| m.is_match(&obj.key)) {
         return Some(MatchVerdict::Excluded(pattern.clone()));
@@ -230,7 +230,9 @@ mod tests {
 
     #[test]
     fn single_star_stays_in_a_segment_double_star_crosses() {
-        let s = set("- {id: one, key: 'in/*.csv', workflow: w}\n- {id: deep, key: 'in/**/*.csv', workflow: w}");
+        let s = set(
+            "- {id: one, key: 'in/*.csv', workflow: w}\n- {id: deep, key: 'in/**/*.csv', workflow: w}",
+        );
         assert_eq!(ids(&s, &obj("b", "in/a.csv", 1)), ["deep", "one"]);
         assert_eq!(ids(&s, &obj("b", "in/x/y/a.csv", 1)), ["deep"]);
         assert!(ids(&s, &obj("b", "other/in/a.csv", 1)).is_empty());
@@ -238,18 +240,25 @@ mod tests {
 
     #[test]
     fn priority_then_id_order_and_final_stops() {
-        let s = set(
-            "- {id: b-low, priority: 50, key: '**', workflow: w}\n\
+        let s = set("- {id: b-low, priority: 50, key: '**', workflow: w}\n\
              - {id: a-low, priority: 50, key: '**', workflow: w}\n\
              - {id: first, priority: 1, key: 'x/**', workflow: w, final: true}\n\
-             - {id: zero, priority: 0, key: 'y/**', workflow: w}",
-        );
+             - {id: zero, priority: 0, key: 'y/**', workflow: w}");
         assert_eq!(ids(&s, &obj("b", "x/1", 1)), ["first"]);
         assert_eq!(ids(&s, &obj("b", "y/1", 1)), ["zero", "a-low", "b-low"]);
         let explained = s.explain(&obj("b", "x/1", 1));
-        assert_eq!(explained[0], ("zero".to_string(), MatchVerdict::Key("y/**".into())));
+        assert_eq!(
+            explained[0],
+            ("zero".to_string(), MatchVerdict::Key("y/**".into()))
+        );
         assert_eq!(explained[1], ("first".to_string(), MatchVerdict::Matched));
-        assert_eq!(explained[2], ("a-low".to_string(), MatchVerdict::AfterFinal("first".into())));
+        assert_eq!(
+            explained[2],
+            (
+                "a-low".to_string(),
+                MatchVerdict::AfterFinal("first".into())
+            )
+        );
     }
 
     #[test]
@@ -265,11 +274,29 @@ mod tests {
         assert!(ids(&s, &obj("acme-landing", "in/a.csv", 101)).is_empty());
         assert_eq!(ids(&s, &obj("acme-landing", "in/a.csv", 10)), ["r"]);
         assert_eq!(ids(&s, &obj("acme-landing", "in/a.csv", 100)), ["r"]);
-        let explained = s.explain(&obj("acme-landing", "in/_tmp/a.csv", 5));
-        assert_eq!(explained[0].1, MatchVerdict::Excluded("**/_tmp/**".into()));
-        assert_eq!(explained[1].1, MatchVerdict::Disabled);
-        assert_eq!(s.explain(&obj("zzz", "in/a", 50))[0].1, MatchVerdict::Bucket("acme-*".into()));
-        assert_eq!(s.explain(&obj("acme-x", "in/a", 5))[0].1, MatchVerdict::TooSmall(10));
+        let verdict = |o: ObjectCreated, id: &str| {
+            s.explain(&o)
+                .into_iter()
+                .find(|(r, _)| r == id)
+                .map(|(_, v)| v)
+                .unwrap()
+        };
+        assert_eq!(
+            verdict(obj("acme-landing", "in/_tmp/a.csv", 5), "r"),
+            MatchVerdict::Excluded("**/_tmp/**".into())
+        );
+        assert_eq!(
+            verdict(obj("acme-landing", "in/_tmp/a.csv", 5), "off"),
+            MatchVerdict::Disabled
+        );
+        assert_eq!(
+            verdict(obj("zzz", "in/a", 50), "r"),
+            MatchVerdict::Bucket("acme-*".into())
+        );
+        assert_eq!(
+            verdict(obj("acme-x", "in/a", 5), "r"),
+            MatchVerdict::TooSmall(10)
+        );
     }
 
     #[test]
@@ -282,7 +309,10 @@ mod tests {
     #[test]
     fn unicode_keys_match() {
         let s = set("- {id: jp, key: '受信/**/*.csv', workflow: w}");
-        assert_eq!(ids(&s, &obj("b", "受信/2026年/売上 データ+v2.csv", 1)), ["jp"]);
+        assert_eq!(
+            ids(&s, &obj("b", "受信/2026年/売上 データ+v2.csv", 1)),
+            ["jp"]
+        );
     }
 
     #[test]
@@ -292,7 +322,10 @@ mod tests {
             "t",
         )
         .unwrap();
-        assert!(matches!(RuleSet::new(rules.clone()), Err(RuleError::Duplicate { .. } | RuleError::Invalid { .. })));
+        assert!(matches!(
+            RuleSet::new(rules.clone()),
+            Err(RuleError::Duplicate { .. } | RuleError::Invalid { .. })
+        ));
         let (s, errors) = RuleSet::lenient(rules);
         assert_eq!(s.len(), 1);
         assert_eq!(errors.len(), 2);

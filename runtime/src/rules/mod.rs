@@ -157,10 +157,16 @@ impl CompiledRule {
             ));
         }
         if rule.workflow.trim().is_empty() {
-            return Err(invalid("workflow", "must name the Alteryx workflow (appId or workflow id)".into()));
+            return Err(invalid(
+                "workflow",
+                "must name the Alteryx workflow (appId or workflow id)".into(),
+            ));
         }
         if rule.key.is_empty() {
-            return Err(invalid("key", "must be a glob, e.g. \"incoming/**/*.csv\"".into()));
+            return Err(invalid(
+                "key",
+                "must be a glob, e.g. \"incoming/**/*.csv\"".into(),
+            ));
         }
         let key_glob = path_glob(&rule.key).map_err(|e| invalid("key", e.kind().to_string()))?;
         let bucket = match &rule.bucket {
@@ -180,7 +186,10 @@ impl CompiledRule {
         if let (Some(min), Some(max)) = (rule.min_size, rule.max_size)
             && min > max
         {
-            return Err(invalid("min_size", format!("{min} is larger than max_size {max}")));
+            return Err(invalid(
+                "min_size",
+                format!("{min} is larger than max_size {max}"),
+            ));
         }
         let mut questions = Vec::with_capacity(rule.questions.len());
         for (name, text) in &rule.questions {
@@ -192,12 +201,19 @@ impl CompiledRule {
             questions.push((name.clone(), template));
         }
         if let Some(p) = &rule.job_priority
-            && !matches!(p.to_ascii_lowercase().as_str(), "low" | "medium" | "high" | "critical")
+            && !matches!(
+                p.to_ascii_lowercase().as_str(),
+                "low" | "medium" | "high" | "critical"
+            )
         {
-            return Err(invalid("job_priority", format!("`{p}` is not low, medium, high or critical")));
+            return Err(invalid(
+                "job_priority",
+                format!("`{p}` is not low, medium, high or critical"),
+            ));
         }
         if let Some(plugin) = &rule.plugin {
-            validate_plugin(plugin).map_err(|(field, message)| invalid(&format!("plugin.{field}"), message))?;
+            validate_plugin(plugin)
+                .map_err(|(field, message)| invalid(&format!("plugin.{field}"), message))?;
         }
         Ok(CompiledRule {
             bucket,
@@ -225,10 +241,16 @@ fn validate_plugin(p: &PluginSpec) -> Result<(), (&'static str, String)> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         || p.name.starts_with('.')
     {
-        return Err(("name", "must be a file name stem: A-Z a-z 0-9 . _ - (no path)".into()));
+        return Err((
+            "name",
+            "must be a file name stem: A-Z a-z 0-9 . _ - (no path)".into(),
+        ));
     }
     if p.read_bytes == 0 || p.read_bytes > MAX_READ_BYTES {
-        return Err(("read_bytes", format!("must be between 1 and {MAX_READ_BYTES}")));
+        return Err((
+            "read_bytes",
+            format!("must be between 1 and {MAX_READ_BYTES}"),
+        ));
     }
     if let Some(h) = &p.sha256
         && (h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()))
@@ -260,14 +282,16 @@ pub fn parse_rules_document(text: &str, source_name: &str) -> Result<Vec<Rule>, 
             serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
         return from_value(value).map_err(parse_err);
     }
-    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
     match value {
         serde_yaml::Value::Null => Ok(Vec::new()),
         serde_yaml::Value::Sequence(items) => items
             .into_iter()
             .enumerate()
             .map(|(i, item)| {
-                serde_yaml::from_value::<Rule>(item).map_err(|e| parse_err(format!("rule #{}: {e}", i + 1)))
+                serde_yaml::from_value::<Rule>(item)
+                    .map_err(|e| parse_err(format!("rule #{}: {e}", i + 1)))
             })
             .collect(),
         other => serde_yaml::from_value::<Rule>(other)
@@ -281,7 +305,9 @@ fn from_value(value: serde_json::Value) -> Result<Vec<Rule>, String> {
         serde_json::Value::Array(items) => items
             .into_iter()
             .enumerate()
-            .map(|(i, item)| serde_json::from_value::<Rule>(item).map_err(|e| format!("rule #{}: {e}", i + 1)))
+            .map(|(i, item)| {
+                serde_json::from_value::<Rule>(item).map_err(|e| format!("rule #{}: {e}", i + 1))
+            })
             .collect(),
         other => serde_json::from_value::<Rule>(other)
             .map(|r| vec![r])
@@ -326,7 +352,11 @@ mod tests {
 
     fn invalid(yaml: &str) -> (String, String, String) {
         match CompiledRule::compile(rule(yaml)) {
-            Err(RuleError::Invalid { rule, field, message }) => (rule, field, message),
+            Err(RuleError::Invalid {
+                rule,
+                field,
+                message,
+            }) => (rule, field, message),
             other => panic!("expected invalid, got {other:?}"),
         }
     }
@@ -337,7 +367,9 @@ mod tests {
         assert!(r.enabled);
         assert_eq!(r.priority, 100);
         assert!(!r.is_final);
-        let p = rule("id: a\nkey: '**'\nworkflow: w\nplugin: {name: csv-header}\n").plugin.unwrap();
+        let p = rule("id: a\nkey: '**'\nworkflow: w\nplugin: {name: csv-header}\n")
+            .plugin
+            .unwrap();
         assert_eq!(p.read_bytes, 65536);
     }
 
@@ -348,34 +380,84 @@ mod tests {
         let (r, f, m) = invalid("id: a\nkey: 'x/[ab'\nworkflow: w");
         assert_eq!((r.as_str(), f.as_str()), ("a", "key"));
         assert!(m.contains("unclosed"), "{m}");
-        assert_eq!(invalid("id: a\nbucket: '{a'\nkey: a\nworkflow: w").1, "bucket");
-        assert_eq!(invalid("id: a\nkey: a\nexclude: ['ok', '[']\nworkflow: w").1, "exclude[1]");
+        assert_eq!(
+            invalid("id: a\nbucket: '{a'\nkey: a\nworkflow: w").1,
+            "bucket"
+        );
+        assert_eq!(
+            invalid("id: a\nkey: a\nexclude: ['ok', '[']\nworkflow: w").1,
+            "exclude[1]"
+        );
         let (_, f, m) = invalid("id: a\nkey: a\nworkflow: w\nquestions: {Path: '{bukket}'}");
         assert_eq!(f, "questions.Path");
         assert!(m.contains("bukket"), "{m}");
-        assert_eq!(invalid("id: a\nkey: a\nworkflow: w\nmin_size: 5\nmax_size: 1").1, "min_size");
-        assert_eq!(invalid("id: a\nkey: a\nworkflow: w\njob_priority: urgent").1, "job_priority");
-        assert_eq!(invalid("id: a\nkey: a\nworkflow: w\nplugin: {name: ../x}").1, "plugin.name");
-        assert_eq!(invalid("id: a\nkey: a\nworkflow: w\nplugin: {name: x, read_bytes: 0}").1, "plugin.read_bytes");
-        assert_eq!(invalid("id: a\nkey: a\nworkflow: w\nplugin: {name: x, sha256: abc}").1, "plugin.sha256");
+        assert_eq!(
+            invalid("id: a\nkey: a\nworkflow: w\nmin_size: 5\nmax_size: 1").1,
+            "min_size"
+        );
+        assert_eq!(
+            invalid("id: a\nkey: a\nworkflow: w\njob_priority: urgent").1,
+            "job_priority"
+        );
+        assert_eq!(
+            invalid("id: a\nkey: a\nworkflow: w\nplugin: {name: ../x}").1,
+            "plugin.name"
+        );
+        assert_eq!(
+            invalid("id: a\nkey: a\nworkflow: w\nplugin: {name: x, read_bytes: 0}").1,
+            "plugin.read_bytes"
+        );
+        assert_eq!(
+            invalid("id: a\nkey: a\nworkflow: w\nplugin: {name: x, sha256: abc}").1,
+            "plugin.sha256"
+        );
     }
 
     #[test]
     fn unknown_fields_and_syntax_errors_name_the_source() {
-        let e = parse_rules_document("- id: a\n  key: a\n  workflow: w\n  prority: 1\n", "rules/x.yaml").unwrap_err();
+        let e = parse_rules_document(
+            "- id: a\n  key: a\n  workflow: w\n  prority: 1\n",
+            "rules/x.yaml",
+        )
+        .unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("rules/x.yaml") && msg.contains("prority") && msg.contains("rule #1"), "{msg}");
-        let e = parse_rules_document("[{\"id\": \"a\",}]", "r.json").unwrap_err().to_string();
+        assert!(
+            msg.contains("rules/x.yaml") && msg.contains("prority") && msg.contains("rule #1"),
+            "{msg}"
+        );
+        let e = parse_rules_document("[{\"id\": \"a\",}]", "r.json")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("r.json") && e.contains("line 1"), "{e}");
-        let e = parse_rules_document("id: a\nworkflow: w\n", "one.yaml").unwrap_err().to_string();
+        let e = parse_rules_document("id: a\nworkflow: w\n", "one.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing field `key`"), "{e}");
     }
 
     #[test]
     fn json_and_yaml_lists_and_single_rules_parse() {
-        assert_eq!(parse_rules_document("[{\"id\":\"a\",\"key\":\"*\",\"workflow\":\"w\"}]", "x").unwrap().len(), 1);
-        assert_eq!(parse_rules_document("{\"id\":\"a\",\"key\":\"*\",\"workflow\":\"w\"}", "x").unwrap().len(), 1);
-        assert_eq!(parse_rules_document("- {id: a, key: '*', workflow: w}\n- {id: b, key: '*', workflow: w}", "x").unwrap().len(), 2);
+        assert_eq!(
+            parse_rules_document("[{\"id\":\"a\",\"key\":\"*\",\"workflow\":\"w\"}]", "x")
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            parse_rules_document("{\"id\":\"a\",\"key\":\"*\",\"workflow\":\"w\"}", "x")
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            parse_rules_document(
+                "- {id: a, key: '*', workflow: w}\n- {id: b, key: '*', workflow: w}",
+                "x"
+            )
+            .unwrap()
+            .len(),
+            2
+        );
         assert!(parse_rules_document("", "x").unwrap().is_empty());
     }
 
