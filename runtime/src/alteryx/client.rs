@@ -464,7 +464,7 @@ const RFC3986: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'~');
 
 fn segment(id: &str) -> String {
-    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(id, RFC3986).to_string()
 }
 
 fn parse<T: serde::de::DeserializeOwned>(

@@ -300,6 +300,10 @@ impl EmulatorHandle {
     pub fn tokens_issued(&self) -> usize {
         self.state.lock().tokens_issued
     }
+    /// Invalidate every OAuth2 token issued so far (as a server restart or revocation would).
+    pub fn revoke_tokens(&self) {
+        self.state.lock().tokens.clear();
+    }
     pub fn set_job_outcome(&self, job_id: &str, outcome: JobOutcome) -> bool {
         let mut s = self.state.lock();
         match s.jobs.iter_mut().find(|j| j.received.id == job_id) {
@@ -439,7 +443,12 @@ async fn route(
     if let Err(r) = authorised {
         return r;
     }
-    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let decoded: Vec<String> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     api_route(state, method, base, &segments, uri, body)
 }
 
