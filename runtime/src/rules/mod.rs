@@ -276,11 +276,20 @@ pub fn parse_rules_document(text: &str, source_name: &str) -> Result<Vec<Rule>, 
         detail,
     };
     // YAML is a superset of JSON, but serde_json gives better messages for JSON files.
+    // A `.json` file is JSON. Elsewhere a document opening with `[`/`{` is JSON or YAML flow
+    // style: try JSON first and keep its error if YAML cannot read it either.
     let trimmed = text.trim_start();
-    if trimmed.starts_with('[') || trimmed.starts_with('{') {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
-        return from_value(value).map_err(parse_err);
+    let json_file = source_name.to_ascii_lowercase().ends_with(".json");
+    if json_file || trimmed.starts_with('[') || trimmed.starts_with('{') {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(value) => return from_value(value).map_err(parse_err),
+            Err(json_error)
+                if json_file || serde_yaml::from_str::<serde_yaml::Value>(text).is_err() =>
+            {
+                return Err(parse_err(json_error.to_string()));
+            }
+            Err(_) => {}
+        }
     }
     let value: serde_yaml::Value =
         serde_yaml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
