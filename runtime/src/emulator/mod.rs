@@ -56,6 +56,7 @@ impl Default for EmulatorConfig {
                         q("FileName"),
                         q("Region"),
                         q("Columns"),
+                        q("ColumnNames"),
                         q("ReportDate"),
                     ],
                     outcome: JobOutcome::Success,

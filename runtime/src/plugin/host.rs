@@ -403,10 +403,18 @@ fn call(
                     limit: limits.memory_bytes,
                 }
             } else {
+                // The first line of the trap plus the plugin's own last words (a Python
+                // traceback, a Rust panic message) say more than wasm frames.
+                let mut message = e.root_cause().to_string();
+                let tail: Vec<&str> = logs.iter().rev().take(8).map(String::as_str).collect();
+                if !tail.is_empty() {
+                    message.push_str("; plugin output: ");
+                    message.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join(" | "));
+                }
                 PluginError::Trap {
                     plugin,
                     rule,
-                    message: format!("{e:#}"),
+                    message,
                 }
             });
         }
