@@ -380,3 +380,63 @@ def test_cli_invoke_and_rules_test_use_the_same_configuration(stack):
     assert summary["objects"][0]["outcomes"][0]["status"] == "SUBMITTED"
     test = stack.cli("--json", "rules", "test", "--bucket", "acme-landing", "--key", "incoming/sales/a/b.csv")
     assert "sales-csv" in test.stdout and "s3://acme-landing/incoming/sales/a/b.csv" in test.stdout
+
+
+def build_csv_header_plugin(router_bin) -> Path:
+    """Build the Python example from source (componentize-py) and compile it ahead of time,
+    cached by the hash of its sources."""
+    import hashlib
+
+    src = ROOT / "plugins/examples/csv-header"
+    digest = hashlib.sha256((src / "app.py").read_bytes() + (ROOT / "plugins/wit/plugin.wit").read_bytes()).hexdigest()[:16]
+    out = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/alteryx-router/target")) / "plugin-cache-e2e" / digest
+    cwasm = out / "csv-header.cwasm"
+    if not cwasm.exists():
+        subprocess.run(["bash", str(src / "build.sh"), str(out)], check=True, capture_output=True, timeout=300)
+        subprocess.run([str(router_bin), "plugin", "compile", str(out / "csv-header.wasm"), "-o", str(cwasm)], check=True, capture_output=True, timeout=300)
+    return cwasm
+
+
+def test_a_plugin_from_s3_reads_the_object_and_adds_question_values(stack, runtime_api, start_lambda, router_bin):
+    cwasm = build_csv_header_plugin(router_bin)
+    s3 = boto3.client("s3", endpoint_url=stack.endpoint, region_name="us-east-1")
+    plugins_bucket, landing = unique("plugins"), unique("landing")
+    for b in (plugins_bucket, landing):
+        s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=plugins_bucket, Key="prod/csv-header.cwasm", Body=cwasm.read_bytes())
+    s3.put_object(Bucket=landing, Key="daily/2026-11-24/eu.csv", Body=b"Region,Amount,Currency\nEU,1200.50,EUR\n" + b"x,1,EUR\n" * 5000)
+    s3.put_object(Bucket=landing, Key="daily/2026-11-24/bad.csv", Body=b"Amount,Currency\n1,EUR\n")
+    stack.put_rules(f"""
+- id: csv-with-plugin
+  bucket: "{landing}"
+  key: "daily/**/*.csv"
+  workflow: "{SALES_WORKFLOW}"
+  questions:
+    InputPath: "{{s3_uri}}"
+    Columns: "from the template, overridden by the plugin"
+  plugin:
+    name: csv-header
+    read_bytes: 4096
+    timeout_ms: 2000
+    config: {{required: [Region]}}
+""")
+    start_lambda(runtime_api, dict(stack.env, PLUGIN_S3_URI=f"s3://{plugins_bucket}/prod/"))
+    good = load_event("eventbridge-object-created.json")
+    good["detail"]["bucket"]["name"] = landing
+    good["detail"]["object"]["key"] = "daily/2026-11-24/eu.csv"
+    [outcome] = outcomes(runtime_api.invoke(good, timeout=120))
+    assert outcome["status"] == "SUBMITTED", outcome
+    [job] = stack.emulator.jobs()
+    assert dict(map(tuple, job["questions"])) == {
+        "InputPath": f"s3://{landing}/daily/2026-11-24/eu.csv",
+        "Columns": "3",
+        "ColumnNames": "Region,Amount,Currency",
+        "ReportDate": "2026-11-24",
+    }
+    bad = copy.deepcopy(good)
+    bad["detail"]["object"]["key"] = "daily/2026-11-24/bad.csv"
+    [skipped] = outcomes(runtime_api.invoke(bad, timeout=60))
+    assert skipped["status"] == "SKIPPED" and "Region" in skipped["message"]
+    record = [e for e in stack.executions() if e["key"].endswith("bad.csv")][0]
+    assert record["status"] == "SKIPPED" and "missing required column" in record["message"]
+    assert len(stack.emulator.jobs()) == 1
