@@ -2,6 +2,8 @@
 //! refresh, each retry and no-retry class (fault injection), timeouts, bad answers, and no
 //! secret in any log line or error.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! Every event fixture in tests/events (shaped like AWS's documented examples) decodes to the
 //! facts a rule should see; key encodings are handled per source.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use alteryx_router::event::{Decoded, EventError, ObjectCreated, decode_str};
 
 fn fixture(name: &str) -> String {

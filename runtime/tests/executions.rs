@@ -2,6 +2,8 @@
 //! claims, duplicates, concurrent claims, lease takeover, retryable errors, optimistic
 //! updates, manual retries, listing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

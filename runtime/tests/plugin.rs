@@ -2,6 +2,8 @@
 //! serving; the Python example is built from source during the test run and routes values;
 //! a plugin cannot reach host files, the environment or the network; pins and stores work.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -98,7 +100,8 @@ async fn faulty_plugins_are_contained_and_the_host_keeps_serving() {
         Err(e) => panic!("the well-behaved plugin must keep working: {e}"),
     };
     good(run(&host, &spec("skip"), "k", b"a,b", "{}").await);
-    let cases: Vec<(&str, fn(&PluginError) -> bool)> = vec![
+    type Expect = fn(&PluginError) -> bool;
+    let cases: Vec<(&str, Expect)> = vec![
         (
             "loop",
             |e| matches!(e, PluginError::Timeout { limit, .. } if *limit == Duration::from_millis(200)),
@@ -199,9 +202,7 @@ async fn pinned_hashes_and_foreign_cwasm_are_refused() {
 pub fn build_python(source_dir: &Path, name: &str) -> PathBuf {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
-    for f in ["app.py"] {
-        h.update(std::fs::read(source_dir.join(f)).unwrap());
-    }
+    h.update(std::fs::read(source_dir.join("app.py")).unwrap());
     h.update(std::fs::read(common::repo_root().join("plugins/wit/plugin.wit")).unwrap());
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)

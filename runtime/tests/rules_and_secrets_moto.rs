@@ -1,5 +1,7 @@
 //! The DynamoDB rule store and the Secrets Manager credential source against moto's server.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;

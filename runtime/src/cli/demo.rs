@@ -229,8 +229,10 @@ pub async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let rule_set = Arc::new(load_rules(args.rules.as_ref())?);
 
-    let mut config = EmulatorConfig::default();
-    config.job_duration = Duration::from_secs_f64(args.job_seconds.max(0.1));
+    let config = EmulatorConfig {
+        job_duration: Duration::from_secs_f64(args.job_seconds.max(0.1)),
+        ..Default::default()
+    };
     let emulator = emulator::start(config, ([127, 0, 0, 1], 0).into())
         .await
         .context("starting the Alteryx Server emulator")?;

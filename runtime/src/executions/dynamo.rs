@@ -48,12 +48,12 @@ impl DynamoExecutionStore {
         Self { client, table }
     }
 
-    fn to_item(&self, record: &Execution) -> Result<Item, ExecutionError> {
+    fn encode_item(&self, record: &Execution) -> Result<Item, ExecutionError> {
         serde_dynamo::to_item(record)
             .map_err(|e| ExecutionError::Store(format!("encoding execution {}: {e}", record.id)))
     }
 
-    fn from_item(&self, item: Item) -> Result<Execution, ExecutionError> {
+    fn decode_item(&self, item: Item) -> Result<Execution, ExecutionError> {
         serde_dynamo::from_item(item)
             .map_err(|e| ExecutionError::Store(format!("decoding an item of {}: {e}", self.table)))
     }
@@ -64,7 +64,7 @@ impl DynamoExecutionStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.to_item(record)?))
+            .set_item(Some(self.encode_item(record)?))
             .condition_expression("attribute_not_exists(id)")
             .send()
             .await;
@@ -86,7 +86,7 @@ impl DynamoExecutionStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.to_item(record)?))
+            .set_item(Some(self.encode_item(record)?))
             .condition_expression("#status = :status AND attempt = :attempt")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()))
@@ -110,7 +110,7 @@ impl DynamoExecutionStore {
             .send()
             .await
             .map_err(|e| store_err("GetItem", &self.table, e))?;
-        out.item.map(|item| self.from_item(item)).transpose()
+        out.item.map(|item| self.decode_item(item)).transpose()
     }
 
     async fn query_status(
@@ -146,7 +146,7 @@ impl DynamoExecutionStore {
                 .await
                 .map_err(|e| store_err("Query", &self.table, e))?;
             for item in page.items.unwrap_or_default() {
-                out.push(self.from_item(item)?);
+                out.push(self.decode_item(item)?);
                 if filter.limit.is_some_and(|l| out.len() >= l) {
                     return Ok(out);
                 }
@@ -171,7 +171,7 @@ impl DynamoExecutionStore {
                 .await
                 .map_err(|e| store_err("Scan", &self.table, e))?;
             for item in page.items.unwrap_or_default() {
-                let e = self.from_item(item)?;
+                let e = self.decode_item(item)?;
                 if filter.since.is_some_and(|s| e.created_at < s)
                     || filter.rule_id.as_ref().is_some_and(|r| &e.rule_id != r)
                 {

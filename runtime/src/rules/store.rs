@@ -31,11 +31,14 @@ pub fn cache_ttl_from_env() -> Duration {
         .unwrap_or(Duration::from_secs(60))
 }
 
+/// The files read last time (with their modification times) and the rules they gave.
+type FileCache = Option<(Vec<(PathBuf, SystemTime)>, Arc<RuleSet>)>;
+
 /// Rules from a YAML/JSON file, or every `*.yaml`/`*.yml`/`*.json` in a directory.
 /// Reloaded when a file's modification time changes.
 pub struct FileRuleSource {
     path: PathBuf,
-    cache: Mutex<Option<(Vec<(PathBuf, SystemTime)>, Arc<RuleSet>)>>,
+    cache: Mutex<FileCache>,
 }
 
 impl FileRuleSource {

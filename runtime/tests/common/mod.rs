@@ -1,6 +1,7 @@
 //! Shared helpers for integration tests: a moto server for AWS APIs and AWS SDK clients
 //! pointed at it. Include with `mod common;` from a test file.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
