@@ -286,7 +286,11 @@ async fn drain_dlq(queue_url: &str, max: usize, json: bool) -> anyhow::Result<()
             let body = message.body.as_deref().unwrap_or("");
             let result = match serde_json::from_str::<serde_json::Value>(body) {
                 Err(e) => Err(format!("message {id} is not JSON: {e}")),
-                Ok(payload) => match router.handle_payload(&payload).await {
+                // Lambda's on-failure destination wraps the event; EventBridge's DLQ does not.
+                Ok(payload) => match router
+                    .handle_payload(payload.get("requestPayload").unwrap_or(&payload))
+                    .await
+                {
                     Ok(s) if s.needs_redelivery() || !s.failed_messages.is_empty() => Err(format!(
                         "message {id}: a rule failed again with a retryable error"
                     )),

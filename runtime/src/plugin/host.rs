@@ -32,8 +32,8 @@ wasmtime::component::bindgen!({
     world: "router-plugin",
 });
 
-use alteryx_router::plugin::host::Level;
-use alteryx_router::plugin::types::ObjectFacts;
+use self::alteryx_router::plugin::host::Level;
+use self::alteryx_router::plugin::types::ObjectFacts;
 
 /// Epoch tick; deadlines are rounded up to it.
 const TICK: Duration = Duration::from_millis(5);
@@ -66,9 +66,9 @@ impl WasiView for CallState {
 }
 
 // The `types` interface has no functions; its host trait is empty.
-impl alteryx_router::plugin::types::Host for CallState {}
+impl self::alteryx_router::plugin::types::Host for CallState {}
 
-impl alteryx_router::plugin::host::Host for CallState {
+impl self::alteryx_router::plugin::host::Host for CallState {
     fn log(&mut self, level: Level, message: String) {
         let level = match level {
             Level::Debug => "debug",
