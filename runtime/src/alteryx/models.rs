@@ -54,8 +54,17 @@ pub struct Question {
     pub question_type: String,
     #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
+    /// v1 servers send this as a string (`"False"`), newer ones as a boolean.
+    #[serde(default, deserialize_with = "loose_bool")]
     pub multiple: bool,
+}
+
+fn loose_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::Bool(b)) => b,
+        Some(serde_json::Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    })
 }
 
 /// A value for a question; Alteryx wants every value as a string.
@@ -252,6 +261,22 @@ mod tests {
             ("Inv", Some("3"))
         );
         assert!(Workflow::from_json(&json!({"name": "no id"})).is_none());
+    }
+
+    #[test]
+    fn v1_questions_with_string_booleans_parse() {
+        // As captured from a Gallery by the PyRyx client's README.
+        let q: Vec<Question> = serde_json::from_value(json!([
+            {"description": "Select Region", "items": [{"key": "East", "value": "East"}],
+             "multiple": "False", "name": "Select Region", "type": "QuestionListBox"},
+            {"name": "Many", "type": "QuestionListBox", "multiple": true}
+        ]))
+        .unwrap();
+        assert_eq!(
+            (q[0].name.as_str(), q[0].multiple, q[1].multiple),
+            ("Select Region", false, true)
+        );
+        assert_eq!(q[0].question_type, "QuestionListBox");
     }
 
     #[test]
