@@ -305,27 +305,35 @@ impl AlteryxClient {
         if let Some(body) = call.body {
             request = request.json(body);
         }
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return Err(self.transport_failure(call, e)),
-        };
+        self.send(call, request).await
+    }
+
+    /// Send, read the whole answer, and classify it.
+    async fn send(
+        &self,
+        call: &Call<'_>,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, Failure> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_failure(call, e))?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after = header(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let body = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Err(self.transport_failure(call, e)),
-        };
+        let content_type = header(reqwest::header::CONTENT_TYPE).unwrap_or_default();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_failure(call, e))?;
         classify(call, status, &content_type, &body, retry_after)
     }
 
@@ -386,26 +394,13 @@ impl AlteryxClient {
             body: None,
             idempotence: Idempotence::Safe,
         };
-        let response = match self.inner.http.post(url).form(&form).send().await {
-            Ok(r) => r,
-            Err(e) => return Err(self.transport_failure(&call, e)),
-        };
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let body = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Err(self.transport_failure(&call, e)),
-        };
-        let value = classify(&call, status, &content_type, &body, None)?;
+        let value = self
+            .send(&call, self.inner.http.post(url).form(&form))
+            .await?;
         let Some(token) = value.get("access_token").and_then(Value::as_str) else {
             return Err(Failure::Final(AlteryxError::InvalidResponse {
                 operation: call.operation,
-                status: status.as_u16(),
+                status: 200,
                 detail: "token response has no access_token".into(),
             }));
         };
