@@ -296,6 +296,14 @@ fn prepare(
         Some(wasmtime::Precompiled::Module) => {
             return Err(load_error(name, "this .cwasm is a precompiled core module, not a component"));
         }
+        #[cfg(not(feature = "plugin-compiler"))]
+        None => {
+            return Err(load_error(
+                name,
+                "this build loads only precompiled plugins (.cwasm); compile it with `alteryx-router plugin compile`",
+            ));
+        }
+        #[cfg(feature = "plugin-compiler")]
         None => Component::new(engine, bytes).map_err(|e| {
             load_error(name, format!("not a WebAssembly component (build it with a component toolchain, e.g. componentize-py): {e:#}"))
         })?,
@@ -482,8 +490,17 @@ fn call(
     })
 }
 
+#[cfg(not(feature = "plugin-compiler"))]
+pub fn compile_to_cwasm(_wasm: &[u8], _target: Option<&str>) -> Result<Vec<u8>, PluginError> {
+    Err(load_error(
+        "(compile)",
+        "this build has no plugin compiler (feature `plugin-compiler` off)",
+    ))
+}
+
 /// Compile a `.wasm` component ahead of time, optionally for another target
 /// (e.g. `aarch64-unknown-linux-gnu` for Lambda on Graviton).
+#[cfg(feature = "plugin-compiler")]
 pub fn compile_to_cwasm(wasm: &[u8], target: Option<&str>) -> Result<Vec<u8>, PluginError> {
     let mut config = engine_config();
     if let Some(t) = target {

@@ -1,9 +1,16 @@
 //! The matcher: which rules apply to an object, in which order.
 //!
-//! All enabled rules' key globs are compiled once into one `globset::GlobSet`, so an event
-//! costs one pass over the key whatever the number of rules; only the rules whose key glob
-//! matched are then checked for bucket, excludes and size bounds. Rules are evaluated by
-//! priority (lower first, ties by id) and a matching `final` rule stops the evaluation.
+//! The enabled rules' key globs are compiled once into `globset::GlobSet`s, partitioned by the
+//! literal directory each glob starts with (`incoming/sales/**/*.csv` → `incoming/sales/`). An
+//! event looks up only the partitions for its key's own directory prefixes (`""`,
+//! `incoming/`, `incoming/sales/`, …) and runs one `GlobSet` pass in each, so its cost follows
+//! the depth of the key, not the number of rules. (A single `GlobSet` over all rules would
+//! bucket `…/*.csv` globs by extension and check every CSV rule's regex for every CSV key.)
+//! Only the rules whose key glob matched are then checked for bucket, excludes and size
+//! bounds. Rules are evaluated by priority (lower first, ties by id) and a matching `final`
+//! rule stops the evaluation.
+
+use std::collections::HashMap;
 
 use globset::{GlobSet, GlobSetBuilder};
 use serde::Serialize;
@@ -15,9 +22,27 @@ use crate::event::ObjectCreated;
 #[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<CompiledRule>,
+    /// Literal directory prefix → the enabled rules whose key glob starts with it.
+    partitions: HashMap<String, Partition>,
+}
+
+#[derive(Debug)]
+struct Partition {
     keys: GlobSet,
-    /// GlobSet index → index into `rules` (disabled rules are not in the set).
-    glob_rule: Vec<usize>,
+    /// GlobSet index → index into `rules`.
+    rules: Vec<usize>,
+}
+
+/// The literal directory a glob starts with: everything up to the last `/` before the first
+/// glob metacharacter (`""` when the glob starts with one).
+fn literal_dir(pattern: &str) -> &str {
+    let literal_end = pattern
+        .find(['*', '?', '[', '{', '\\'])
+        .unwrap_or(pattern.len());
+    match pattern[..literal_end].rfind('/') {
+        Some(i) => &pattern[..=i],
+        None => "",
+    }
 }
 
 /// Why a rule did or did not match an object (for `rules test`).
@@ -74,8 +99,7 @@ impl RuleSet {
     pub fn empty() -> Self {
         RuleSet {
             rules: Vec::new(),
-            keys: GlobSet::empty(),
-            glob_rule: Vec::new(),
+            partitions: HashMap::new(),
         }
     }
 
@@ -97,22 +121,30 @@ impl RuleSet {
                 });
             }
         }
-        let mut builder = GlobSetBuilder::new();
-        let mut glob_rule = Vec::new();
+        let mut grouped: HashMap<String, (GlobSetBuilder, Vec<usize>)> = HashMap::new();
         for (i, r) in rules.iter().enumerate() {
             if r.rule.enabled {
+                let (builder, members) = grouped
+                    .entry(literal_dir(&r.rule.key).to_string())
+                    .or_insert_with(|| (GlobSetBuilder::new(), Vec::new()));
                 builder.add(r.key_glob.clone());
-                glob_rule.push(i);
+                members.push(i);
             }
         }
-        let keys = builder.build().map_err(|e| RuleError::Store {
-            message: format!("compiling key globs: {e}"),
-        })?;
-        Ok(RuleSet {
-            rules,
-            keys,
-            glob_rule,
-        })
+        let mut partitions = HashMap::with_capacity(grouped.len());
+        for (prefix, (builder, members)) in grouped {
+            let keys = builder.build().map_err(|e| RuleError::Store {
+                message: format!("compiling key globs: {e}"),
+            })?;
+            partitions.insert(
+                prefix,
+                Partition {
+                    keys,
+                    rules: members,
+                },
+            );
+        }
+        Ok(RuleSet { rules, partitions })
     }
 
     /// All rules in evaluation order.
@@ -130,12 +162,14 @@ impl RuleSet {
 
     /// The rules that apply to `obj`, in evaluation order, stopping after a `final` one.
     pub fn matching(&self, obj: &ObjectCreated) -> Vec<&CompiledRule> {
-        let mut candidates: Vec<usize> = self
-            .keys
-            .matches(&obj.key)
-            .into_iter()
-            .map(|g| self.glob_rule[g])
-            .collect();
+        let key = obj.key.as_str();
+        let mut candidates: Vec<usize> = Vec::new();
+        let prefixes = std::iter::once(0).chain(key.match_indices('/').map(|(i, _)| i + 1));
+        for end in prefixes {
+            if let Some(part) = self.partitions.get(&key[..end]) {
+                candidates.extend(part.keys.matches(key).into_iter().map(|g| part.rules[g]));
+            }
+        }
         candidates.sort_unstable();
         let mut out = Vec::new();
         for i in candidates {
@@ -304,6 +338,23 @@ mod tests {
         let s = set("- {id: r, bucket: '*-landing', key: '**', workflow: w}");
         assert_eq!(ids(&s, &obj("acme-landing", "k", 1)), ["r"]);
         assert!(ids(&s, &obj("acme-archive", "k", 1)).is_empty());
+    }
+
+    #[test]
+    fn literal_directories_partition_rules() {
+        assert_eq!(literal_dir("incoming/sales/**/*.csv"), "incoming/sales/");
+        assert_eq!(literal_dir("incoming/sales/a.csv"), "incoming/sales/");
+        assert_eq!(literal_dir("in/team*/x"), "in/");
+        assert_eq!(literal_dir("**/*.csv"), "");
+        assert_eq!(literal_dir("a.csv"), "");
+        assert_eq!(literal_dir("{a,b}/c"), "");
+        // Rules in different partitions still combine in priority order.
+        let s = set(
+            "- {id: deep, priority: 2, key: 'in/x/**', workflow: w}\n- {id: any, priority: 1, key: '**/*.csv', workflow: w}\n- {id: top, priority: 3, key: 'in/*/*.csv', workflow: w}",
+        );
+        assert_eq!(ids(&s, &obj("b", "in/x/a.csv", 1)), ["any", "deep", "top"]);
+        assert_eq!(ids(&s, &obj("b", "in/y/a.csv", 1)), ["any", "top"]);
+        assert_eq!(ids(&s, &obj("b", "in/x/a.txt", 1)), ["deep"]);
     }
 
     #[test]
