@@ -335,6 +335,9 @@ def main() -> int:
         "(aws.amazon.com/lambda/pricing, first tier); local durations exclude the network to a real",
         "Alteryx Server and AWS, which dominate in production for both implementations.",
     ]
+    notes = ROOT / "bench" / "profile-notes.md"
+    if notes.exists():
+        lines += ["", notes.read_text().rstrip()]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
     (ROOT / "bench" / "cold-start.svg").write_text(svg(impls))
     print("\n".join(lines))

@@ -197,6 +197,19 @@ impl Router {
         &self.alteryx
     }
 
+    /// Load the rules and the default credentials concurrently, before the first event (the
+    /// Lambda calls this during init). Failures are only logged: the first event retries them
+    /// and records what went wrong.
+    pub async fn warm_up(&self) {
+        let (rules, client) = tokio::join!(self.rules.rule_set(), self.alteryx.client(None));
+        if let Err(e) = rules {
+            tracing::warn!(error = %e, "could not load rules during init");
+        }
+        if let Err(e) = client {
+            tracing::debug!(error = %e, "no default Alteryx credentials during init");
+        }
+    }
+
     /// Route a raw invocation payload (EventBridge, S3, SNS or SQS shaped).
     pub async fn handle_payload(
         &self,

@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 use alteryx_router::router::Router;
 use alteryx_router::tracker::Tracker;
 
-#[tokio::main]
+// One event at a time per sandbox: a current-thread runtime starts no worker threads (each
+// would also get its own malloc arena). CPU-heavy work (wasm plugins, SQLite) runs on tokio's
+// blocking pool, which spawns threads only when used.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     alteryx_router::logging::init("info");
     let mode = std::env::var("ROUTER_MODE").unwrap_or_default();
@@ -38,6 +41,7 @@ async fn main() -> Result<(), Error> {
             .await
             .map_err(|e| init_failed(&e))?,
     );
+    router.warm_up().await;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let router = Arc::clone(&router);
         async move { route(&router, event).await }
