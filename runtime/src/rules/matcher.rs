@@ -160,9 +160,10 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
-    /// The rules that apply to `obj`, in evaluation order, stopping after a `final` one.
-    pub fn matching(&self, obj: &ObjectCreated) -> Vec<&CompiledRule> {
-        let key = obj.key.as_str();
+    /// Indexes (into `rules`, ascending = evaluation order) of the enabled rules whose key
+    /// glob matches `key`: one `GlobSet` pass in each partition named by a directory prefix of
+    /// the key.
+    fn key_matches(&self, key: &str) -> Vec<usize> {
         let mut candidates: Vec<usize> = Vec::new();
         let prefixes = std::iter::once(0).chain(key.match_indices('/').map(|(i, _)| i + 1));
         for end in prefixes {
@@ -171,8 +172,13 @@ impl RuleSet {
             }
         }
         candidates.sort_unstable();
+        candidates
+    }
+
+    /// The rules that apply to `obj`, in evaluation order, stopping after a `final` one.
+    pub fn matching(&self, obj: &ObjectCreated) -> Vec<&CompiledRule> {
         let mut out = Vec::new();
-        for i in candidates {
+        for i in self.key_matches(&obj.key) {
             let rule = &self.rules[i];
             if secondary_verdict(rule, obj).is_none() {
                 out.push(rule);
@@ -184,15 +190,18 @@ impl RuleSet {
         out
     }
 
-    /// Every rule's verdict for `obj`, in evaluation order.
+    /// Every rule's verdict for `obj`, in evaluation order. The key verdicts come from the
+    /// same `GlobSet` pass as [`RuleSet::matching`], so the two always agree.
     pub fn explain(&self, obj: &ObjectCreated) -> Vec<(String, MatchVerdict)> {
+        let key_matched = self.key_matches(&obj.key);
         let mut final_rule: Option<&str> = None;
         self.rules
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(i, r)| {
                 let verdict = if !r.rule.enabled {
                     MatchVerdict::Disabled
-                } else if !r.key_glob.compile_matcher().is_match(&obj.key) {
+                } else if key_matched.binary_search(&i).is_err() {
                     MatchVerdict::Key(r.rule.key.clone())
                 } else if let Some(v) = secondary_verdict(r, obj) {
                     v
@@ -355,6 +364,121 @@ mod tests {
         assert_eq!(ids(&s, &obj("b", "in/x/a.csv", 1)), ["any", "deep", "top"]);
         assert_eq!(ids(&s, &obj("b", "in/y/a.csv", 1)), ["any", "top"]);
         assert_eq!(ids(&s, &obj("b", "in/x/a.txt", 1)), ["deep"]);
+    }
+
+    #[test]
+    fn glob_edge_cases_are_pinned() {
+        let s = set("- {id: top-csv, key: '**/*.csv', workflow: w}\n\
+             - {id: under-in, key: 'in/**', workflow: w}\n\
+             - {id: one-char, key: 'in/day?.csv', workflow: w}\n\
+             - {id: alt, key: 'in/{eu,us}/*.csv', workflow: w}\n\
+             - {id: class, key: 'in/[0-9][0-9]/*', workflow: w}");
+        // `**/` also matches zero directories.
+        assert_eq!(ids(&s, &obj("b", "a.csv", 1)), ["top-csv"]);
+        // `in/**` is everything below in/, not the key `in` itself.
+        assert!(ids(&s, &obj("b", "in", 1)).is_empty());
+        assert_eq!(ids(&s, &obj("b", "in/x", 1)), ["under-in"]);
+        // `?` is one character and never `/`.
+        assert_eq!(
+            ids(&s, &obj("b", "in/day1.csv", 1)),
+            ["one-char", "top-csv", "under-in"]
+        );
+        assert!(!ids(&s, &obj("b", "in/day/.csv", 1)).contains(&"one-char".to_string()));
+        assert!(!ids(&s, &obj("b", "in/day12.csv", 1)).contains(&"one-char".to_string()));
+        assert_eq!(
+            ids(&s, &obj("b", "in/us/a.csv", 1)),
+            ["alt", "top-csv", "under-in"]
+        );
+        assert!(!ids(&s, &obj("b", "in/uk/a.csv", 1)).contains(&"alt".to_string()));
+        assert_eq!(ids(&s, &obj("b", "in/42/x", 1)), ["class", "under-in"]);
+        // Matching is case-sensitive, like S3 keys.
+        assert_eq!(ids(&s, &obj("b", "A.CSV", 1)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_final_rule_stops_only_when_it_matches() {
+        let s = set(
+            "- {id: stop, priority: 1, key: 'in/**', exclude: ['**/*.tmp'], max_size: 10, workflow: w, final: true}\n\
+             - {id: off-final, priority: 0, enabled: false, key: '**', workflow: w, final: true}\n\
+             - {id: after, priority: 2, key: '**', workflow: w}",
+        );
+        assert_eq!(ids(&s, &obj("b", "in/a.csv", 5)), ["stop"]);
+        assert_eq!(
+            ids(&s, &obj("b", "in/a.tmp", 5)),
+            ["after"],
+            "excluded final rule"
+        );
+        assert_eq!(
+            ids(&s, &obj("b", "in/a.csv", 11)),
+            ["after"],
+            "final rule over max_size"
+        );
+        assert_eq!(
+            ids(&s, &obj("b", "out/a.csv", 5)),
+            ["after"],
+            "disabled final rule"
+        );
+        assert!(
+            RuleSet::new(Vec::new())
+                .unwrap()
+                .matching(&obj("b", "k", 1))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn explain_agrees_with_matching() {
+        let s = set(
+            "- {id: a, priority: 3, bucket: 'acme-*', key: 'in/**/*.csv', exclude: ['**/_tmp/**'], workflow: w}\n\
+             - {id: b, priority: 1, key: 'in/*/*.csv', min_size: 10, workflow: w, final: true}\n\
+             - {id: c, priority: 2, key: '**', max_size: 100, workflow: w}\n\
+             - {id: d, priority: 2, enabled: false, key: 'in/**', workflow: w}\n\
+             - {id: e, priority: 9, bucket: 'other', key: '*.csv', workflow: w}\n\
+             - {id: f, priority: 0, key: 'in/x/?.csv', workflow: w}",
+        );
+        let buckets = ["acme-landing", "other", "x"];
+        let keys = [
+            "in/x/a.csv",
+            "in/x/y/a.csv",
+            "in/_tmp/a.csv",
+            "in/x/_tmp/a.csv",
+            "a.csv",
+            "in/a.csv",
+            "in/x/ab.csv",
+            "out/z",
+        ];
+        let mut checked = 0;
+        for bucket in buckets {
+            for key in keys {
+                for size in [0, 10, 101] {
+                    let o = obj(bucket, key, size);
+                    let explained: Vec<String> = s
+                        .explain(&o)
+                        .into_iter()
+                        .filter(|(_, v)| *v == MatchVerdict::Matched)
+                        .map(|(id, _)| id)
+                        .collect();
+                    assert_eq!(explained, ids(&s, &o), "{bucket} {key} {size}");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 72);
+        assert_eq!(
+            s.explain(&obj("x", "in/x/a.csv", 5)),
+            [
+                ("f".to_string(), MatchVerdict::Matched),
+                ("b".to_string(), MatchVerdict::TooSmall(10)),
+                ("c".to_string(), MatchVerdict::Matched),
+                ("d".to_string(), MatchVerdict::Disabled),
+                ("a".to_string(), MatchVerdict::Bucket("acme-*".into())),
+                ("e".to_string(), MatchVerdict::Key("*.csv".into())),
+            ]
+        );
+        assert_eq!(
+            s.explain(&obj("x", "z", 500))[2],
+            ("c".to_string(), MatchVerdict::TooLarge(100))
+        );
     }
 
     #[test]

@@ -270,6 +270,10 @@ fn validate_plugin(p: &PluginSpec) -> Result<(), (&'static str, String)> {
 }
 
 /// Parse a rules document: YAML or JSON, a list of rules or one rule.
+///
+/// Errors name the source, the rule (its position in a list and its id when it has one) and,
+/// as serde reports them, the field and the line and column: ``rules/sales.yaml: rule #2
+/// (`sales-csv`): unknown field `prority`, expected one of ... at line 7 column 3``.
 pub fn parse_rules_document(text: &str, source_name: &str) -> Result<Vec<Rule>, RuleError> {
     let parse_err = |detail: String| RuleError::Parse {
         source_name: source_name.to_string(),
@@ -282,7 +286,7 @@ pub fn parse_rules_document(text: &str, source_name: &str) -> Result<Vec<Rule>, 
     let json_file = source_name.to_ascii_lowercase().ends_with(".json");
     if json_file || trimmed.starts_with('[') || trimmed.starts_with('{') {
         match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(value) => return from_value(value).map_err(parse_err),
+            Ok(value) => return json_rules(text, value).map_err(parse_err),
             Err(json_error)
                 if json_file || serde_yaml::from_str::<serde_yaml::Value>(text).is_err() =>
             {
@@ -291,36 +295,87 @@ pub fn parse_rules_document(text: &str, source_name: &str) -> Result<Vec<Rule>, 
             Err(_) => {}
         }
     }
+    // The untyped pass tells a list from a single rule and gives ids for messages; the typed
+    // pass then reads the text itself, so its errors keep their line and column.
     let value: serde_yaml::Value =
         serde_yaml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
     match value {
         serde_yaml::Value::Null => Ok(Vec::new()),
-        serde_yaml::Value::Sequence(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| {
-                serde_yaml::from_value::<Rule>(item)
-                    .map_err(|e| parse_err(format!("rule #{}: {e}", i + 1)))
+        serde_yaml::Value::Sequence(items) => {
+            serde_yaml::from_str::<Vec<Rule>>(text).map_err(|e| {
+                let ids: Vec<Option<&str>> = items
+                    .iter()
+                    .map(|item| item.get("id").and_then(serde_yaml::Value::as_str))
+                    .collect();
+                parse_err(yaml_list_error(&e.to_string(), &ids))
             })
-            .collect(),
-        other => serde_yaml::from_value::<Rule>(other)
+        }
+        single => serde_yaml::from_str::<Rule>(text)
             .map(|r| vec![r])
-            .map_err(|e| parse_err(e.to_string())),
+            .map_err(|e| {
+                parse_err(with_id(
+                    e.to_string(),
+                    single.get("id").and_then(serde_yaml::Value::as_str),
+                ))
+            }),
     }
 }
 
-fn from_value(value: serde_json::Value) -> Result<Vec<Rule>, String> {
+/// serde_yaml prefixes errors inside a list with their path (`.[1]: …`, `.[1].plugin: …`);
+/// say it as `rule #2 (`id`): …` / `rule #2 (`id`), plugin: …`.
+fn yaml_list_error(message: &str, ids: &[Option<&str>]) -> String {
+    let parsed = message.strip_prefix(".[").and_then(|rest| {
+        let (index, rest) = rest.split_once(']')?;
+        let index: usize = index.parse().ok()?;
+        Some((index, rest))
+    });
+    match parsed {
+        Some((index, rest)) => {
+            let rule = rule_label(index, ids.get(index).copied().flatten());
+            match rest.strip_prefix(": ") {
+                Some(detail) => format!("{rule}: {detail}"),
+                None => format!("{rule}, {}", rest.trim_start_matches('.')),
+            }
+        }
+        None => message.to_string(),
+    }
+}
+
+fn rule_label(index: usize, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("rule #{} (`{id}`)", index + 1),
+        None => format!("rule #{}", index + 1),
+    }
+}
+
+fn with_id(message: String, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("rule `{id}`: {message}"),
+        None => message,
+    }
+}
+
+/// JSON: serde_json reports line and column but not which list entry failed, so find the
+/// entry with an untyped pass and say both.
+fn json_rules(text: &str, value: serde_json::Value) -> Result<Vec<Rule>, String> {
+    let id_of = |v: &serde_json::Value| {
+        v.get("id")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
     match value {
-        serde_json::Value::Array(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| {
-                serde_json::from_value::<Rule>(item).map_err(|e| format!("rule #{}: {e}", i + 1))
-            })
-            .collect(),
-        other => serde_json::from_value::<Rule>(other)
+        serde_json::Value::Array(items) => serde_json::from_str::<Vec<Rule>>(text).map_err(|e| {
+            let failing = items
+                .iter()
+                .position(|item| serde_json::from_value::<Rule>(item.clone()).is_err());
+            match failing {
+                Some(i) => format!("{}: {e}", rule_label(i, id_of(&items[i]).as_deref())),
+                None => e.to_string(),
+            }
+        }),
+        other => serde_json::from_str::<Rule>(text)
             .map(|r| vec![r])
-            .map_err(|e| e.to_string()),
+            .map_err(|e| with_id(e.to_string(), id_of(&other).as_deref())),
     }
 }
 
@@ -442,6 +497,140 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing field `key`"), "{e}");
+    }
+
+    #[test]
+    fn every_other_invalid_case_names_its_field() {
+        let cases = [
+            ("id: ''\nkey: a\nworkflow: w", "id"),
+            ("id: 'a/b'\nkey: a\nworkflow: w", "id"),
+            ("id: a\nkey: ''\nworkflow: w", "key"),
+            ("id: a\nkey: a\nworkflow: ''", "workflow"),
+            (
+                "id: a\nkey: a\nworkflow: w\nquestions: {'': '{key}'}",
+                "questions",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nquestions: {P: 'x}'}",
+                "questions.P",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nquestions: {P: '{key'}",
+                "questions.P",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nquestions: {P: '{}'}",
+                "questions.P",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: x, read_bytes: 16777217}",
+                "plugin.read_bytes",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: .x}",
+                "plugin.name",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: ''}",
+                "plugin.name",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: x, timeout_ms: 0}",
+                "plugin.timeout_ms",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: x, memory_mb: 0}",
+                "plugin.memory_mb",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: x, config: [1]}",
+                "plugin.config",
+            ),
+        ];
+        for (yaml, field) in cases {
+            assert_eq!(invalid(yaml).1, field, "{yaml}");
+        }
+        // The limits themselves are accepted.
+        CompiledRule::compile(rule(
+            "id: A.b_c-9\nkey: a\nworkflow: w\nmin_size: 5\nmax_size: 5\njob_priority: CRITICAL\nplugin: {name: x, read_bytes: 16777216, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}",
+        ))
+        .unwrap();
+        let shown = CompiledRule::compile(rule("id: sales-csv\nkey: '[a'\nworkflow: w"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            shown.starts_with("rule `sales-csv`, field `key`: "),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn rendered_questions_use_every_template() {
+        let compiled = CompiledRule::compile(rule(
+            "id: a\nkey: '**'\nworkflow: w\nquestions: {InputPath: '{s3_uri}', FileName: '{key.name}', Fixed: 'EU'}",
+        ))
+        .unwrap();
+        let obj = ObjectCreated {
+            bucket: "acme-landing".into(),
+            key: "incoming/sales/q4 report.csv".into(),
+            size: 1,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+            event_time: "2026-11-24T09:15:02Z".into(),
+            reason: None,
+            source: "test".into(),
+        };
+        assert_eq!(
+            compiled.render_questions(&obj),
+            BTreeMap::from([
+                ("FileName".to_string(), "q4 report.csv".to_string()),
+                ("Fixed".to_string(), "EU".to_string()),
+                (
+                    "InputPath".to_string(),
+                    "s3://acme-landing/incoming/sales/q4 report.csv".to_string()
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn parse_errors_name_rule_field_line_and_column() {
+        let msg =
+            |text: &str, name: &str| parse_rules_document(text, name).unwrap_err().to_string();
+        let yaml = "- id: a\n  key: a\n  workflow: w\n- id: sales-csv\n  key: b\n  workflow: w\n  prority: 1\n";
+        let m = msg(yaml, "rules/sales.yaml");
+        assert!(
+            m.starts_with("rules/sales.yaml: rule #2 (`sales-csv`): unknown field `prority`")
+                && m.ends_with("at line 7 column 3"),
+            "{m}"
+        );
+        let nested = "- id: a\n  key: a\n  workflow: w\n  plugin:\n    name: x\n    read_byte: 5\n";
+        let m = msg(nested, "p.yaml");
+        assert!(
+            m.contains("rule #1 (`a`), plugin: unknown field `read_byte`")
+                && m.contains("line 6 column 5"),
+            "{m}"
+        );
+        let m = msg(
+            "- id: a\n  key: a\n  workflow: w\n  min_size: -1\n",
+            "t.yml",
+        );
+        assert!(m.contains("min_size") && m.contains("line 4"), "{m}");
+        let m = msg("- key: a\n  workflow: w\n", "t.yml");
+        assert!(m.contains("rule #1: missing field `id`"), "{m}");
+        let m = msg("id: solo\nkey: a\nworkflow: w\nfinal: maybe\n", "one.yaml");
+        assert!(m.contains("rule `solo`: final: invalid type"), "{m}");
+        assert!(m.contains("line 4"), "{m}");
+        let json = "[\n {\"id\": \"a\", \"key\": \"k\", \"workflow\": \"w\"},\n {\"id\": \"b\", \"key\": \"k\", \"workflow\": \"w\",\n  \"prority\": 1}\n]";
+        let m = msg(json, "rules.json");
+        assert!(
+            m.starts_with("rules.json: rule #2 (`b`): unknown field `prority`")
+                && m.ends_with("at line 4 column 11"),
+            "{m}"
+        );
+        let m = msg("{\"id\": \"x\", \"workflow\": \"w\"}", "one.json");
+        assert!(m.contains("rule `x`: missing field `key`"), "{m}");
     }
 
     #[test]
