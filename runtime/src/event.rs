@@ -2,7 +2,8 @@
 //!
 //! Accepted shapes:
 //! - EventBridge `Object Created` from `aws.s3` (the primary source). Keys arrive **as
-//!   written**: EventBridge does not URL-encode them.
+//!   written**: EventBridge does not URL-encode them (the evidence is in docs/rules.md,
+//!   "Events").
 //! - Classic S3 event notifications (`Records[]` with `eventSource: aws:s3`). Keys arrive
 //!   **form-URL-encoded**: `+` is a space, `%2B` a literal plus, non-ASCII as UTF-8 escapes
 //!   (AWS, "Event message structure": "The s3 key provides information about the bucket and
@@ -11,10 +12,14 @@
 //!   (`Records[].body`, itself an S3 notification, an SNS envelope or an EventBridge event).
 //!   SQS messages are decoded one by one so the router can report partial batch failures.
 //!
-//! Inputs are read as `serde_json::Value` rather than `aws_lambda_events` structs: those types
-//! reject events that lack fields AWS sometimes omits (`versionId` on unversioned buckets,
-//! `sequencer` on copies, `size` on some replication events), and a rejected event would be a
-//! lost file. Everything that is not object creation is `Skipped` with the reason.
+//! Inputs are read as `serde_json::Value` rather than `aws_lambda_events` structs. Checked
+//! against aws_lambda_events 1.2.1: its `S3EventRecord` requires `eventTime` (as a timestamp),
+//! `userIdentity` and `requestParameters`, which replayed or hand-made notifications often lack
+//! (and a `null` there is rejected too); one such record fails the whole `S3Event`, losing the
+//! good records of the batch; it leaves keys URL-encoded (`url_decoded_key` is not filled by
+//! deserialization); and it has no type for the S3 `detail` of EventBridge events. Reading
+//! `Value`s lets each record be judged on its own, with an error that says which field is wrong.
+//! Everything that is not object creation is `Skipped` with the reason.
 
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
