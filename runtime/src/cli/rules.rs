@@ -64,15 +64,41 @@ fn read_files(files: &[PathBuf]) -> anyhow::Result<Vec<Rule>> {
     Ok(rules)
 }
 
-fn dynamo_store(sdk: &aws_config::SdkConfig) -> anyhow::Result<DynamoRuleStore> {
-    let table = std::env::var("RULES_TABLE").context(
-        "RULES_TABLE is not set (rules put/list/delete work on the DynamoDB table; with RULES_FILE, edit the file)",
+/// The DynamoDB rule store named by `RULES_TABLE`, for `rules put|list|delete`. Checked before
+/// any AWS configuration is loaded, so a file-based setup gets its answer at once.
+async fn dynamo_store(command: &str) -> anyhow::Result<DynamoRuleStore> {
+    let table = rules_table(
+        command,
+        std::env::var("RULES_TABLE").ok(),
+        std::env::var("RULES_FILE").ok(),
     )?;
+    let sdk = crate::aws::sdk_config().await;
     Ok(DynamoRuleStore::new(
-        aws_sdk_dynamodb::Client::new(sdk),
+        aws_sdk_dynamodb::Client::new(&sdk),
         table,
         cache_ttl_from_env(),
     ))
+}
+
+fn rules_table(
+    command: &str,
+    table: Option<String>,
+    file: Option<String>,
+) -> anyhow::Result<String> {
+    match (
+        table.filter(|t| !t.is_empty()),
+        file.filter(|f| !f.is_empty()),
+    ) {
+        (Some(table), _) => Ok(table),
+        (None, Some(file)) => bail!(
+            "`rules {command}` changes the DynamoDB table named by RULES_TABLE, which is not set; \
+             the rules come from RULES_FILE={file}: edit that file instead \
+             (`rules validate {file}` checks it)"
+        ),
+        (None, None) => bail!(
+            "`rules {command}` needs RULES_TABLE (the DynamoDB table of rules); it is not set"
+        ),
+    }
 }
 
 async fn configured_rules(override_path: Option<&Path>) -> anyhow::Result<Arc<RuleSet>> {
@@ -100,8 +126,7 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
             let rules = read_files(&files)?;
             // All or nothing: validate every rule (and id uniqueness) before writing any.
             RuleSet::new(rules.clone())?;
-            let sdk = crate::aws::sdk_config().await;
-            let store = dynamo_store(&sdk)?;
+            let store = dynamo_store("put").await?;
             for rule in &rules {
                 store.put(rule).await?;
             }
@@ -123,8 +148,8 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
         RulesCmd::List => {
             let rules: Vec<(String, Result<Rule, String>)> =
                 if std::env::var_os("RULES_TABLE").is_some() {
-                    let sdk = crate::aws::sdk_config().await;
-                    dynamo_store(&sdk)?
+                    dynamo_store("list")
+                        .await?
                         .list()
                         .await?
                         .into_iter()
@@ -183,8 +208,7 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
             Ok(())
         }
         RulesCmd::Delete { id } => {
-            let sdk = crate::aws::sdk_config().await;
-            let store = dynamo_store(&sdk)?;
+            let store = dynamo_store("delete").await?;
             if !store.delete(&id).await? {
                 bail!("no rule `{id}` in {}", store.table());
             }
@@ -242,14 +266,40 @@ struct Tested {
     plugin: Option<String>,
 }
 
+/// Every rule's verdict, in evaluation order, with the exact values of the matches.
+/// `explain` lists the rules in `rules()` order, and its Matched verdicts are exactly
+/// `matching`'s result.
+fn verdicts(set: &RuleSet, obj: &ObjectCreated) -> Vec<Tested> {
+    set.rules()
+        .iter()
+        .zip(set.explain(obj))
+        .map(|(rule, (id, verdict))| {
+            let is_match = verdict == MatchVerdict::Matched;
+            Tested {
+                rule: id,
+                verdict,
+                workflow: is_match.then(|| rule.rule.workflow.clone()),
+                questions: is_match.then(|| rule.render_questions(obj)),
+                plugin: None,
+            }
+        })
+        .collect()
+}
+
 async fn test(
     set: &RuleSet,
     obj: &ObjectCreated,
     object: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<()> {
+    let mut out = verdicts(set, obj);
+    let a_match_has_a_plugin = set
+        .rules()
+        .iter()
+        .zip(&out)
+        .any(|(r, t)| t.verdict == MatchVerdict::Matched && r.rule.plugin.is_some());
     let host = match object {
-        Some(_) if set.rules().iter().any(|r| r.rule.plugin.is_some()) => {
+        Some(_) if a_match_has_a_plugin => {
             let sdk = crate::aws::sdk_config().await;
             match crate::plugin::plugin_store_from_env(Some(&sdk))? {
                 Some(store) => Some(PluginHost::new(store, PluginLimits::default())?),
@@ -260,24 +310,8 @@ async fn test(
         }
         _ => None,
     };
-    let matched: Vec<String> = set
-        .matching(obj)
-        .iter()
-        .map(|r| r.rule.id.clone())
-        .collect();
-    let mut out = Vec::new();
-    for (id, verdict) in set.explain(obj) {
-        let Some(rule) = set.rules().iter().find(|r| r.rule.id == id) else {
-            continue;
-        };
-        let is_match = matched.contains(&id);
-        let mut tested = Tested {
-            rule: id,
-            verdict,
-            workflow: is_match.then(|| rule.rule.workflow.clone()),
-            questions: is_match.then(|| rule.render_questions(obj)),
-            plugin: None,
-        };
+    for (rule, tested) in set.rules().iter().zip(out.iter_mut()) {
+        let is_match = tested.verdict == MatchVerdict::Matched;
         if let (true, Some(spec), Some(host), Some(path)) =
             (is_match, &rule.rule.plugin, &host, object)
         {
@@ -309,24 +343,48 @@ async fn test(
                 Err(e) => format!("error: {e}"),
             });
         }
-        out.push(tested);
     }
     if json {
         return output::print_json(&out);
     }
-    println!("s3://{}/{} ({} bytes)", obj.bucket, obj.key, obj.size);
+    print!("{}", human_report(obj, &out));
+    Ok(())
+}
+
+/// How many rules whose key glob does not match `rules test` lists before it only counts
+/// them: with hundreds of rules the near misses are what a user debugging a rule wants.
+const KEY_MISSES_SHOWN: usize = 10;
+
+fn verdict_text(verdict: &MatchVerdict) -> String {
+    match verdict {
+        MatchVerdict::Matched => "MATCH".to_string(),
+        MatchVerdict::Disabled => "disabled".to_string(),
+        MatchVerdict::Bucket(g) => format!("bucket does not match {g}"),
+        MatchVerdict::Key(g) => format!("key does not match {g}"),
+        MatchVerdict::Excluded(g) => format!("excluded by {g}"),
+        MatchVerdict::TooSmall(n) => format!("size below min_size {n}"),
+        MatchVerdict::TooLarge(n) => format!("size above max_size {n}"),
+        MatchVerdict::AfterFinal(f) => format!("skipped: final rule {f} matched first"),
+    }
+}
+
+/// The table `rules test` prints: every match with its exact values, every near miss (key
+/// matched, something else did not) and the first few key misses, then a summary line.
+fn human_report(obj: &ObjectCreated, tested: &[Tested]) -> String {
+    let mut report = format!("s3://{}/{} ({} bytes)\n", obj.bucket, obj.key, obj.size);
+    if tested.is_empty() {
+        report.push_str("no rules are configured\n");
+        return report;
+    }
     let mut t = output::table(&["rule", "result", "workflow", "question values"]);
-    for r in &out {
-        let result = match &r.verdict {
-            MatchVerdict::Matched => "MATCH".to_string(),
-            MatchVerdict::Disabled => "disabled".to_string(),
-            MatchVerdict::Bucket(g) => format!("bucket is not {g}"),
-            MatchVerdict::Key(g) => format!("key does not match {g}"),
-            MatchVerdict::Excluded(g) => format!("excluded by {g}"),
-            MatchVerdict::TooSmall(n) => format!("smaller than min_size {n}"),
-            MatchVerdict::TooLarge(n) => format!("larger than max_size {n}"),
-            MatchVerdict::AfterFinal(f) => format!("after final rule {f}"),
-        };
+    let mut key_misses = 0usize;
+    for r in tested {
+        if matches!(r.verdict, MatchVerdict::Key(_)) {
+            key_misses += 1;
+            if key_misses > KEY_MISSES_SHOWN {
+                continue;
+            }
+        }
         let mut values = r
             .questions
             .as_ref()
@@ -337,16 +395,131 @@ async fn test(
         }
         t.add_row(vec![
             r.rule.clone(),
-            result,
+            verdict_text(&r.verdict),
             r.workflow.clone().unwrap_or_default(),
             values,
         ]);
     }
-    println!("{t}");
-    Ok(())
+    report.push_str(&format!("{t}\n"));
+    let matched = tested
+        .iter()
+        .filter(|r| r.verdict == MatchVerdict::Matched)
+        .count();
+    report.push_str(&match matched {
+        0 => format!("no rule matches ({} rule(s) checked)\n", tested.len()),
+        n => format!(
+            "{n} of {} rule(s) match; each match submits one job, in this order\n",
+            tested.len()
+        ),
+    });
+    if key_misses > KEY_MISSES_SHOWN {
+        report.push_str(&format!(
+            "{} more rule(s) not shown: their key glob does not match (--json lists every rule)\n",
+            key_misses - KEY_MISSES_SHOWN
+        ));
+    }
+    report
 }
 
 /// Parse one rules document (exposed for the demo's embedded examples).
 pub fn parse(text: &str, name: &str) -> anyhow::Result<Vec<Rule>> {
     Ok(parse_rules_document(text, name)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(key: &str, size: u64) -> ObjectCreated {
+        ObjectCreated {
+            bucket: "acme-landing".into(),
+            key: key.into(),
+            size,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+            event_time: "2026-11-24T09:15:02Z".into(),
+            reason: Some("PutObject".into()),
+            source: "cli".into(),
+        }
+    }
+
+    #[test]
+    fn the_report_shows_matches_near_misses_and_only_the_first_key_misses() {
+        let mut yaml = String::from(
+            "- {id: sales-csv, priority: 10, key: 'incoming/sales/**/*.csv', workflow: wf-sales, questions: {InputPath: '{s3_uri}', FileName: '{key.name}'}}\n\
+             - {id: big-only, priority: 20, key: 'incoming/**', min_size: 1000000, workflow: w}\n\
+             - {id: no-tmp, priority: 30, key: 'incoming/**', exclude: ['**/_tmp/**', '**/*.csv'], workflow: w}\n",
+        );
+        for i in 0..25 {
+            yaml.push_str(&format!(
+                "- {{id: other-{i:02}, priority: 50, key: 'team{i}/**', workflow: w}}\n"
+            ));
+        }
+        let set = RuleSet::new(parse_rules_document(&yaml, "t").unwrap()).unwrap();
+        let obj = object("incoming/sales/2026/eu.csv", 2048);
+        let report = human_report(&obj, &verdicts(&set, &obj));
+        assert!(report.starts_with("s3://acme-landing/incoming/sales/2026/eu.csv (2048 bytes)\n"));
+        assert!(
+            report.contains("MATCH") && report.contains("wf-sales"),
+            "{report}"
+        );
+        assert!(
+            report.contains("InputPath=s3://acme-landing/incoming/sales/2026/eu.csv")
+                && report.contains("FileName=eu.csv"),
+            "{report}"
+        );
+        assert!(report.contains("size below min_size 1000000"), "{report}");
+        assert!(report.contains("excluded by **/*.csv"), "{report}");
+        assert!(
+            report.contains("other-09") && !report.contains("other-10"),
+            "{report}"
+        );
+        assert!(report.contains("1 of 28 rule(s) match"), "{report}");
+        assert!(
+            report.contains("15 more rule(s) not shown: their key glob does not match"),
+            "{report}"
+        );
+        let nothing = object("elsewhere/x.bin", 1);
+        let report = human_report(&nothing, &verdicts(&set, &nothing));
+        assert!(
+            report.contains("no rule matches (28 rule(s) checked)"),
+            "{report}"
+        );
+        let empty = RuleSet::new(Vec::new()).unwrap();
+        assert!(human_report(&obj, &verdicts(&empty, &obj)).contains("no rules are configured"));
+    }
+
+    #[test]
+    fn put_and_delete_without_a_table_say_what_to_do() {
+        assert_eq!(
+            rules_table("put", Some("rules".into()), Some("r.yaml".into())).unwrap(),
+            "rules"
+        );
+        let file = rules_table("delete", None, Some("rules/".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            file.contains("`rules delete`")
+                && file.contains("RULES_FILE=rules/: edit that file instead"),
+            "{file}"
+        );
+        let none = rules_table("put", Some(String::new()), None)
+            .unwrap_err()
+            .to_string();
+        assert!(none.contains("needs RULES_TABLE"), "{none}");
+    }
+
+    #[test]
+    fn json_verdicts_are_tagged() {
+        let set = RuleSet::new(
+            parse_rules_document("- {id: r, key: 'a/**', min_size: 10, workflow: w}", "t").unwrap(),
+        )
+        .unwrap();
+        let value = serde_json::to_value(verdicts(&set, &object("a/b", 1))).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!([{"rule": "r", "verdict": {"verdict": "too_small", "detail": 10}, "workflow": null, "questions": null, "plugin": null}])
+        );
+    }
 }
