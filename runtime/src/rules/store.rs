@@ -202,12 +202,8 @@ impl DynamoRuleStore {
                     Some(AttributeValue::S(s)) => s.clone(),
                     _ => "(item without a string `id`)".to_string(),
                 };
-                let parsed = serde_dynamo::from_item::<_, Rule>(item)
-                    .map_err(|e| RuleError::Invalid {
-                        rule: id.clone(),
-                        field: "(item)".into(),
-                        message: e.to_string(),
-                    })
+                let parsed = serde_dynamo::from_item::<_, Rule>(item.clone())
+                    .map_err(|e| item_error(&id, &item, e.to_string()))
                     .and_then(|rule| super::CompiledRule::compile(rule.clone()).map(|_| rule));
                 out.push((id, parsed));
             }
@@ -219,6 +215,44 @@ impl DynamoRuleStore {
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
+}
+
+/// Say which attribute of an item does not fit the rule model. serde names it for unknown
+/// and missing fields; for a wrong type (serde_dynamo says only "Expected num") the culprit is
+/// the attribute whose removal makes the item read, or read as missing that very field.
+fn item_error(id: &str, item: &HashMap<String, AttributeValue>, message: String) -> RuleError {
+    let invalid = |field: &str, message: String| RuleError::Invalid {
+        rule: id.to_string(),
+        field: field.to_string(),
+        message,
+    };
+    if let Some(field) = field_named_in(&message).map(str::to_string) {
+        return invalid(&field, message);
+    }
+    let mut names: Vec<&String> = item.keys().collect();
+    names.sort();
+    for name in names {
+        let mut trial = item.clone();
+        trial.remove(name);
+        let culprit = match serde_dynamo::from_item::<_, Rule>(trial) {
+            Ok(_) => true,
+            Err(e) => field_named_in(&e.to_string()) == Some(name.as_str()),
+        };
+        if culprit {
+            return invalid(name, format!("wrong type ({message})"));
+        }
+    }
+    invalid("(item)", message)
+}
+
+/// The attribute a serde error is about, when its message names one (``unknown field `x` ``,
+/// ``missing field `x` ``).
+fn field_named_in(message: &str) -> Option<&str> {
+    ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field)
 }
 
 #[async_trait::async_trait]
@@ -246,5 +280,130 @@ impl RuleSource for DynamoRuleStore {
         tracing::debug!(rules = set.len(), table = %self.table, "rules loaded");
         *cache = Some((Instant::now(), Arc::clone(&set)));
         Ok(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_name_their_field() {
+        assert_eq!(
+            field_named_in("unknown field `prority`, expected one of `id`"),
+            Some("prority")
+        );
+        assert_eq!(field_named_in("missing field `workflow`"), Some("workflow"));
+        assert_eq!(
+            field_named_in("invalid type: string \"x\", expected i64"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_wrongly_typed_attribute_is_found() {
+        let s = |v: &str| AttributeValue::S(v.into());
+        let item: HashMap<String, AttributeValue> = [
+            ("id".to_string(), s("r")),
+            ("key".to_string(), s("**")),
+            ("workflow".to_string(), s("w")),
+            ("final".to_string(), s("yes")),
+        ]
+        .into();
+        let message = serde_dynamo::from_item::<_, Rule>(item.clone())
+            .unwrap_err()
+            .to_string();
+        match item_error("r", &item, message) {
+            RuleError::Invalid {
+                rule,
+                field,
+                message,
+            } => {
+                assert_eq!((rule.as_str(), field.as_str()), ("r", "final"));
+                assert!(message.starts_with("wrong type"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn write(path: &Path, text: &str, age_secs: u64) {
+        std::fs::write(path, text).unwrap();
+        // Explicit modification times: file systems with coarse timestamps would otherwise
+        // make two writes in one test look unchanged.
+        let when = SystemTime::now() - Duration::from_secs(age_secs);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+
+    fn ids(set: &RuleSet) -> Vec<String> {
+        set.rules().iter().map(|r| r.rule.id.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_rules_directory_is_read_whole_and_reloaded_when_a_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join("a.yaml"),
+            "- {id: a, key: 'a/**', workflow: w}",
+            100,
+        );
+        write(
+            &dir.path().join("b.json"),
+            r#"{"id": "b", "key": "b/**", "workflow": "w"}"#,
+            100,
+        );
+        write(&dir.path().join("notes.txt"), "not rules", 100);
+        let source = FileRuleSource::new(dir.path().to_path_buf());
+        let first = source.rule_set().await.unwrap();
+        assert_eq!(ids(&first), ["a", "b"]);
+        assert!(
+            Arc::ptr_eq(&first, &source.rule_set().await.unwrap()),
+            "unchanged: cached"
+        );
+        write(
+            &dir.path().join("a.yaml"),
+            "- {id: a2, key: 'a/**', workflow: w}",
+            50,
+        );
+        assert_eq!(ids(&source.rule_set().await.unwrap()), ["a2", "b"]);
+        write(
+            &dir.path().join("c.yml"),
+            "id: c\npriority: 1\nkey: 'c/**'\nworkflow: w\n",
+            50,
+        );
+        assert_eq!(ids(&source.rule_set().await.unwrap()), ["c", "a2", "b"]);
+        // Strict: a bad file is an error naming it, and a fixed file is picked up again.
+        write(
+            &dir.path().join("c.yml"),
+            "id: c\nkey: 'c/['\nworkflow: w\n",
+            40,
+        );
+        let e = source.rule_set().await.unwrap_err().to_string();
+        assert!(e.contains("rule `c`, field `key`"), "{e}");
+        write(
+            &dir.path().join("c.yml"),
+            "id: c\nkey: 'c/**'\nworkflow: w\nextra: 1\n",
+            30,
+        );
+        let e = source.rule_set().await.unwrap_err().to_string();
+        assert!(e.contains("c.yml") && e.contains("extra"), "{e}");
+        write(
+            &dir.path().join("c.yml"),
+            "id: a2\nkey: 'c/**'\nworkflow: w\n",
+            20,
+        );
+        assert!(matches!(
+            source.rule_set().await,
+            Err(RuleError::Duplicate { id }) if id == "a2"
+        ));
+        write(&dir.path().join("c.yml"), "", 10);
+        assert_eq!(ids(&source.rule_set().await.unwrap()), ["a2", "b"]);
+        let missing = FileRuleSource::new(dir.path().join("nope.yaml"));
+        let e = missing.rule_set().await.unwrap_err().to_string();
+        assert!(e.contains("nope.yaml"), "{e}");
     }
 }
