@@ -149,3 +149,32 @@ def test_the_python_recipe_is_accepted_by_our_emulator(router_bin):
     finally:
         emu.proc.terminate()
         emu.proc.wait(10)
+
+
+def test_fixed_vector_in_the_rust_unit_test_is_what_oauthlib_computes():
+    """`client.rs` pins our signer to a constant for one awkward request (non-default port,
+    percent-encoded path, a parameter with a space, a non-ASCII secret). Recompute it here with
+    oauthlib so the constant is a reference value, not whatever our signer printed once."""
+    import pathlib
+    import re
+
+    from oauthlib.oauth1 import SIGNATURE_TYPE_QUERY, Client
+    from urllib.parse import parse_qs, urlsplit
+
+    source = (pathlib.Path(__file__).parent.parent / "runtime/src/alteryx/client.rs").read_text()
+    match = re.search(r'OAUTHLIB_VECTOR_SIGNATURE: &str = "([^"]+)"', source)
+    assert match, "OAUTHLIB_VECTOR_SIGNATURE not found in runtime/src/alteryx/client.rs"
+    client = Client(
+        "cross-key",
+        client_secret="cross-secret-\u03a9",
+        signature_type=SIGNATURE_TYPE_QUERY,
+        nonce="fixednonce123",
+        timestamp="1700000000",
+    )
+    uri, _, _ = client.sign(
+        "http://alteryx.example.com:8443/gallery/api/v1/workflows/5f3c%20x/jobs/"
+        "?direction=desc&limit=5&sortField=create%20Date",
+        http_method="GET",
+    )
+    [signature] = parse_qs(urlsplit(uri).query)["oauth_signature"]
+    assert signature == match.group(1)

@@ -21,6 +21,7 @@ use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::Mutex;
+use tracing::Instrument as _;
 
 use super::models::{Job, JobQuery, JobRequest, Question, Workflow};
 use super::{AlteryxError, ApiVersion, AuthScheme, ClientOptions, ServerConfig};
@@ -78,6 +79,8 @@ enum Failure {
         retry_after: Option<Duration>,
     },
     Final(AlteryxError),
+    /// The token endpoint refused the key and secret themselves: a new token cannot help.
+    CredentialsRefused(AlteryxError),
 }
 
 impl AlteryxClient {
@@ -127,16 +130,37 @@ impl AlteryxClient {
     }
 
     /// The questions (app interface fields) of a workflow.
+    ///
+    /// v3 asks `v3/workflows/{id}/questions`; Alteryx's help pages do not list that route
+    /// (only a third-party OpenAPI compilation does), so on a 404 the v1 route, which every
+    /// `/webapi/` server serves with the same bearer token, is asked too. A workflow that
+    /// really does not exist is a 404 on both, and that second answer is returned.
     pub async fn questions(&self, workflow_id: &str) -> Result<Vec<Question>, AlteryxError> {
         let id = segment(workflow_id);
-        let path = if self.v3() {
-            format!("v3/workflows/{id}/questions")
+        let v1_path = format!("v1/workflows/{id}/questions/");
+        let value = if self.v3() {
+            match self
+                .call(self.get(
+                    "get questions",
+                    format!("v3/workflows/{id}/questions"),
+                    Vec::new(),
+                ))
+                .await
+            {
+                Err(AlteryxError::Api { status: 404, .. }) => {
+                    tracing::debug!(
+                        workflow_id,
+                        "v3 questions route answered 404; asking the v1 route"
+                    );
+                    self.call(self.get("get questions", v1_path, Vec::new()))
+                        .await?
+                }
+                other => other?,
+            }
         } else {
-            format!("v1/workflows/{id}/questions/")
+            self.call(self.get("get questions", v1_path, Vec::new()))
+                .await?
         };
-        let value = self
-            .call(self.get("get questions", path, Vec::new()))
-            .await?;
         parse("get questions", value)
     }
 
@@ -222,20 +246,38 @@ impl AlteryxClient {
     }
 
     async fn call(&self, call: Call<'_>) -> Result<Value, AlteryxError> {
+        // `path` is relative and has no query: it never holds a signature or a token.
+        let span = tracing::debug_span!(
+            "alteryx_call",
+            operation = call.operation,
+            path = %call.path,
+            attempt = tracing::field::Empty
+        );
+        self.call_with_retries(&call, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn call_with_retries(
+        &self,
+        call: &Call<'_>,
+        span: &tracing::Span,
+    ) -> Result<Value, AlteryxError> {
         let started = Instant::now();
         let opts = &self.inner.options;
         let mut attempt = 0u32;
         let mut refreshed_token = false;
         loop {
             attempt += 1;
-            let result = self.attempt(&call).await;
+            span.record("attempt", attempt);
+            let result = self.attempt(call).await;
             let error = match result {
                 Ok(value) => {
                     tracing::debug!(operation = call.operation, path = %call.path, attempt,
                         elapsed_ms = started.elapsed().as_millis() as u64, "alteryx call ok");
                     return Ok(value);
                 }
-                Err(Failure::Final(AlteryxError::Unauthorized { .. }))
+                Err(Failure::Final(AlteryxError::Unauthorized { status: 401, .. }))
                     if self.inner.config.auth == AuthScheme::OAuth2 && !refreshed_token =>
                 {
                     // The token may have expired early or been revoked: get a new one, once.
@@ -247,7 +289,12 @@ impl AlteryxClient {
                     );
                     continue;
                 }
-                Err(Failure::Final(e)) => return Err(e),
+                Err(Failure::Final(e) | Failure::CredentialsRefused(e)) => {
+                    tracing::debug!(operation = call.operation, path = %call.path, attempt,
+                        elapsed_ms = started.elapsed().as_millis() as u64, status = e.status(),
+                        error = %e, "alteryx call failed; not retryable");
+                    return Err(e);
+                }
                 Err(Failure::Retry { error, retry_after }) => (error, retry_after),
             };
             let (error, retry_after) = error;
@@ -290,7 +337,12 @@ impl AlteryxClient {
                 self.inner.http.request(call.method.clone(), signed)
             }
             AuthScheme::OAuth2 => {
-                let token = self.token().await?;
+                let token = self.token().await.map_err(|f| match f {
+                    Failure::Final(e @ AlteryxError::Unauthorized { .. }) => {
+                        Failure::CredentialsRefused(e)
+                    }
+                    other => other,
+                })?;
                 let mut url = url;
                 if !call.query.is_empty() {
                     url.query_pairs_mut().extend_pairs(call.query.iter());
@@ -319,6 +371,12 @@ impl AlteryxClient {
             .await
             .map_err(|e| self.transport_failure(call, e))?;
         let status = response.status();
+        tracing::debug!(
+            operation = call.operation,
+            path = %call.path,
+            status = status.as_u16(),
+            "alteryx answered"
+        );
         let header = |name| {
             response
                 .headers()
@@ -339,6 +397,24 @@ impl AlteryxClient {
 
     fn transport_failure(&self, call: &Call<'_>, e: reqwest::Error) -> Failure {
         let op = call.operation;
+        if e.is_connect() {
+            // No connection, so no request reached Alteryx: safe to send again, even a submit.
+            let error = if e.is_timeout() {
+                AlteryxError::Timeout {
+                    operation: op,
+                    after: self.inner.options.connect_timeout,
+                }
+            } else {
+                AlteryxError::Transport {
+                    operation: op,
+                    message: describe_reqwest_error(e),
+                }
+            };
+            return Failure::Retry {
+                error,
+                retry_after: None,
+            };
+        }
         if e.is_timeout() {
             let error = AlteryxError::Timeout {
                 operation: op,
@@ -352,13 +428,13 @@ impl AlteryxClient {
                 Idempotence::Unsafe => Failure::Final(error),
             };
         }
-        let connect = e.is_connect();
         let message = describe_reqwest_error(e);
         let error = AlteryxError::Transport {
             operation: op,
             message,
         };
-        if connect || call.idempotence == Idempotence::Safe {
+        // Reset or closed after the request was sent: a submit may have queued the job.
+        if call.idempotence == Idempotence::Safe {
             Failure::Retry {
                 error,
                 retry_after: None,
@@ -421,18 +497,37 @@ impl AlteryxClient {
 }
 
 /// Sign a request the way `requests_oauthlib.OAuth1(key, secret, signature_type='query')`
-/// does: consumer credentials only, HMAC-SHA1, `oauth_version=1.0`, every OAuth parameter
-/// appended to the query string. Returns the full URL to request.
-pub(crate) fn sign_oauth1(
+/// does: consumer credentials only, HMAC-SHA1, `oauth_version=1.0`, a fresh nonce and the
+/// current timestamp, every OAuth parameter appended to the query string.
+///
+/// `url` is the request URL without a query (scheme, host, port and path exactly as
+/// requested, trailing slash included); `query` holds the request's own parameters, raw.
+/// Returns the full URL to request. The result carries a signature: never log it whole
+/// (see [`strip_query`](super::strip_query)).
+pub fn sign_oauth1(
     method: &str,
     url: &str,
     query: &[(String, String)],
     key: &str,
     secret: &SecretString,
 ) -> String {
+    sign_oauth1_with(method, url, query, key, secret, None, None)
+}
+
+/// [`sign_oauth1`] with a fixed nonce and timestamp, so a signature can be compared with one
+/// computed independently (tests only; a fixed nonce in production would be a replay).
+fn sign_oauth1_with(
+    method: &str,
+    url: &str,
+    query: &[(String, String)],
+    key: &str,
+    secret: &SecretString,
+    nonce: Option<&str>,
+    timestamp: Option<std::num::NonZeroU64>,
+) -> String {
     let credentials = oauth1_request::Credentials::new(key, secret.expose());
     let mut builder = oauth1_request::Builder::<_, _>::new(credentials, oauth1_request::HMAC_SHA1);
-    builder.version(true);
+    builder.version(true).nonce(nonce).timestamp(timestamp);
     let params = oauth1_request::ParameterList::new(
         query
             .iter()
@@ -643,6 +738,43 @@ mod tests {
                 .unwrap()
                 .query_pairs()
                 .any(|(k, v)| k == "limit" && v == "5")
+        );
+    }
+
+    /// The signature Python's `oauthlib` computes for the same request, nonce and timestamp
+    /// (`oauthlib.oauth1.Client(key, client_secret=secret, signature_type='query', nonce=...,
+    /// timestamp=...)`). `tests/test_oauth1_crosscheck.py` recomputes it with
+    /// oauthlib on every run, so this constant cannot drift from the reference. The request
+    /// has a non-default port, a percent-encoded path segment, request parameters (one with a
+    /// space) and a non-ASCII secret: the places where signers usually disagree.
+    pub(crate) const OAUTHLIB_VECTOR_SIGNATURE: &str = "sXDtNch/vNzIo8fTBvp/A8XdLEk=";
+
+    #[test]
+    fn signature_matches_oauthlib_for_a_fixed_nonce_and_timestamp() {
+        let signed = sign_oauth1_with(
+            "GET",
+            "http://alteryx.example.com:8443/gallery/api/v1/workflows/5f3c%20x/jobs/",
+            &[
+                ("direction".into(), "desc".into()),
+                ("limit".into(), "5".into()),
+                ("sortField".into(), "create Date".into()),
+            ],
+            "cross-key",
+            &SecretString::new("cross-secret-\u{3a9}"),
+            Some("fixednonce123"),
+            std::num::NonZeroU64::new(1_700_000_000),
+        );
+        let url = url::Url::parse(&signed).unwrap();
+        let signature = url
+            .query_pairs()
+            .find(|(k, _)| k == "oauth_signature")
+            .map(|(_, v)| v.into_owned());
+        assert_eq!(signature.as_deref(), Some(OAUTHLIB_VECTOR_SIGNATURE));
+        // Each request parameter appears exactly once (signed, and sent).
+        assert_eq!(url.query_pairs().filter(|(k, _)| k == "limit").count(), 1);
+        assert!(
+            url.query_pairs()
+                .any(|(k, v)| k == "sortField" && v == "create Date")
         );
     }
 

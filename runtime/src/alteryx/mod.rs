@@ -12,7 +12,7 @@ mod client;
 mod models;
 mod pool;
 
-pub use client::AlteryxClient;
+pub use client::{AlteryxClient, sign_oauth1};
 pub use models::{
     Job, JobMessage, JobOutput, JobQuery, JobRequest, Priority, Question, QuestionValue, Workflow,
 };
@@ -81,19 +81,9 @@ impl ServerConfig {
                 "ALTERYX_URL must not contain a query string".into(),
             ));
         }
-        let path = base_url.path().to_ascii_lowercase();
-        let (mut scheme, mut api) = if path.contains("/webapi/") {
-            (AuthScheme::OAuth2, ApiVersion::V3)
-        } else if path.contains("/gallery/api/") {
-            (AuthScheme::OAuth1, ApiVersion::V1)
-        } else {
-            return Err(AlteryxError::Config(format!(
-                "cannot tell the API from ALTERYX_URL {:?}: expected a base ending in /gallery/api/ (OAuth1, Server ≤ 2021.x) or /webapi/ (OAuth2, Server 2021.4+); set ALTERYX_API_VERSION and ALTERYX_AUTH to override",
-                base_url.as_str()
-            )));
-        };
-        if let Some(v) = api_version.map(str::trim).filter(|v| !v.is_empty()) {
-            api = match v.to_ascii_lowercase().as_str() {
+        let api_override = match api_version.map(str::trim).filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => Some(match v.to_ascii_lowercase().as_str() {
                 "v1" => ApiVersion::V1,
                 "v3" => ApiVersion::V3,
                 _ => {
@@ -101,14 +91,11 @@ impl ServerConfig {
                         "ALTERYX_API_VERSION {v:?} is not v1 or v3"
                     )));
                 }
-            };
-            // v3 only exists with OAuth2; asking for it implies OAuth2 unless told otherwise.
-            if api == ApiVersion::V3 && auth.is_none() {
-                scheme = AuthScheme::OAuth2;
-            }
-        }
-        if let Some(a) = auth.map(str::trim).filter(|a| !a.is_empty()) {
-            scheme = match a.to_ascii_lowercase().as_str() {
+            }),
+        };
+        let auth_override = match auth.map(str::trim).filter(|a| !a.is_empty()) {
+            None => None,
+            Some(a) => Some(match a.to_ascii_lowercase().as_str() {
                 "oauth1" => AuthScheme::OAuth1,
                 "oauth2" => AuthScheme::OAuth2,
                 _ => {
@@ -116,7 +103,62 @@ impl ServerConfig {
                         "ALTERYX_AUTH {a:?} is not oauth1 or oauth2"
                     )));
                 }
-            };
+            }),
+        };
+        let path = base_url.path().to_ascii_lowercase();
+        let from_url = if path.contains("/webapi/") {
+            Some((AuthScheme::OAuth2, ApiVersion::V3))
+        } else if path.contains("/gallery/api/") {
+            Some((AuthScheme::OAuth1, ApiVersion::V1))
+        } else if api_override.is_none() && auth_override.is_none() {
+            // A Gallery served from its own host or path (e.g. https://gallery.acme.com/api/)
+            // is the pre-2021.4 kind; anything else cannot be told apart safely.
+            let gallery_like = path.contains("gallery")
+                || base_url
+                    .host_str()
+                    .is_some_and(|h| h.to_ascii_lowercase().contains("gallery"));
+            if !gallery_like {
+                return Err(AlteryxError::Config(format!(
+                    "cannot tell the API from ALTERYX_URL {:?}: expected a base ending in /gallery/api/ (OAuth1, Server ≤ 2021.x) or /webapi/ (OAuth2, Server 2021.4+); set ALTERYX_API_VERSION and ALTERYX_AUTH to override",
+                    base_url.as_str()
+                )));
+            }
+            tracing::debug!(
+                url = base_url.as_str(),
+                "gallery-like ALTERYX_URL; assuming OAuth1 + v1"
+            );
+            Some((AuthScheme::OAuth1, ApiVersion::V1))
+        } else {
+            None
+        };
+        // An override of one half decides the other where the URL did not: v3 exists only
+        // with OAuth2, and OAuth1 only serves v1.
+        let (scheme, api) = match (from_url, api_override, auth_override) {
+            (_, Some(api), Some(scheme)) => (scheme, api),
+            (Some(both), None, None) => both,
+            (Some((scheme, _)), Some(api), None) => match api {
+                ApiVersion::V3 => (AuthScheme::OAuth2, api),
+                ApiVersion::V1 => (scheme, api),
+            },
+            (_, None, Some(scheme)) => match scheme {
+                AuthScheme::OAuth1 => (scheme, ApiVersion::V1),
+                AuthScheme::OAuth2 => (scheme, from_url.map_or(ApiVersion::V3, |(_, api)| api)),
+            },
+            (None, Some(api), None) => match api {
+                ApiVersion::V3 => (AuthScheme::OAuth2, api),
+                ApiVersion::V1 => (AuthScheme::OAuth1, api),
+            },
+            (None, None, None) => {
+                return Err(AlteryxError::Config(format!(
+                    "cannot tell the API from ALTERYX_URL {:?}",
+                    base_url.as_str()
+                )));
+            }
+        };
+        if scheme == AuthScheme::OAuth1 && api == ApiVersion::V3 {
+            return Err(AlteryxError::Config(
+                "ALTERYX_API_VERSION v3 needs OAuth2 (ALTERYX_AUTH=oauth2): the v3 endpoints do not accept OAuth1 signatures".into(),
+            ));
         }
         if key.trim().is_empty() {
             return Err(AlteryxError::Config("ALTERYX_KEY is empty".into()));
@@ -242,7 +284,30 @@ mod tests {
         let c = cfg("https://h/gallery/api/", Some("V3"), None).unwrap();
         assert_eq!((c.auth, c.api), (AuthScheme::OAuth2, ApiVersion::V3));
         let c = cfg("https://h/webapi/", None, Some("OAuth1")).unwrap();
-        assert_eq!(c.auth, AuthScheme::OAuth1);
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth1, ApiVersion::V1));
+    }
+
+    #[test]
+    fn unknown_url_shapes_follow_overrides_or_look_like_a_gallery() {
+        // Behind a reverse proxy the path says nothing; the overrides decide.
+        let c = cfg("https://proxy.acme.com/alteryx/", Some("v3"), None).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth2, ApiVersion::V3));
+        let c = cfg("https://proxy.acme.com/alteryx/", None, Some("oauth2")).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth2, ApiVersion::V3));
+        let c = cfg("https://proxy.acme.com/alteryx/", Some("v1"), None).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth1, ApiVersion::V1));
+        let c = cfg(
+            "https://proxy.acme.com/alteryx/",
+            Some("v1"),
+            Some("oauth2"),
+        )
+        .unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth2, ApiVersion::V1));
+        // A Gallery on its own host.
+        let c = cfg("https://gallery.acme.com/api/", None, None).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth1, ApiVersion::V1));
+        let e = cfg("https://h/gallery/api/", Some("v3"), Some("oauth1")).unwrap_err();
+        assert!(e.to_string().contains("needs OAuth2"), "{e}");
     }
 
     #[test]

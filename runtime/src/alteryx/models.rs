@@ -50,7 +50,8 @@ impl Workflow {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Question {
     pub name: String,
-    #[serde(rename = "type", default)]
+    /// v1 `type`; `questionType` in the published v3 schema compilations.
+    #[serde(rename = "type", alias = "questionType", default)]
     pub question_type: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -123,7 +124,8 @@ pub struct Job {
     pub id: String,
     #[serde(default, alias = "appId")]
     pub workflow_id: Option<String>,
-    #[serde(default)]
+    /// v1 `createDate`; v3 `createDateTime` (Alteryx help, "Job Endpoints", GET v3/jobs/{jobId}).
+    #[serde(default, alias = "createDateTime")]
     pub create_date: Option<String>,
     #[serde(default)]
     pub status: String,
@@ -244,6 +246,24 @@ mod tests {
         .unwrap();
         assert_eq!(v3.workflow_id.as_deref(), Some("w"));
         assert!(!v3.is_finished());
+        // The sample answer of GET v3/jobs/{jobId} in Alteryx's help ("Job Endpoints").
+        let documented: Job = serde_json::from_value(json!({
+            "id": "66ebd18d3d6200007e000d8c", "appId": "a1", "createDateTime": "2024-09-19T10:02:54.589Z",
+            "status": "Completed", "disposition": "Success",
+            "outputs": [{"id": "o1", "availableFormats": ["Raw"], "fileName": "out.csv"}],
+            "messages": [{"status": 0, "text": "done", "toolId": 0}],
+            "priority": "Default", "workerTag": "", "runWithE2": true
+        }))
+        .unwrap();
+        assert_eq!(
+            documented.create_date.as_deref(),
+            Some("2024-09-19T10:02:54.589Z")
+        );
+        assert_eq!(documented.workflow_id.as_deref(), Some("a1"));
+        assert_eq!(documented.outputs[0].name.as_deref(), Some("out.csv"));
+        assert_eq!(documented.outputs[0].formats, vec!["Raw".to_string()]);
+        assert_eq!(documented.priority.as_deref(), Some("Default"));
+        assert!(documented.succeeded());
     }
 
     #[test]
@@ -269,9 +289,11 @@ mod tests {
         let q: Vec<Question> = serde_json::from_value(json!([
             {"description": "Select Region", "items": [{"key": "East", "value": "East"}],
              "multiple": "False", "name": "Select Region", "type": "QuestionListBox"},
-            {"name": "Many", "type": "QuestionListBox", "multiple": true}
+            {"name": "Many", "type": "QuestionListBox", "multiple": true},
+            {"name": "V3", "questionType": "QuestionTextBox", "multiple": false}
         ]))
         .unwrap();
+        assert_eq!(q[2].question_type, "QuestionTextBox");
         assert_eq!(
             (q[0].name.as_str(), q[0].multiple, q[1].multiple),
             ("Select Region", false, true)
