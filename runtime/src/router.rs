@@ -545,6 +545,7 @@ impl Router {
             bucket: object.bucket.clone(),
             key: object.key.clone(),
             object_version: version,
+            version_id: object.version_id.clone(),
             size: object.size,
             etag: object.etag.clone(),
             event_time: object.event_time.clone(),
@@ -603,7 +604,8 @@ pub fn object_of(record: &Execution) -> ObjectCreated {
         key: record.key.clone(),
         size: record.size,
         etag: record.etag.clone(),
-        version_id: None,
+        version_id: record.version_id.clone(),
+        // The version token: the sequencer or etag when there is no version id.
         sequencer: Some(record.object_version.clone()),
         event_time: record.event_time.clone(),
         reason: None,

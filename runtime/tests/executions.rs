@@ -22,6 +22,7 @@ fn record(rule: &str, key: &str, created_at: i64) -> Execution {
         bucket: "acme-landing".into(),
         key: key.into(),
         object_version: "seq1".into(),
+        version_id: None,
         size: 10,
         etag: Some("e".into()),
         event_time: "2026-11-24T09:15:02Z".into(),

@@ -6,8 +6,7 @@
 //! (the process died between claim and submit) can be taken over, and an `ERROR` marked
 //! `retryable` (Alteryx was down, say) can be taken over by a redelivery of the same event.
 //!
-//! OWNER: executions helper. The types and the trait below are a contract used by the router,
-//! the tracker and the CLI.
+//! The types and the trait below are a contract used by the router, the tracker and the CLI.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,6 +35,10 @@ pub struct Execution {
     pub key: String,
     /// The object's version token (`ObjectCreated::version_token`).
     pub object_version: String,
+    /// The S3 version id when the bucket is versioned, kept so a retry renders
+    /// `{version_id}` exactly as the first attempt did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
     pub size: u64,
     pub etag: Option<String>,
     pub event_time: String,
