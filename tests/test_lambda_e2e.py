@@ -357,6 +357,9 @@ def test_retry_of_a_failed_execution_submits_a_new_attempt_once(stack, runtime_a
     assert json.loads(stack.cli("--json", "executions", "show", failed["id"]).stdout)["attempt"] == 2
     missing = stack.cli("executions", "show", "sales-csv:0000000000000000", check=False)
     assert missing.returncode != 0 and "no execution" in missing.stderr
+    unknown = stack.cli("executions", "retry", "sales-csv:0000000000000000", check=False)
+    assert unknown.returncode != 0 and "sales-csv:0000000000000000 not found" in unknown.stdout + unknown.stderr, unknown
+    assert len(stack.emulator.jobs()) == 2  # nothing submitted for it
 
 
 def test_drain_dlq_routes_dead_lettered_events_and_deletes_them(stack):
