@@ -81,30 +81,19 @@ impl ServerConfig {
                 "ALTERYX_URL must not contain a query string".into(),
             ));
         }
-        let api_override = match api_version.map(str::trim).filter(|v| !v.is_empty()) {
-            None => None,
-            Some(v) => Some(match v.to_ascii_lowercase().as_str() {
-                "v1" => ApiVersion::V1,
-                "v3" => ApiVersion::V3,
-                _ => {
-                    return Err(AlteryxError::Config(format!(
-                        "ALTERYX_API_VERSION {v:?} is not v1 or v3"
-                    )));
-                }
-            }),
-        };
-        let auth_override = match auth.map(str::trim).filter(|a| !a.is_empty()) {
-            None => None,
-            Some(a) => Some(match a.to_ascii_lowercase().as_str() {
-                "oauth1" => AuthScheme::OAuth1,
-                "oauth2" => AuthScheme::OAuth2,
-                _ => {
-                    return Err(AlteryxError::Config(format!(
-                        "ALTERYX_AUTH {a:?} is not oauth1 or oauth2"
-                    )));
-                }
-            }),
-        };
+        let api_override = parse_override(
+            "ALTERYX_API_VERSION",
+            api_version,
+            &[("v1", ApiVersion::V1), ("v3", ApiVersion::V3)],
+        )?;
+        let auth_override = parse_override(
+            "ALTERYX_AUTH",
+            auth,
+            &[
+                ("oauth1", AuthScheme::OAuth1),
+                ("oauth2", AuthScheme::OAuth2),
+            ],
+        )?;
         let path = base_url.path().to_ascii_lowercase();
         let from_url = if path.contains("/webapi/") {
             Some((AuthScheme::OAuth2, ApiVersion::V3))
@@ -262,6 +251,29 @@ impl AlteryxError {
 /// A URL without its query string (where OAuth1 signatures live), for messages and logs.
 pub(crate) fn strip_query(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
+}
+
+/// An optional override (`ALTERYX_API_VERSION`, `ALTERYX_AUTH`): blank means none, otherwise
+/// one of `choices`, case-insensitively; anything else is an error naming the variable.
+fn parse_override<T: Copy>(
+    variable: &str,
+    value: Option<&str>,
+    choices: &[(&str, T)],
+) -> Result<Option<T>, AlteryxError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    choices
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(value))
+        .map(|(_, choice)| Some(*choice))
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+            AlteryxError::Config(format!(
+                "{variable} {value:?} is not {}",
+                names.join(" or ")
+            ))
+        })
 }
 
 #[cfg(test)]
