@@ -10,8 +10,8 @@ use serde::Serialize;
 use crate::cli::output;
 use crate::event::ObjectCreated;
 use crate::plugin::{
-    DirPluginStore, PluginHost, PluginInput, PluginLimits, PluginOutcome, PluginSpec,
-    compile_to_cwasm,
+    DirPluginStore, FilePluginStore, PluginHost, PluginInput, PluginLimits, PluginOutcome,
+    PluginSpec, PluginStore, compile_to_cwasm,
 };
 
 #[derive(Debug, clap::Subcommand)]
@@ -65,6 +65,8 @@ struct RunReport {
     skip_reason: Option<String>,
     load_and_call_ms: f64,
     call_ms: f64,
+    /// Fuel burned, when metered (a .wasm run here); null for a .cwasm.
+    fuel_used: Option<u64>,
     logs: Vec<String>,
 }
 
@@ -131,10 +133,16 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
         } => {
             let config_value: serde_json::Value = serde_json::from_str(&config)
                 .with_context(|| format!("--config {config:?} is not JSON"))?;
-            let (store_dir, name) = locate(&plugin)?;
+            let (store, name) = locate(&plugin)?;
+            // Meter fuel when the plugin is compiled here (a .wasm); a .cwasm was compiled for
+            // the production engine, which does not meter, and would not load into one that does.
+            let precompiled = store.fetch(&name).await?.precompiled;
             let host = PluginHost::new(
-                Arc::new(DirPluginStore::new(store_dir)),
-                PluginLimits::default(),
+                store,
+                PluginLimits {
+                    meter_fuel: !precompiled,
+                    ..PluginLimits::default()
+                },
             )?;
             let bytes =
                 std::fs::read(&object).with_context(|| format!("reading {}", object.display()))?;
@@ -166,18 +174,15 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
                 memory_mb,
             };
             let head = &bytes[..bytes.len().min(read_bytes as usize)];
-            let input = |h: &PluginHost| {
-                let _ = h;
-                PluginInput {
-                    rule_id: "(plugin run)",
-                    object: &facts,
-                    content_type: None,
-                    head,
-                    config_json: &config,
-                }
+            let input = PluginInput {
+                rule_id: "(plugin run)",
+                object: &facts,
+                content_type: None,
+                head,
+                config_json: &config,
             };
             let started = Instant::now();
-            let run = host.run(&spec, input(&host)).await?;
+            let run = host.run(&spec, input).await?;
             let report = RunReport {
                 plugin: name,
                 outcome: match &run.outcome {
@@ -194,6 +199,7 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
                 },
                 load_and_call_ms: started.elapsed().as_secs_f64() * 1e3,
                 call_ms: run.elapsed.as_secs_f64() * 1e3,
+                fuel_used: run.fuel_used,
                 logs: run.logs,
             };
             if json {
@@ -212,7 +218,12 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
                 "time: {:.2} ms call, {:.1} ms including load/compile",
                 report.call_ms, report.load_and_call_ms
             );
-            println!("fuel: not metered (the limit is wall-clock, enforced by epoch interruption)");
+            match report.fuel_used {
+                Some(fuel) => println!("fuel: {fuel} units (instantiation and call)"),
+                None => println!(
+                    "fuel: not metered for a precompiled .cwasm (run the .wasm to count it)"
+                ),
+            }
             for l in &report.logs {
                 println!("log: {l}");
             }
@@ -221,8 +232,8 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
     }
 }
 
-/// A path to a .wasm/.cwasm, or a name in PLUGIN_DIR → (directory, plugin name).
-fn locate(plugin: &str) -> anyhow::Result<(PathBuf, String)> {
+/// A path to a .wasm/.cwasm (that file exactly), or a name in PLUGIN_DIR → (store, name).
+fn locate(plugin: &str) -> anyhow::Result<(Arc<dyn PluginStore>, String)> {
     let path = Path::new(plugin);
     if matches!(
         path.extension().and_then(|e| e.to_str()),
@@ -231,19 +242,14 @@ fn locate(plugin: &str) -> anyhow::Result<(PathBuf, String)> {
         if !path.exists() {
             bail!("{plugin} does not exist");
         }
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        return Ok((dir, name));
+        return Ok((Arc::new(FilePluginStore::new(path.to_path_buf())), name));
     }
     let dir = std::env::var_os("PLUGIN_DIR")
         .map(PathBuf::from)
         .context("give a .wasm/.cwasm path, or set PLUGIN_DIR to run a plugin by name")?;
-    Ok((dir, plugin.to_string()))
+    Ok((Arc::new(DirPluginStore::new(dir)), plugin.to_string()))
 }

@@ -170,7 +170,9 @@ fn load_error(plugin: &str, e: impl std::fmt::Display) -> PluginError {
 
 impl PluginHost {
     pub fn new(store: Arc<dyn PluginStore>, limits: PluginLimits) -> Result<Self, PluginError> {
-        let engine = Engine::new(&engine_config()).map_err(|e| load_error("(engine)", e))?;
+        let mut config = engine_config();
+        config.consume_fuel(limits.meter_fuel);
+        let engine = Engine::new(&config).map_err(|e| load_error("(engine)", e))?;
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| load_error("(linker)", e))?;
@@ -374,6 +376,12 @@ fn call(
     let ticks = (limits.timeout.as_micros() / TICK.as_micros()).max(1) as u64 + 1;
     store.set_epoch_deadline(ticks);
     store.epoch_deadline_trap();
+    if limits.meter_fuel {
+        // Metering only: the limit stays the epoch deadline.
+        store
+            .set_fuel(u64::MAX)
+            .map_err(|e| load_error(plugin, format!("{e:#}")))?;
+    }
 
     let result = pre
         .instantiate(&mut store)
@@ -394,6 +402,11 @@ fn call(
         }
     }
     let refused_memory = state.limits.refused_memory;
+    let fuel_used = if limits.meter_fuel {
+        store.get_fuel().ok().map(|left| u64::MAX - left)
+    } else {
+        None
+    };
     let (plugin, rule) = (plugin.to_string(), rule.to_string());
     let outcome = match result {
         Err(e) => {
@@ -485,7 +498,7 @@ fn call(
     Ok(PluginRun {
         outcome,
         elapsed: started.elapsed(),
-        fuel_used: None,
+        fuel_used,
         logs,
     })
 }

@@ -11,8 +11,8 @@ mod store;
 
 pub use host::{PluginHost, compile_to_cwasm, engine_config};
 pub use store::{
-    ChainPluginStore, DirObjectReader, DirPluginStore, ObjectReader, PluginBytes, PluginStore,
-    S3ObjectReader, S3PluginStore, plugin_store_from_env,
+    ChainPluginStore, DirObjectReader, DirPluginStore, FilePluginStore, ObjectReader, PluginBytes,
+    PluginStore, S3ObjectReader, S3PluginStore, plugin_store_from_env,
 };
 
 use std::time::Duration;
@@ -28,6 +28,10 @@ pub struct PluginLimits {
     pub max_questions: usize,
     pub max_value_len: usize,
     pub max_log_bytes: usize,
+    /// Count the fuel (roughly, wasm instructions) each call burns, reported in
+    /// [`PluginRun::fuel_used`]. For `plugin run`: metering costs time on every instruction, and
+    /// a `.cwasm` built for the unmetered engine does not load into a metered one.
+    pub meter_fuel: bool,
 }
 
 impl Default for PluginLimits {
@@ -38,6 +42,7 @@ impl Default for PluginLimits {
             max_questions: 64,
             max_value_len: 8 << 10,
             max_log_bytes: 16 << 10,
+            meter_fuel: false,
         }
     }
 }
@@ -61,7 +66,8 @@ pub enum PluginOutcome {
 pub struct PluginRun {
     pub outcome: PluginOutcome,
     pub elapsed: Duration,
-    /// Not measured: the budget is wall-clock (epochs), which costs nothing per instruction.
+    /// Fuel burned by instantiation and the call, when [`PluginLimits::meter_fuel`] is on (the
+    /// budget itself is wall-clock, enforced by epochs, which costs nothing per instruction).
     pub fuel_used: Option<u64>,
     /// The plugin's log lines and captured stdout/stderr, capped.
     pub logs: Vec<String>,

@@ -67,6 +67,45 @@ impl PluginStore for DirPluginStore {
     }
 }
 
+/// One plugin file, whatever name it is asked for (`plugin run path/to/plugin.wasm`): the file
+/// given, never a sibling `.cwasm` that a directory store would prefer.
+pub struct FilePluginStore {
+    path: PathBuf,
+}
+
+impl FilePluginStore {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+}
+
+#[async_trait::async_trait]
+impl PluginStore for FilePluginStore {
+    async fn fetch(&self, name: &str) -> Result<PluginBytes, PluginError> {
+        let bytes = tokio::fs::read(&self.path)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => PluginError::NotFound {
+                    plugin: name.to_string(),
+                    location: self.describe(),
+                },
+                _ => PluginError::Io {
+                    plugin: name.to_string(),
+                    message: format!("reading {}: {e}", self.path.display()),
+                },
+            })?;
+        Ok(PluginBytes {
+            precompiled: wasmtime::Engine::detect_precompiled(&bytes).is_some(),
+            bytes,
+            location: self.path.display().to_string(),
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+}
+
 /// `s3://bucket/prefix/<name>.cwasm`, else `.wasm`.
 pub struct S3PluginStore {
     client: aws_sdk_s3::Client,
