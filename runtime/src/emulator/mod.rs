@@ -187,6 +187,10 @@ pub struct ReceivedJob {
     pub status: String,
     pub disposition: Option<String>,
     pub created_at: String,
+    /// When the request arrived, in Unix milliseconds (µs precision), so a harness on the same
+    /// machine can time "process started → job received" without polling.
+    #[serde(default)]
+    pub received_unix_ms: f64,
 }
 
 struct JobRecord {
@@ -856,7 +860,9 @@ fn submit(state: &Shared, workflow_id: &str, body: &Bytes, v3: bool) -> Response
     let mut s = state.lock();
     let id = format!("{:024x}", (0x6a0b_0000_u128 << 64) | s.next_job as u128);
     s.next_job += 1;
-    let created_at = time::OffsetDateTime::now_utc()
+    let now = time::OffsetDateTime::now_utc();
+    let received_unix_ms = now.unix_timestamp_nanos() as f64 / 1e6;
+    let created_at = now
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     let record = JobRecord {
@@ -869,6 +875,7 @@ fn submit(state: &Shared, workflow_id: &str, body: &Bytes, v3: bool) -> Response
             status: "Queued".into(),
             disposition: None,
             created_at,
+            received_unix_ms,
         },
         started: Instant::now(),
         outcome: workflow.outcome,
