@@ -13,7 +13,10 @@ static SDK_CONFIG: OnceCell<aws_config::SdkConfig> = OnceCell::const_new();
 pub async fn sdk_config() -> aws_config::SdkConfig {
     SDK_CONFIG
         .get_or_init(|| async {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            // The SDK's default HTTPS client, trusting the roots the Alteryx client also uses
+            // (read once; see `tls`).
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(crate::tls::aws_http_client());
             let region_set = ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"]
                 .iter()
                 .any(|v| std::env::var_os(v).is_some());

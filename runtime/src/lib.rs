@@ -11,7 +11,7 @@
 //!    from [`secrets`];
 //! 6. [`router`] ties the stages together; [`tracker`] later records each job's outcome.
 //!
-//! [`emulator`] is a local Alteryx Server used by tests and `alteryx-router demo`.
+//! [`tls`] holds the trusted roots every HTTPS client shares; [`emulator`] is a local Alteryx Server used by tests and `alteryx-router demo`.
 
 pub mod alteryx;
 pub mod aws;
@@ -27,4 +27,5 @@ pub mod rules;
 pub mod secrets;
 pub mod tables;
 pub mod template;
+pub mod tls;
 pub mod tracker;

@@ -85,7 +85,10 @@ enum Failure {
 
 impl AlteryxClient {
     pub fn new(config: ServerConfig, options: ClientOptions) -> Result<Self, AlteryxError> {
+        let tls =
+            crate::tls::alteryx_client_config().map_err(|e| AlteryxError::Config(e.to_string()))?;
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .timeout(options.request_timeout)
             .connect_timeout(options.connect_timeout)
             .user_agent(concat!("alteryx-router/", env!("CARGO_PKG_VERSION")))
@@ -397,6 +400,16 @@ impl AlteryxClient {
 
     fn transport_failure(&self, call: &Call<'_>, e: reqwest::Error) -> Failure {
         let op = call.operation;
+        if untrusted_certificate(&e) {
+            // Sending again meets the same certificate: say what to do instead.
+            return Failure::Final(AlteryxError::Transport {
+                operation: op,
+                message: format!(
+                    "{}; the server's TLS certificate is not trusted (if it comes from a private CA, set ALTERYX_CA_BUNDLE to that CA's PEM file)",
+                    describe_reqwest_error(e)
+                ),
+            });
+        }
         if e.is_connect() {
             // No connection, so no request reached Alteryx: safe to send again, even a submit.
             let error = if e.is_timeout() {
@@ -569,6 +582,26 @@ fn parse<T: serde::de::DeserializeOwned>(
 }
 
 /// reqwest's messages include the URL, whose query may hold an OAuth1 signature: drop it.
+/// Whether a request failed because the server's certificate was refused (rustls's
+/// `InvalidCertificate`), somewhere in the error's chain. `io::Error` hides its inner error
+/// from `source()`, so it is opened with `get_ref`.
+fn untrusted_certificate(e: &reqwest::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(rustls::Error::InvalidCertificate(_)) = err.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        next = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    false
+}
+
 fn describe_reqwest_error(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut message = e.to_string();
