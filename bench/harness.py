@@ -78,7 +78,11 @@ class Impl:
         self.rss: list[int] = []
 
     def spawn(self, api: RuntimeApi) -> subprocess.Popen:
-        env = dict(os.environ)
+        # A Lambda sandbox's environment, not this machine's: build hosts often export
+        # SSL_CERT_FILE/SSL_CERT_DIR, REQUESTS_CA_BUNDLE and the like, which Lambda does not set
+        # and which change what each implementation reads at start-up.
+        env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+        env.update({"LANG": "en_US.UTF-8", "TZ": ":UTC"})
         env.update(self.env)
         env.update({"AWS_LAMBDA_RUNTIME_API": api.address, "AWS_LAMBDA_FUNCTION_NAME": self.name,
                     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb), "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -218,6 +222,7 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=200)
     ap.add_argument("--router-bin", required=True)
     ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--bootstrap-no-compiler", help="bootstrap built with --no-default-features (loads only .cwasm)")
     ap.add_argument("--floor", required=True)
     ap.add_argument("--python", required=True)
     ap.add_argument("--moto", required=True)
@@ -251,9 +256,11 @@ def main() -> int:
                  dict(aws, SECRET_ID="alteryx/bench", APP_ID=WORKFLOW, CWD=str(ROOT / "bench/baseline")), True, 256),
             Impl("rust-floor", [args.floor], {}, False, 256),
         ]
+        # Same router without the plugin compiler: cold starts only (its warm path is identical).
+        variants = [Impl("alteryx-router-no-compiler", [args.bootstrap_no_compiler], ours_env, True, 256)] if args.bootstrap_no_compiler else []
         print(f"cold starts: {args.runs} per implementation, interleaved", file=sys.stderr)
         for n in range(args.runs):
-            for impl in impls:
+            for impl in impls + variants:
                 cold_start(impl, emulator, n)
         print(f"warm: {args.events} events per implementation", file=sys.stderr)
         warm_results = {impl.name: warm(impl, args.events) for impl in impls}
@@ -338,6 +345,24 @@ def main() -> int:
         "(aws.amazon.com/lambda/pricing, first tier); local durations exclude the network to a real",
         "Alteryx Server and AWS, which dominate in production for both implementations.",
     ]
+    if variants:
+        v = variants[0]
+        size_with, size_without = Path(args.bootstrap).stat().st_size, Path(args.bootstrap_no_compiler).stat().st_size
+        zip_without = zip_size([(Path(args.bootstrap_no_compiler), "bootstrap")])
+        lines += [
+            "",
+            "## The Lambda binary with and without the plugin compiler",
+            "",
+            "Same run, same events; `--no-default-features` drops cranelift, so the binary only loads",
+            "plugins compiled ahead of time (`.cwasm`).",
+            "",
+            "| | with compiler (default) | without (`--no-default-features`) |",
+            "|---|---|---|",
+            f"| binary | {size_with / 2**20:.1f} MiB | {size_without / 2**20:.1f} MiB |",
+            f"| zip | {sizes['alteryx-router'] / 2**20:.1f} MiB | {zip_without / 2**20:.1f} MiB |",
+            f"| cold start, median / p95 | {med['alteryx-router']:.1f} / {p95['alteryx-router']:.1f} ms | {statistics.median(v.cold):.1f} / {pct(v.cold, 95):.1f} ms |",
+            f"| peak RSS (cold) | {max(ours.rss) / 1024:.1f} MiB | {max(v.rss) / 1024:.1f} MiB |",
+        ]
     notes = ROOT / "bench" / "profile-notes.md"
     if notes.exists():
         lines += ["", notes.read_text().rstrip()]
