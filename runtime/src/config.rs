@@ -7,6 +7,7 @@
 //! | `EXECUTIONS_TABLE` | DynamoDB executions table; else an SQLite file under `ALTERYX_ROUTER_HOME` (CLI only) |
 //! | `ALTERYX_SECRET_ID` | default Secrets Manager secret; `ALTERYX_URL`/`_KEY`/`_SECRET` for local use |
 //! | `PLUGIN_DIR` / `PLUGIN_S3_URI` | where plugins are found |
+//! | `PLUGIN_CACHE_SECONDS` | how long a loaded plugin is used before its store is asked whether it changed (default 60) |
 //! | `LOCAL_OBJECTS_DIR` | read objects' heads from `DIR/<bucket>/<key>` instead of S3 (local runs) |
 //! | `CLAIM_LEASE_SECONDS`, `EXECUTION_TTL_DAYS` | claim lease (default 300) and record lifetime (default 90) |
 
@@ -113,8 +114,9 @@ pub async fn router_from_env() -> anyhow::Result<Router> {
     if let Some(store) =
         crate::plugin::plugin_store_from_env(Some(&sdk)).context("configuring the plugin store")?
     {
-        let host =
-            PluginHost::new(store, PluginLimits::default()).context("starting the plugin host")?;
+        let host = PluginHost::new(store, PluginLimits::default())
+            .context("starting the plugin host")?
+            .with_cache_ttl(Duration::from_secs(env_number("PLUGIN_CACHE_SECONDS", 60)?));
         let objects: Arc<dyn ObjectReader> = match env("LOCAL_OBJECTS_DIR") {
             Some(dir) => Arc::new(DirObjectReader::new(PathBuf::from(dir))),
             None => Arc::new(S3ObjectReader::new(aws_sdk_s3::Client::new(&sdk))),

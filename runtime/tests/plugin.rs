@@ -352,6 +352,22 @@ async fn plugins_and_object_heads_come_from_s3() {
         store.fetch("nope").await,
         Err(PluginError::NotFound { .. })
     ));
+    // The version token (HeadObject ETag) changes with the object, and is absent for no object.
+    let first = store.version("skip").await.unwrap().expect("an ETag");
+    assert_eq!(
+        store.version("skip").await.unwrap().as_deref(),
+        Some(first.as_str())
+    );
+    let trap = wat::parse_file(common::repo_root().join("plugins/fixtures/trap.wat")).unwrap();
+    s3.put_object()
+        .bucket(&bucket)
+        .key("prod/skip.wasm")
+        .body(trap.into())
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(store.version("skip").await.unwrap(), Some(first));
+    assert_eq!(store.version("nope").await.unwrap(), None);
     assert!(S3PluginStore::new(s3.clone(), "bucket/prefix").is_err());
     let reader = S3ObjectReader::new(s3.clone());
     let (head, content_type) = reader
@@ -440,4 +456,100 @@ fn plugin_cli_compiles_and_runs_with_fuel_and_time() {
     assert!(!ok, "a looping plugin must fail the command: {out}");
     assert!(err.contains("loop") && err.contains("100ms"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Counts what a host asks of its store.
+struct CountingStore {
+    inner: DirPluginStore,
+    fetches: std::sync::atomic::AtomicUsize,
+    versions: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl PluginStore for CountingStore {
+    async fn fetch(&self, name: &str) -> Result<alteryx_router::plugin::PluginBytes, PluginError> {
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.fetch(name).await
+    }
+    async fn version(&self, name: &str) -> Result<Option<String>, PluginError> {
+        self.versions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.version(name).await
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// A plugin is downloaded once, not per object; after the cache TTL only its version is asked,
+/// and a changed file is loaded again (and checked against the rule's pin).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_is_fetched_once_and_reloaded_only_when_it_changes() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let fixtures = wat_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.wasm");
+    std::fs::copy(fixtures.path().join("skip.wasm"), &path).unwrap();
+    let store = Arc::new(CountingStore {
+        inner: DirPluginStore::new(dir.path().to_path_buf()),
+        fetches: 0.into(),
+        versions: 0.into(),
+    });
+    let cached_for_an_hour = PluginHost::new(store.clone(), PluginLimits::default())
+        .unwrap()
+        .with_cache_ttl(Duration::from_secs(3600));
+    for _ in 0..5 {
+        let run = run(&cached_for_an_hour, &spec("p"), "k", b"a", "{}")
+            .await
+            .unwrap();
+        assert_eq!(run.outcome, PluginOutcome::Skip("wat says hi".into()));
+    }
+    assert_eq!(store.fetches.load(SeqCst), 1, "five calls, one download");
+
+    // TTL 0: every call asks for the version, and only a changed file is fetched again.
+    let store = Arc::new(CountingStore {
+        inner: DirPluginStore::new(dir.path().to_path_buf()),
+        fetches: 0.into(),
+        versions: 0.into(),
+    });
+    let host = PluginHost::new(store.clone(), PluginLimits::default())
+        .unwrap()
+        .with_cache_ttl(Duration::ZERO);
+    let skip_digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&path).unwrap()))
+    };
+    let mut pinned = spec("p");
+    pinned.sha256 = Some(skip_digest.clone());
+    for _ in 0..3 {
+        run(&host, &pinned, "k", b"a", "{}").await.unwrap();
+    }
+    assert_eq!(store.fetches.load(SeqCst), 1);
+    assert!(store.versions.load(SeqCst) >= 3);
+    // Replace the file (a different size, so its version changes whatever the clock's grain).
+    std::fs::copy(fixtures.path().join("trap.wasm"), &path).unwrap();
+    let err = run(&host, &pinned, "k", b"a", "{}").await.unwrap_err();
+    assert!(
+        matches!(&err, PluginError::ChecksumMismatch { expected, .. } if *expected == skip_digest),
+        "the pin still names the old plugin: {err}"
+    );
+    assert_eq!(
+        store.fetches.load(SeqCst),
+        2,
+        "the changed file was fetched"
+    );
+    let err = run(&host, &pinned, "k", b"a", "{}").await.unwrap_err();
+    assert!(matches!(err, PluginError::ChecksumMismatch { .. }), "{err}");
+    assert_eq!(
+        store.fetches.load(SeqCst),
+        2,
+        "refused again without a download"
+    );
+    // A rule without the pin loads the new plugin (once) and meets its trap.
+    for _ in 0..2 {
+        let err = run(&host, &spec("p"), "k", b"a", "{}").await.unwrap_err();
+        assert!(matches!(err, PluginError::Trap { .. }), "{err}");
+    }
+    assert_eq!(store.fetches.load(SeqCst), 3);
 }

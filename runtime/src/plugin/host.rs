@@ -140,13 +140,29 @@ impl wasmtime::ResourceLimiter for CallLimiter {
 
 type Loaded = Arc<RouterPluginPre<CallState>>;
 
+/// A loaded plugin and what it was loaded from.
+struct Cached {
+    /// `None` when the bytes were refused by a rule's pin and so never deserialized: a
+    /// tampered `.cwasm` must not reach `Component::deserialize`.
+    pre: Option<Loaded>,
+    /// sha256 of the bytes it was loaded from (what a rule's `sha256` pin is compared with).
+    digest: String,
+    /// The store's version token when it was fetched (`None`: the store cannot tell).
+    version: Option<String>,
+    checked: Instant,
+}
+
+/// How long a loaded plugin is used without asking its store whether it changed.
+pub const DEFAULT_PLUGIN_CACHE_TTL: Duration = Duration::from_secs(60);
+
 /// Runs plugins. Share one per process.
 pub struct PluginHost {
     engine: Engine,
     linker: Linker<CallState>,
     store: Arc<dyn PluginStore>,
     limits: PluginLimits,
-    loaded: Mutex<HashMap<(String, String), Loaded>>,
+    loaded: Mutex<HashMap<String, Cached>>,
+    cache_ttl: Duration,
     _ticker: Arc<Ticker>,
 }
 
@@ -198,35 +214,70 @@ impl PluginHost {
             store,
             limits,
             loaded: Mutex::new(HashMap::new()),
+            cache_ttl: DEFAULT_PLUGIN_CACHE_TTL,
             _ticker: Arc::new(Ticker { stop }),
         })
+    }
+
+    /// How long a loaded plugin is used before its store is asked (cheaply: a HEAD request or
+    /// a file's metadata) whether it changed; only a changed plugin is downloaded again.
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    /// Fetch (and cache) a plugin, refusing one whose hash differs from the rule's pin.
+    /// The loaded plugin for a rule, refusing one whose hash differs from the rule's pin.
+    ///
+    /// A plugin is downloaded, hashed and compiled or deserialized once; afterwards its store is
+    /// asked at most every `cache_ttl` for a version token, and it is fetched again only when
+    /// that changed. (Fetching on every call downloaded a 35 MB `.cwasm` from S3 per object.)
     async fn load(&self, spec: &PluginSpec) -> Result<Loaded, PluginError> {
+        let known_version = {
+            let cache = self.cache()?;
+            match cache.get(&spec.name) {
+                Some(entry) if entry.checked.elapsed() < self.cache_ttl => {
+                    check_pin(spec, &entry.digest)?;
+                    match &entry.pre {
+                        Some(pre) => return Ok(Arc::clone(pre)),
+                        None => entry.version.clone(),
+                    }
+                }
+                Some(entry) => entry.version.clone(),
+                None => None,
+            }
+        };
+        // Ask for the version before fetching: if the file changes in between, the next check
+        // sees a newer token than the one stored and fetches again.
+        let version = self.store.version(&spec.name).await?;
+        if version.is_some() && version == known_version {
+            let mut cache = self.cache()?;
+            if let Some(entry) = cache.get_mut(&spec.name) {
+                entry.checked = Instant::now();
+                check_pin(spec, &entry.digest)?;
+                if let Some(pre) = &entry.pre {
+                    return Ok(Arc::clone(pre));
+                }
+            }
+        }
         let fetched = self.store.fetch(&spec.name).await?;
         let digest = hex::encode(Sha256::digest(&fetched.bytes));
-        if let Some(expected) = &spec.sha256
-            && !expected.eq_ignore_ascii_case(&digest)
-        {
-            return Err(PluginError::ChecksumMismatch {
-                plugin: spec.name.clone(),
-                expected: expected.to_ascii_lowercase(),
-                actual: digest,
-            });
-        }
-        let cache_key = (spec.name.clone(), digest);
-        if let Some(found) = self
-            .loaded
-            .lock()
-            .map_err(|_| load_error(&spec.name, "cache lock poisoned"))?
-            .get(&cache_key)
-        {
-            return Ok(Arc::clone(found));
+        if let Err(refused) = check_pin(spec, &digest) {
+            // Remember what the store holds, so this rule's next objects are refused without
+            // downloading it again.
+            self.cache()?.insert(
+                spec.name.clone(),
+                Cached {
+                    pre: None,
+                    digest,
+                    version,
+                    checked: Instant::now(),
+                },
+            );
+            return Err(refused);
         }
         let engine = self.engine.clone();
         let linker = self.linker.clone();
@@ -237,13 +288,25 @@ impl PluginHost {
             tokio::task::spawn_blocking(move || prepare(&engine, &linker, &name, &fetched.bytes))
                 .await
                 .map_err(|e| load_error(&spec.name, e))??;
-        tracing::info!(plugin = %spec.name, %location, elapsed_ms = started.elapsed().as_millis() as u64, "plugin loaded");
+        tracing::info!(plugin = %spec.name, %location, sha256 = %digest,
+            elapsed_ms = started.elapsed().as_millis() as u64, "plugin loaded");
         let pre = Arc::new(pre);
+        self.cache()?.insert(
+            spec.name.clone(),
+            Cached {
+                pre: Some(Arc::clone(&pre)),
+                digest,
+                version,
+                checked: Instant::now(),
+            },
+        );
+        Ok(pre)
+    }
+
+    fn cache(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Cached>>, PluginError> {
         self.loaded
             .lock()
-            .map_err(|_| load_error(&spec.name, "cache lock poisoned"))?
-            .insert(cache_key, Arc::clone(&pre));
-        Ok(pre)
+            .map_err(|_| load_error("(cache)", "plugin cache lock poisoned"))
     }
 
     /// Run a rule's plugin over one object.
@@ -283,6 +346,20 @@ impl PluginHost {
                 rule: input.rule_id.to_string(),
                 message: format!("host task failed: {e}"),
             })?
+    }
+}
+
+/// A rule may pin its plugin's sha256; anything else is refused.
+fn check_pin(spec: &PluginSpec, digest: &str) -> Result<(), PluginError> {
+    match &spec.sha256 {
+        Some(expected) if !expected.eq_ignore_ascii_case(digest) => {
+            Err(PluginError::ChecksumMismatch {
+                plugin: spec.name.clone(),
+                expected: expected.to_ascii_lowercase(),
+                actual: digest.to_string(),
+            })
+        }
+        _ => Ok(()),
     }
 }
 

@@ -17,7 +17,34 @@ pub struct PluginBytes {
 #[async_trait::async_trait]
 pub trait PluginStore: Send + Sync {
     async fn fetch(&self, name: &str) -> Result<PluginBytes, PluginError>;
+
+    /// A cheap token that changes when the plugin's file changes (S3 ETag, file size and
+    /// modification time), so a host that already loaded the plugin need not download and
+    /// hash it again. `Ok(None)`: this store cannot tell, fetch to be sure.
+    async fn version(&self, name: &str) -> Result<Option<String>, PluginError> {
+        let _ = name;
+        Ok(None)
+    }
+
     fn describe(&self) -> String;
+}
+
+/// A local file's version token: which file, its length and modification time.
+async fn file_version(path: &std::path::Path) -> std::io::Result<String> {
+    let meta = tokio::fs::metadata(path).await?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    Ok(format!("{}:{}:{modified}", path.display(), meta.len()))
+}
+
+fn io_error(name: &str, path: &std::path::Path, e: std::io::Error) -> PluginError {
+    PluginError::Io {
+        plugin: name.to_string(),
+        message: format!("reading {}: {e}", path.display()),
+    }
 }
 
 /// `<dir>/<name>.cwasm`, else `<dir>/<name>.wasm`.
@@ -45,18 +72,25 @@ impl PluginStore for DirPluginStore {
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    return Err(PluginError::Io {
-                        plugin: name.to_string(),
-                        message: format!("reading {}: {e}", path.display()),
-                    });
-                }
+                Err(e) => return Err(io_error(name, &path, e)),
             }
         }
         Err(PluginError::NotFound {
             plugin: name.to_string(),
             location: self.describe(),
         })
+    }
+
+    async fn version(&self, name: &str) -> Result<Option<String>, PluginError> {
+        for ext in ["cwasm", "wasm"] {
+            let path = self.dir.join(format!("{name}.{ext}"));
+            match file_version(&path).await {
+                Ok(v) => return Ok(Some(v)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(name, &path, e)),
+            }
+        }
+        Ok(None)
     }
 
     fn describe(&self) -> String {
@@ -89,16 +123,21 @@ impl PluginStore for FilePluginStore {
                     plugin: name.to_string(),
                     location: self.describe(),
                 },
-                _ => PluginError::Io {
-                    plugin: name.to_string(),
-                    message: format!("reading {}: {e}", self.path.display()),
-                },
+                _ => io_error(name, &self.path, e),
             })?;
         Ok(PluginBytes {
             precompiled: wasmtime::Engine::detect_precompiled(&bytes).is_some(),
             bytes,
             location: self.path.display().to_string(),
         })
+    }
+
+    async fn version(&self, name: &str) -> Result<Option<String>, PluginError> {
+        match file_version(&self.path).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(name, &self.path, e)),
+        }
     }
 
     fn describe(&self) -> String {
@@ -184,6 +223,39 @@ impl PluginStore for S3PluginStore {
         })
     }
 
+    /// `HeadObject`: the ETag of `<name>.cwasm`, else of `<name>.wasm`.
+    async fn version(&self, name: &str) -> Result<Option<String>, PluginError> {
+        for ext in ["cwasm", "wasm"] {
+            let key = format!("{}{name}.{ext}", self.prefix);
+            match self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    return Ok(out
+                        .e_tag()
+                        .map(|etag| format!("s3://{}/{key}:{etag}", self.bucket)));
+                }
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => continue,
+                Err(e) => {
+                    return Err(PluginError::Io {
+                        plugin: name.to_string(),
+                        message: format!(
+                            "checking s3://{}/{key}: {}",
+                            self.bucket,
+                            aws_sdk_s3::error::DisplayErrorContext(e)
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn describe(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix)
     }
@@ -205,6 +277,15 @@ impl PluginStore for ChainPluginStore {
             plugin: name.to_string(),
             location: self.describe(),
         })
+    }
+
+    async fn version(&self, name: &str) -> Result<Option<String>, PluginError> {
+        for store in &self.0 {
+            if let Some(v) = store.version(name).await? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
     }
 
     fn describe(&self) -> String {
