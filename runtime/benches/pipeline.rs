@@ -269,11 +269,34 @@ fn plugins(c: &mut Criterion) {
     group.bench_function("compile_wat_component", |b| {
         b.iter(|| black_box(compile_to_cwasm(&wasm, None).unwrap()))
     });
+    // A new sandbox's first call: fresh host, so the plugin is loaded (deserialized, or
+    // compiled from .wasm) before it runs.
+    for name in ["aot", "jit"] {
+        let s = spec(name);
+        group.bench_function(format!("first_call_wat/{name}"), |b| {
+            b.to_async(&rt).iter(|| async {
+                let host = PluginHost::new(
+                    Arc::new(DirPluginStore::new(dir.path().to_path_buf())),
+                    PluginLimits::default(),
+                )
+                .unwrap();
+                let input = PluginInput {
+                    rule_id: "bench",
+                    object: &obj,
+                    content_type: None,
+                    head: &head,
+                    config_json: "{}",
+                };
+                black_box(host.run(&s, input).await.unwrap())
+            })
+        });
+    }
     group.finish();
-    // The Python example, when built (plugin tests build it into $CARGO_TARGET_DIR/plugin-cache).
+    // The Python example, when built: `BUILT_PLUGINS_DIR` (as scripts/test builds it), else the
+    // plugin tests' cache in $CARGO_TARGET_DIR/plugin-cache.
     if let Some(dir) = python_plugin_dir() {
         let py = PluginHost::new(
-            Arc::new(DirPluginStore::new(dir)),
+            Arc::new(DirPluginStore::new(dir.clone())),
             PluginLimits {
                 timeout: Duration::from_secs(2),
                 ..Default::default()
@@ -282,6 +305,34 @@ fn plugins(c: &mut Criterion) {
         .unwrap();
         let s = spec("csv-header");
         let csv = b"Region,Amount,Currency\nEU,1200.50,EUR\n".to_vec();
+        let mut group = c.benchmark_group("plugin/python_load");
+        group.sample_size(10);
+        group.bench_function("first_call_cwasm", |b| {
+            b.to_async(&rt).iter(|| async {
+                let fresh = PluginHost::new(
+                    Arc::new(DirPluginStore::new(dir.clone())),
+                    PluginLimits {
+                        timeout: Duration::from_secs(2),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+                let input = PluginInput {
+                    rule_id: "bench",
+                    object: &obj,
+                    content_type: None,
+                    head: &csv,
+                    config_json: "{}",
+                };
+                black_box(fresh.run(&s, input).await.unwrap())
+            })
+        });
+        if let Ok(python_wasm) = std::fs::read(dir.join("csv-header.wasm")) {
+            group.bench_function("compile_component", |b| {
+                b.iter(|| black_box(compile_to_cwasm(&python_wasm, None).unwrap()))
+            });
+        }
+        group.finish();
         c.bench_function("plugin/python_csv_header_call/aot", |b| {
             b.to_async(&rt).iter(|| async {
                 let input = PluginInput {
@@ -298,6 +349,11 @@ fn plugins(c: &mut Criterion) {
 }
 
 fn python_plugin_dir() -> Option<std::path::PathBuf> {
+    if let Some(dir) = std::env::var_os("BUILT_PLUGINS_DIR").map(std::path::PathBuf::from)
+        && dir.join("csv-header.cwasm").exists()
+    {
+        return Some(dir);
+    }
     let target = std::env::var("CARGO_TARGET_DIR").ok()?;
     let cache = std::path::Path::new(&target).join("plugin-cache");
     std::fs::read_dir(cache)
