@@ -253,13 +253,7 @@ fn plugins(c: &mut Criterion) {
         let s = spec(name);
         c.bench_function(&format!("plugin/wat_call/{name}"), |b| {
             b.to_async(&rt).iter(|| async {
-                let input = PluginInput {
-                    rule_id: "bench",
-                    object: &obj,
-                    content_type: None,
-                    head: &head,
-                    config_json: "{}",
-                };
+                let input = bench_input(&obj, &head);
                 black_box(host.run(&s, input).await.unwrap())
             })
         });
@@ -280,13 +274,7 @@ fn plugins(c: &mut Criterion) {
                     PluginLimits::default(),
                 )
                 .unwrap();
-                let input = PluginInput {
-                    rule_id: "bench",
-                    object: &obj,
-                    content_type: None,
-                    head: &head,
-                    config_json: "{}",
-                };
+                let input = bench_input(&obj, &head);
                 black_box(host.run(&s, input).await.unwrap())
             })
         });
@@ -317,13 +305,7 @@ fn plugins(c: &mut Criterion) {
                     },
                 )
                 .unwrap();
-                let input = PluginInput {
-                    rule_id: "bench",
-                    object: &obj,
-                    content_type: None,
-                    head: &csv,
-                    config_json: "{}",
-                };
+                let input = bench_input(&obj, &csv);
                 black_box(fresh.run(&s, input).await.unwrap())
             })
         });
@@ -335,16 +317,21 @@ fn plugins(c: &mut Criterion) {
         group.finish();
         c.bench_function("plugin/python_csv_header_call/aot", |b| {
             b.to_async(&rt).iter(|| async {
-                let input = PluginInput {
-                    rule_id: "bench",
-                    object: &obj,
-                    content_type: None,
-                    head: &csv,
-                    config_json: "{}",
-                };
+                let input = bench_input(&obj, &csv);
                 black_box(py.run(&s, input).await.unwrap())
             })
         });
+    }
+}
+
+/// One plugin call's input: the object, its head, an empty config.
+fn bench_input<'a>(object: &'a ObjectCreated, head: &'a [u8]) -> PluginInput<'a> {
+    PluginInput {
+        rule_id: "bench",
+        object,
+        content_type: None,
+        head,
+        config_json: "{}",
     }
 }
 

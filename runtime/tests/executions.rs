@@ -6,43 +6,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alteryx_router::executions::{
     Claim, DynamoExecutionStore, Execution, ExecutionError, ExecutionStatus, ExecutionStore,
-    ListFilter, SqliteExecutionStore, execution_id, now_unix,
+    ListFilter, SqliteExecutionStore, now_unix,
 };
 
 fn record(rule: &str, key: &str, created_at: i64) -> Execution {
-    Execution {
-        id: execution_id(rule, "acme-landing", key, "seq1"),
-        rule_id: rule.into(),
-        bucket: "acme-landing".into(),
-        key: key.into(),
-        object_version: "seq1".into(),
-        version_id: None,
-        size: 10,
-        etag: Some("e".into()),
-        event_time: "2026-11-24T09:15:02Z".into(),
-        workflow: "wf".into(),
-        secret_id: None,
-        status: ExecutionStatus::Claimed,
-        attempt: 1,
-        questions: BTreeMap::from([("InputPath".to_string(), format!("s3://acme-landing/{key}"))]),
-        job_id: None,
-        disposition: None,
-        message: None,
-        retryable: false,
-        created_at,
-        updated_at: created_at,
-        submitted_at: None,
-        finished_at: None,
-        lease_until: None,
-        expires_at: created_at + 90 * 86400,
-        source: "test".into(),
-    }
+    common::execution(rule, key, created_at)
 }
 
 const LEASE: Duration = Duration::from_secs(300);

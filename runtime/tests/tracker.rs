@@ -14,7 +14,7 @@ use std::time::Duration;
 use alteryx_router::alteryx::{ClientOptions, ClientPool, JobRequest, ServerConfig};
 use alteryx_router::emulator::{self, EmulatedWorkflow, EmulatorConfig, JobOutcome};
 use alteryx_router::executions::{
-    Claim, DynamoExecutionStore, Execution, ExecutionStatus, ExecutionStore, execution_id, now_unix,
+    Claim, DynamoExecutionStore, Execution, ExecutionStatus, ExecutionStore, now_unix,
 };
 use alteryx_router::secrets::{SecretString, StaticSource};
 use alteryx_router::tables;
@@ -36,31 +36,11 @@ fn workflow(id: &str, outcome: JobOutcome) -> EmulatedWorkflow {
 fn submitted(rule: &str, key: &str, workflow: &str, job_id: &str) -> Execution {
     let now = now_unix();
     Execution {
-        id: execution_id(rule, "acme-landing", key, "seq1"),
-        rule_id: rule.into(),
-        bucket: "acme-landing".into(),
-        key: key.into(),
-        object_version: "seq1".into(),
-        version_id: None,
-        size: 10,
-        etag: None,
-        event_time: "2026-11-24T09:15:02Z".into(),
         workflow: workflow.into(),
-        secret_id: None,
-        status: ExecutionStatus::Claimed,
-        attempt: 1,
-        questions: BTreeMap::new(),
         job_id: Some(job_id.into()),
-        disposition: None,
-        message: None,
-        retryable: false,
-        created_at: now,
-        updated_at: now,
         submitted_at: Some(now),
-        finished_at: None,
         lease_until: Some(now + 300),
-        expires_at: now + 86400,
-        source: "test".into(),
+        ..common::execution(rule, key, now)
     }
 }
 

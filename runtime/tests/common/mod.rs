@@ -123,3 +123,39 @@ pub async fn aws_config() -> aws_config::SdkConfig {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())
 }
+
+/// A `CLAIMED` execution of `rule` over `s3://acme-landing/{key}` (version `seq1`), attempt 1,
+/// created at `created_at`, as the router would claim it.
+pub fn execution(rule: &str, key: &str, created_at: i64) -> alteryx_router::executions::Execution {
+    use alteryx_router::executions::{Execution, ExecutionStatus, execution_id};
+    Execution {
+        id: execution_id(rule, "acme-landing", key, "seq1"),
+        rule_id: rule.into(),
+        bucket: "acme-landing".into(),
+        key: key.into(),
+        object_version: "seq1".into(),
+        version_id: None,
+        size: 10,
+        etag: Some("e".into()),
+        event_time: "2026-11-24T09:15:02Z".into(),
+        workflow: "wf".into(),
+        secret_id: None,
+        status: ExecutionStatus::Claimed,
+        attempt: 1,
+        questions: std::collections::BTreeMap::from([(
+            "InputPath".to_string(),
+            format!("s3://acme-landing/{key}"),
+        )]),
+        job_id: None,
+        disposition: None,
+        message: None,
+        retryable: false,
+        created_at,
+        updated_at: created_at,
+        submitted_at: None,
+        finished_at: None,
+        lease_until: None,
+        expires_at: created_at + 90 * 86400,
+        source: "test".into(),
+    }
+}
