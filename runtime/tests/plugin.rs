@@ -553,3 +553,78 @@ async fn a_plugin_is_fetched_once_and_reloaded_only_when_it_changes() {
     }
     assert_eq!(store.fetches.load(SeqCst), 3);
 }
+
+/// The Rust example (`plugins/examples/json-fields-rust`, wasm32-wasip2), as `scripts/test`
+/// builds it from source: fields by JSON Pointer, skip on a missing required field, an error
+/// naming the problem for a non-JSON object; and the same answers from its `.cwasm`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rust_example_reads_json_fields() {
+    let built = std::env::var_os("BUILT_PLUGINS_DIR")
+        .map(PathBuf::from)
+        .map(|d| d.join("json-fields.wasm"))
+        .filter(|p| p.exists());
+    let Some(wasm_path) = built else {
+        match std::env::var("RUST_PLUGIN_SKIP_REASON") {
+            Ok(reason) => {
+                eprintln!("SKIPPED the_rust_example_reads_json_fields: {reason}");
+                return;
+            }
+            Err(_) => panic!(
+                "json-fields.wasm not in BUILT_PLUGINS_DIR: run scripts/test, or build it with plugins/examples/json-fields-rust/build.sh and set BUILT_PLUGINS_DIR"
+            ),
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = std::fs::read(&wasm_path).unwrap();
+    std::fs::write(dir.path().join("json-fields.wasm"), &wasm).unwrap();
+    std::fs::write(
+        dir.path().join("json-fields-aot.cwasm"),
+        compile_to_cwasm(&wasm, None).unwrap(),
+    )
+    .unwrap();
+    let host = PluginHost::new(
+        Arc::new(DirPluginStore::new(dir.path().to_path_buf())),
+        PluginLimits::default(),
+    )
+    .unwrap();
+    let config =
+        r#"{"fields": {"Customer": "/customer/id", "Batch": "/batch"}, "required": ["Customer"]}"#;
+    for name in ["json-fields", "json-fields-aot"] {
+        let answered = run(
+            &host,
+            &spec(name),
+            "orders/o-1.json",
+            br#"{"customer": {"id": "C-042"}, "batch": 7}"#,
+            config,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            answered.outcome,
+            PluginOutcome::Questions(vec![
+                ("Batch".into(), "7".into()),
+                ("Customer".into(), "C-042".into()),
+            ]),
+            "{name}"
+        );
+        assert!(
+            answered.logs.iter().any(|l| l.contains("2 field(s)")),
+            "{:?}",
+            answered.logs
+        );
+        let skipped = run(&host, &spec(name), "k", br#"{"batch": 1}"#, config)
+            .await
+            .unwrap();
+        assert_eq!(
+            skipped.outcome,
+            PluginOutcome::Skip("missing required field(s): Customer".into())
+        );
+        let err = run(&host, &spec(name), "k", b"Region,Amount\n", config)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PluginError::PluginReported { message, .. } if message.contains("does not start with a JSON object")),
+            "{err}"
+        );
+    }
+}
