@@ -338,11 +338,18 @@ async fn wrong_credentials_are_refused_in_both_modes() {
         } => assert!(message.contains("invalid signature"), "{message}"),
         other => panic!("{other:?}"),
     }
-    match client(&emu.webapi_url(), None, "wrong")
+    // The token endpoint refusing the client secret is final: no second token request.
+    let before = emu.request_count();
+    let refused = client(&emu.webapi_url(), None, "wrong")
         .list_workflows()
         .await
-        .unwrap_err()
-    {
+        .unwrap_err();
+    assert_eq!(
+        emu.request_count() - before,
+        1,
+        "a refused secret is asked once"
+    );
+    match refused {
         AlteryxError::Unauthorized {
             status: 401,
             message,

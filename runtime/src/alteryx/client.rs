@@ -517,7 +517,7 @@ impl AlteryxClient {
 /// requested, trailing slash included); `query` holds the request's own parameters, raw.
 /// Returns the full URL to request. The result carries a signature: never log it whole
 /// (see [`strip_query`](super::strip_query)).
-pub fn sign_oauth1(
+pub(crate) fn sign_oauth1(
     method: &str,
     url: &str,
     query: &[(String, String)],
@@ -581,7 +581,6 @@ fn parse<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// reqwest's messages include the URL, whose query may hold an OAuth1 signature: drop it.
 /// Whether a request failed because the server's certificate was refused (rustls's
 /// `InvalidCertificate`), somewhere in the error's chain. `io::Error` hides its inner error
 /// from `source()`, so it is opened with `get_ref`.
@@ -602,6 +601,7 @@ fn untrusted_certificate(e: &reqwest::Error) -> bool {
     false
 }
 
+/// reqwest's messages include the URL, whose query may hold an OAuth1 signature: drop it.
 fn describe_reqwest_error(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut message = e.to_string();

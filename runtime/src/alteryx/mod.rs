@@ -12,7 +12,7 @@ mod client;
 mod models;
 mod pool;
 
-pub use client::{AlteryxClient, sign_oauth1};
+pub use client::AlteryxClient;
 pub use models::{
     Job, JobMessage, JobOutput, JobQuery, JobRequest, Priority, Question, QuestionValue, Workflow,
 };
