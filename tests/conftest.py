@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lambda_runtime_api import RuntimeApi  # noqa: E402
 
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/alteryx-router/target"))
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 
 
 def _bin(env_name: str, name: str) -> Path:

@@ -161,9 +161,9 @@ def test_fixed_vector_in_the_rust_unit_test_is_what_oauthlib_computes():
     from oauthlib.oauth1 import SIGNATURE_TYPE_QUERY, Client
     from urllib.parse import parse_qs, urlsplit
 
-    source = (pathlib.Path(__file__).parent.parent / "runtime/src/alteryx/client.rs").read_text()
+    source = (pathlib.Path(__file__).parent.parent / "runtime/core/src/alteryx/client.rs").read_text()
     match = re.search(r'OAUTHLIB_VECTOR_SIGNATURE: &str = "([^"]+)"', source)
-    assert match, "OAUTHLIB_VECTOR_SIGNATURE not found in runtime/src/alteryx/client.rs"
+    assert match, "OAUTHLIB_VECTOR_SIGNATURE not found in runtime/core/src/alteryx/client.rs"
     client = Client(
         "cross-key",
         client_secret="cross-secret-\u03a9",

@@ -1,0 +1,418 @@
+//! `alteryx-router executions list|show|retry|drain-dlq`: inspect and replay executions.
+//!
+//! Replays are safe by construction: `retry` claims a new attempt on the same record with a
+//! conditional write, so two people (or a person and a redelivery) retrying at once produce
+//! one job for that attempt; `drain-dlq` feeds dead-lettered events back through the router,
+//! where already-handled executions are skipped as duplicates.
+
+use anyhow::bail;
+use serde::Serialize;
+
+use crate::output;
+use alteryx_router_core::config::Settings;
+use alteryx_router_core::executions::{Execution, ExecutionStatus, ListFilter};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ExecutionsCmd {
+    /// List executions, newest first.
+    List {
+        /// Only this status: CLAIMED, SUBMITTED, COMPLETED, FAILED, SKIPPED or ERROR.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<ExecutionStatus>,
+        /// Only this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only executions created since: RFC 3339 time or an age like 30m, 6h, 2d.
+        #[arg(long, value_parser = parse_since)]
+        since: Option<i64>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show one execution in full.
+    Show { id: String },
+    /// Submit a new attempt of ERROR or FAILED executions: one by id, or all with a status.
+    Retry {
+        /// The execution id (as printed by `executions list`).
+        #[arg(required_unless_present = "status", conflicts_with = "status")]
+        id: Option<String>,
+        /// Retry every execution with this status (ERROR or FAILED).
+        #[arg(long, value_parser = parse_status)]
+        status: Option<ExecutionStatus>,
+        /// With --status: only executions created since (RFC 3339 or 30m, 6h, 2d).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<i64>,
+        /// With --status: at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Show what would be retried without doing it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Feed the events in a dead-letter queue back through the router; each message is
+    /// deleted only after it routed without a retryable failure.
+    DrainDlq {
+        /// The SQS queue URL of the dead-letter queue.
+        #[arg(long, env = "DLQ_URL")]
+        queue_url: String,
+        /// Stop after this many messages.
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+    },
+}
+
+pub fn parse_status(s: &str) -> Result<ExecutionStatus, String> {
+    serde_json::from_value(serde_json::Value::String(s.trim().to_ascii_uppercase())).map_err(|_| {
+        format!(
+            "unknown status `{s}`; expected CLAIMED, SUBMITTED, COMPLETED, FAILED, SKIPPED or ERROR"
+        )
+    })
+}
+
+/// RFC 3339 time, or an age (`90s`, `30m`, `6h`, `2d`) counted back from now, as Unix seconds.
+pub fn parse_since(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is neither an RFC 3339 time nor an age like 30m, 6h, 2d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("`{s}`: age unit must be s, m, h or d")),
+    };
+    Ok(alteryx_router_core::executions::now_unix() - n * seconds)
+}
+
+fn format_time(unix: Option<i64>) -> String {
+    unix.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn status_name(status: ExecutionStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+pub async fn run(cmd: ExecutionsCmd, json: bool) -> anyhow::Result<()> {
+    match cmd {
+        ExecutionsCmd::List {
+            status,
+            rule,
+            since,
+            limit,
+        } => {
+            let store = Settings::from_env()?.execution_store().await?;
+            let filter = ListFilter {
+                status,
+                rule_id: rule,
+                since,
+                limit: Some(limit),
+            };
+            let list = store.list(&filter).await?;
+            if json {
+                return output::print_json(&list);
+            }
+            print_list(&list);
+            Ok(())
+        }
+        ExecutionsCmd::Show { id } => {
+            let store = Settings::from_env()?.execution_store().await?;
+            let Some(record) = store.get(&id).await? else {
+                bail!(
+                    "no execution with id `{id}` (ids look like `rule-id:0123456789abcdef`; see `executions list`)"
+                );
+            };
+            if json {
+                return output::print_json(&record);
+            }
+            print_record(&record);
+            Ok(())
+        }
+        ExecutionsCmd::Retry {
+            id,
+            status,
+            since,
+            limit,
+            dry_run,
+        } => retry(id, status, since, limit, dry_run, json).await,
+        ExecutionsCmd::DrainDlq { queue_url, max } => drain_dlq(&queue_url, max, json).await,
+    }
+}
+
+async fn retry(
+    id: Option<String>,
+    status: Option<ExecutionStatus>,
+    since: Option<i64>,
+    limit: usize,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let router = Settings::from_env()?.router().await?;
+    let ids: Vec<String> = match (id, status) {
+        (Some(id), _) => vec![id],
+        (None, Some(status @ (ExecutionStatus::Error | ExecutionStatus::Failed))) => router
+            .executions()
+            .list(&ListFilter {
+                status: Some(status),
+                since,
+                limit: Some(limit),
+                rule_id: None,
+            })
+            .await?
+            .into_iter()
+            .map(|e| e.id)
+            .collect(),
+        (None, Some(other)) => bail!(
+            "only ERROR or FAILED executions can be retried, not {}",
+            status_name(other)
+        ),
+        (None, None) => bail!("give an execution id or --status ERROR|FAILED"),
+    };
+    if dry_run {
+        if json {
+            return output::print_json(&ids);
+        }
+        for id in &ids {
+            println!("would retry {id}");
+        }
+        return Ok(());
+    }
+    #[derive(Serialize)]
+    struct RetryResult {
+        id: String,
+        outcome: Option<alteryx_router_core::router::RuleOutcome>,
+        error: Option<String>,
+    }
+    let mut results = Vec::new();
+    for id in ids {
+        match router.retry(&id).await {
+            Ok(outcome) => results.push(RetryResult {
+                id,
+                outcome: Some(outcome),
+                error: None,
+            }),
+            Err(e) => results.push(RetryResult {
+                id,
+                outcome: None,
+                error: Some(e.to_string()),
+            }),
+        }
+    }
+    let failures = results
+        .iter()
+        .filter(|r| {
+            r.error.is_some()
+                || r.outcome
+                    .as_ref()
+                    .is_some_and(|o| o.status == ExecutionStatus::Error)
+        })
+        .count();
+    if json {
+        output::print_json(&results)?;
+    } else {
+        let mut t = output::table(&["execution", "attempt", "status", "job", "message"]);
+        for r in &results {
+            match (&r.outcome, &r.error) {
+                (Some(o), _) => t.add_row(vec![
+                    r.id.clone(),
+                    o.attempt.to_string(),
+                    status_name(o.status),
+                    o.job_id.clone().unwrap_or_default(),
+                    o.message.clone().unwrap_or_default(),
+                ]),
+                (None, e) => t.add_row(vec![
+                    r.id.clone(),
+                    String::new(),
+                    "not retried".into(),
+                    String::new(),
+                    e.clone().unwrap_or_default(),
+                ]),
+            };
+        }
+        println!("{t}");
+    }
+    if failures > 0 {
+        bail!(
+            "{failures} of {} retries did not submit a job",
+            results.len()
+        );
+    }
+    Ok(())
+}
+
+async fn drain_dlq(queue_url: &str, max: usize, json: bool) -> anyhow::Result<()> {
+    let router = Settings::from_env()?.router().await?;
+    let sdk = alteryx_router_core::aws::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    #[derive(Default, Serialize)]
+    struct Drained {
+        received: usize,
+        routed: usize,
+        kept: usize,
+        errors: Vec<String>,
+    }
+    let mut drained = Drained::default();
+    while drained.received < max {
+        let batch = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10.min((max - drained.received) as i32))
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "receiving from {queue_url}: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(e)
+                )
+            })?;
+        let messages = batch.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            drained.received += 1;
+            let id = message.message_id.clone().unwrap_or_default();
+            let body = message.body.as_deref().unwrap_or("");
+            let result = match serde_json::from_str::<serde_json::Value>(body) {
+                Err(e) => Err(format!("message {id} is not JSON: {e}")),
+                // Lambda's on-failure destination wraps the event; EventBridge's DLQ does not.
+                Ok(payload) => match router
+                    .handle_payload(payload.get("requestPayload").unwrap_or(&payload))
+                    .await
+                {
+                    Ok(s) if s.needs_redelivery() || !s.failed_messages.is_empty() => Err(format!(
+                        "message {id}: a rule failed again with a retryable error"
+                    )),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(format!("message {id}: {e}")),
+                },
+            };
+            match result {
+                Ok(()) => {
+                    if let Some(handle) = &message.receipt_handle {
+                        sqs.delete_message()
+                            .queue_url(queue_url)
+                            .receipt_handle(handle)
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                anyhow::anyhow!(
+                                    "deleting message {id}: {}",
+                                    aws_sdk_sqs::error::DisplayErrorContext(e)
+                                )
+                            })?;
+                    }
+                    drained.routed += 1;
+                }
+                Err(e) => {
+                    // Left in the queue: it becomes visible again after its visibility timeout.
+                    tracing::warn!(error = %e, "dead-lettered event kept");
+                    drained.kept += 1;
+                    drained.errors.push(e);
+                }
+            }
+        }
+    }
+    if json {
+        output::print_json(&drained)?;
+    } else {
+        println!(
+            "received {} message(s): {} routed and deleted, {} kept in the queue",
+            drained.received, drained.routed, drained.kept
+        );
+        for e in &drained.errors {
+            println!("  kept: {e}");
+        }
+    }
+    Ok(())
+}
+
+fn print_list(list: &[Execution]) {
+    let mut t = output::table(&[
+        "id", "status", "attempt", "object", "job", "created", "message",
+    ]);
+    for e in list {
+        t.add_row(vec![
+            e.id.clone(),
+            status_name(e.status),
+            e.attempt.to_string(),
+            format!("s3://{}/{}", e.bucket, e.key),
+            e.job_id.clone().unwrap_or_default(),
+            format_time(Some(e.created_at)),
+            e.message
+                .clone()
+                .unwrap_or_default()
+                .chars()
+                .take(80)
+                .collect(),
+        ]);
+    }
+    println!("{t}");
+    println!("{} execution(s)", list.len());
+}
+
+fn print_record(e: &Execution) {
+    let mut t = output::table(&["field", "value"]);
+    let rows: Vec<(&str, String)> = vec![
+        ("id", e.id.clone()),
+        ("status", status_name(e.status)),
+        ("attempt", e.attempt.to_string()),
+        ("rule", e.rule_id.clone()),
+        ("object", format!("s3://{}/{}", e.bucket, e.key)),
+        ("object version", e.object_version.clone()),
+        ("size", e.size.to_string()),
+        ("workflow", e.workflow.clone()),
+        (
+            "secret",
+            e.secret_id.clone().unwrap_or_else(|| "(default)".into()),
+        ),
+        ("questions", output::questions_cell(&e.questions)),
+        ("job", e.job_id.clone().unwrap_or_default()),
+        ("disposition", e.disposition.clone().unwrap_or_default()),
+        ("message", e.message.clone().unwrap_or_default()),
+        ("retryable", e.retryable.to_string()),
+        ("event time", e.event_time.clone()),
+        ("created", format_time(Some(e.created_at))),
+        ("submitted", format_time(e.submitted_at)),
+        ("finished", format_time(e.finished_at)),
+    ];
+    for (k, v) in rows {
+        t.add_row(vec![k.to_string(), v]);
+    }
+    println!("{t}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_parse_case_insensitively_and_unknown_ones_are_named() {
+        assert_eq!(parse_status("error"), Ok(ExecutionStatus::Error));
+        assert_eq!(parse_status("SUBMITTED"), Ok(ExecutionStatus::Submitted));
+        let e = parse_status("DONE").unwrap_err();
+        assert!(e.contains("DONE"), "{e}");
+    }
+
+    #[test]
+    fn since_accepts_ages_and_rfc3339() {
+        let now = alteryx_router_core::executions::now_unix();
+        let two_hours = parse_since("2h").unwrap();
+        assert!((now - 7200 - two_hours).abs() <= 2);
+        assert_eq!(parse_since("2026-11-24T00:00:00Z").unwrap(), 1_795_478_400);
+        assert!(parse_since("yesterday").is_err());
+        assert!(parse_since("5w").unwrap_err().contains("unit"));
+    }
+}

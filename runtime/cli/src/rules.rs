@@ -1,0 +1,502 @@
+//! `alteryx-router rules validate|put|list|delete|test`.
+//!
+//! The store comes from the environment: `RULES_TABLE` (DynamoDB) or `RULES_FILE`. `validate`
+//! needs neither; `test` can also take `--rules FILE` to try rules before storing them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use serde::Serialize;
+
+use crate::output;
+use alteryx_router_core::config::{RulesLocation, Settings};
+use alteryx_router_core::event::ObjectCreated;
+use alteryx_router_core::plugin::{PluginHost, PluginInput, PluginLimits, PluginOutcome};
+use alteryx_router_core::rules::{
+    CompiledRule, DynamoRuleStore, FileRuleSource, MatchVerdict, Rule, RuleSet, RuleSource,
+};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RulesCmd {
+    /// Check rule files (YAML/JSON, one rule or a list) without storing them.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Validate rule files and store every rule in RULES_TABLE (replacing same ids).
+    Put {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the stored rules, invalid ones included (with why).
+    List,
+    /// Delete a rule from RULES_TABLE.
+    Delete { id: String },
+    /// Show which rules match an object, in order, with the exact question values.
+    Test {
+        #[arg(long)]
+        bucket: String,
+        #[arg(long)]
+        key: String,
+        #[arg(long, default_value_t = 1024)]
+        size: u64,
+        #[arg(long)]
+        etag: Option<String>,
+        /// Event time (RFC 3339); default now.
+        #[arg(long)]
+        event_time: Option<String>,
+        /// A local copy of the object: rules with a plugin run it over the file's head.
+        #[arg(long)]
+        object: Option<PathBuf>,
+        /// Test these rule files instead of the configured store.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+}
+
+fn read_files(files: &[PathBuf]) -> anyhow::Result<Vec<Rule>> {
+    let mut rules = Vec::new();
+    for f in files {
+        let source = FileRuleSource::new(f.clone());
+        rules.extend(source.read_rules()?);
+    }
+    Ok(rules)
+}
+
+/// The DynamoDB rule store named by `RULES_TABLE`, for `rules put|list|delete`. Checked before
+/// any AWS configuration is loaded, so a file-based setup gets its answer at once.
+async fn dynamo_store(command: &str) -> anyhow::Result<DynamoRuleStore> {
+    let settings = Settings::from_env()?;
+    let table = rules_table(command, settings.rules.as_ref())?;
+    Ok(settings.dynamo_rules(&table).await)
+}
+
+fn rules_table(command: &str, location: Option<&RulesLocation>) -> anyhow::Result<String> {
+    match location {
+        Some(RulesLocation::Table(table)) => Ok(table.clone()),
+        Some(RulesLocation::File(file)) => bail!(
+            "`rules {command}` changes the DynamoDB table named by RULES_TABLE, which is not set; \
+             the rules come from RULES_FILE={file}: edit that file instead \
+             (`rules validate {file}` checks it)",
+            file = file.display()
+        ),
+        None => bail!(
+            "`rules {command}` needs RULES_TABLE (the DynamoDB table of rules); it is not set"
+        ),
+    }
+}
+
+async fn configured_rules(override_path: Option<&Path>) -> anyhow::Result<Arc<RuleSet>> {
+    if let Some(p) = override_path {
+        return Ok(FileRuleSource::new(p.to_path_buf()).rule_set().await?);
+    }
+    let source = Settings::from_env()?.rule_source().await?;
+    Ok(source.rule_set().await?)
+}
+
+pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
+    match cmd {
+        RulesCmd::Validate { files } => {
+            let rules = read_files(&files)?;
+            let set = RuleSet::new(rules)?;
+            if json {
+                return output::print_json(
+                    &set.rules().iter().map(|r| &r.rule).collect::<Vec<_>>(),
+                );
+            }
+            println!("{} rule(s) valid: {}", set.len(), ids(set.rules()));
+            Ok(())
+        }
+        RulesCmd::Put { files } => {
+            let rules = read_files(&files)?;
+            // All or nothing: validate every rule (and id uniqueness) before writing any.
+            RuleSet::new(rules.clone())?;
+            let store = dynamo_store("put").await?;
+            for rule in &rules {
+                store.put(rule).await?;
+            }
+            if json {
+                return output::print_json(&rules.iter().map(|r| &r.id).collect::<Vec<_>>());
+            }
+            println!(
+                "stored {} rule(s) in {}: {}",
+                rules.len(),
+                store.table(),
+                rules
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(())
+        }
+        RulesCmd::List => {
+            let rules: Vec<(String, Result<Rule, String>)> =
+                if matches!(Settings::from_env()?.rules, Some(RulesLocation::Table(_))) {
+                    dynamo_store("list")
+                        .await?
+                        .list()
+                        .await?
+                        .into_iter()
+                        .map(|(id, r)| (id, r.map_err(|e| e.to_string())))
+                        .collect()
+                } else {
+                    let set = configured_rules(None).await?;
+                    set.rules()
+                        .iter()
+                        .map(|r| (r.rule.id.clone(), Ok(r.rule.clone())))
+                        .collect()
+                };
+            if json {
+                #[derive(Serialize)]
+                struct Listed<'a> {
+                    id: &'a str,
+                    rule: Option<&'a Rule>,
+                    error: Option<&'a str>,
+                }
+                let listed: Vec<Listed> = rules
+                    .iter()
+                    .map(|(id, r)| Listed {
+                        id,
+                        rule: r.as_ref().ok(),
+                        error: r.as_ref().err().map(String::as_str),
+                    })
+                    .collect();
+                return output::print_json(&listed);
+            }
+            let mut t = output::table(&[
+                "id", "enabled", "priority", "bucket", "key", "workflow", "problem",
+            ]);
+            for (id, r) in &rules {
+                match r {
+                    Ok(r) => t.add_row(vec![
+                        id.clone(),
+                        r.enabled.to_string(),
+                        r.priority.to_string(),
+                        r.bucket.clone().unwrap_or_else(|| "*".into()),
+                        r.key.clone(),
+                        r.workflow.clone(),
+                        String::new(),
+                    ]),
+                    Err(e) => t.add_row(vec![
+                        id.clone(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        e.clone(),
+                    ]),
+                };
+            }
+            println!("{t}");
+            Ok(())
+        }
+        RulesCmd::Delete { id } => {
+            let store = dynamo_store("delete").await?;
+            if !store.delete(&id).await? {
+                bail!("no rule `{id}` in {}", store.table());
+            }
+            println!("deleted rule `{id}` from {}", store.table());
+            Ok(())
+        }
+        RulesCmd::Test {
+            bucket,
+            key,
+            size,
+            etag,
+            event_time,
+            object,
+            rules,
+        } => {
+            let set = configured_rules(rules.as_deref()).await?;
+            let now = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            let object_facts = ObjectCreated {
+                bucket,
+                key,
+                size: match &object {
+                    Some(p) => std::fs::metadata(p)
+                        .with_context(|| format!("reading {}", p.display()))?
+                        .len(),
+                    None => size,
+                },
+                etag,
+                version_id: None,
+                sequencer: None,
+                event_time: event_time.unwrap_or(now),
+                reason: Some("PutObject".into()),
+                source: "cli".into(),
+            };
+            test(&set, &object_facts, object.as_deref(), json).await
+        }
+    }
+}
+
+fn ids(rules: &[CompiledRule]) -> String {
+    rules
+        .iter()
+        .map(|r| r.rule.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(Serialize)]
+struct Tested {
+    rule: String,
+    verdict: MatchVerdict,
+    workflow: Option<String>,
+    questions: Option<std::collections::BTreeMap<String, String>>,
+    plugin: Option<String>,
+}
+
+/// Every rule's verdict, in evaluation order, with the exact values of the matches.
+/// `explain` lists the rules in `rules()` order, and its Matched verdicts are exactly
+/// `matching`'s result.
+fn verdicts(set: &RuleSet, obj: &ObjectCreated) -> Vec<Tested> {
+    set.rules()
+        .iter()
+        .zip(set.explain(obj))
+        .map(|(rule, (id, verdict))| {
+            let is_match = verdict == MatchVerdict::Matched;
+            Tested {
+                rule: id,
+                verdict,
+                workflow: is_match.then(|| rule.rule.workflow.clone()),
+                questions: is_match.then(|| rule.render_questions(obj)),
+                plugin: None,
+            }
+        })
+        .collect()
+}
+
+async fn test(
+    set: &RuleSet,
+    obj: &ObjectCreated,
+    object: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut out = verdicts(set, obj);
+    let a_match_has_a_plugin = set
+        .rules()
+        .iter()
+        .zip(&out)
+        .any(|(r, t)| t.verdict == MatchVerdict::Matched && r.rule.plugin.is_some());
+    let host = match object {
+        Some(_) if a_match_has_a_plugin => match Settings::from_env()?.plugin_store().await? {
+            Some(store) => Some(PluginHost::new(store, PluginLimits::default())?),
+            None => {
+                bail!("a matching rule uses a plugin: set PLUGIN_DIR (or PLUGIN_S3_URI) to run it")
+            }
+        },
+        _ => None,
+    };
+    for (rule, tested) in set.rules().iter().zip(out.iter_mut()) {
+        let is_match = tested.verdict == MatchVerdict::Matched;
+        if let (true, Some(spec), Some(host), Some(path)) =
+            (is_match, &rule.rule.plugin, &host, object)
+        {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let head = &bytes[..bytes.len().min(spec.read_bytes as usize)];
+            let config = if spec.config.is_null() {
+                "{}".to_string()
+            } else {
+                spec.config.to_string()
+            };
+            let input = PluginInput {
+                rule_id: &rule.rule.id,
+                object: obj,
+                content_type: None,
+                head,
+                config_json: &config,
+            };
+            tested.plugin = Some(match host.run(spec, input).await {
+                Ok(run) => match run.outcome {
+                    PluginOutcome::Questions(values) => {
+                        if let Some(q) = tested.questions.as_mut() {
+                            q.extend(values);
+                        }
+                        format!("{}: ok in {:?}", spec.name, run.elapsed)
+                    }
+                    PluginOutcome::Skip(reason) => format!("{}: skip ({reason})", spec.name),
+                },
+                Err(e) => format!("error: {e}"),
+            });
+        }
+    }
+    if json {
+        return output::print_json(&out);
+    }
+    print!("{}", human_report(obj, &out));
+    Ok(())
+}
+
+/// How many rules whose key glob does not match `rules test` lists before it only counts
+/// them: with hundreds of rules the near misses are what a user debugging a rule wants.
+const KEY_MISSES_SHOWN: usize = 10;
+
+fn verdict_text(verdict: &MatchVerdict) -> String {
+    match verdict {
+        MatchVerdict::Matched => "MATCH".to_string(),
+        MatchVerdict::Disabled => "disabled".to_string(),
+        MatchVerdict::Bucket(g) => format!("bucket does not match {g}"),
+        MatchVerdict::Key(g) => format!("key does not match {g}"),
+        MatchVerdict::Excluded(g) => format!("excluded by {g}"),
+        MatchVerdict::TooSmall(n) => format!("size below min_size {n}"),
+        MatchVerdict::TooLarge(n) => format!("size above max_size {n}"),
+        MatchVerdict::AfterFinal(f) => format!("skipped: final rule {f} matched first"),
+    }
+}
+
+/// The table `rules test` prints: every match with its exact values, every near miss (key
+/// matched, something else did not) and the first few key misses, then a summary line.
+fn human_report(obj: &ObjectCreated, tested: &[Tested]) -> String {
+    let mut report = format!("s3://{}/{} ({} bytes)\n", obj.bucket, obj.key, obj.size);
+    if tested.is_empty() {
+        report.push_str("no rules are configured\n");
+        return report;
+    }
+    let mut t = output::table(&["rule", "result", "workflow", "question values"]);
+    let mut key_misses = 0usize;
+    for r in tested {
+        if matches!(r.verdict, MatchVerdict::Key(_)) {
+            key_misses += 1;
+            if key_misses > KEY_MISSES_SHOWN {
+                continue;
+            }
+        }
+        let mut values = r
+            .questions
+            .as_ref()
+            .map(output::questions_cell)
+            .unwrap_or_default();
+        if let Some(p) = &r.plugin {
+            values.push_str(&format!("\nplugin {p}"));
+        }
+        t.add_row(vec![
+            r.rule.clone(),
+            verdict_text(&r.verdict),
+            r.workflow.clone().unwrap_or_default(),
+            values,
+        ]);
+    }
+    report.push_str(&format!("{t}\n"));
+    let matched = tested
+        .iter()
+        .filter(|r| r.verdict == MatchVerdict::Matched)
+        .count();
+    report.push_str(&match matched {
+        0 => format!("no rule matches ({} rule(s) checked)\n", tested.len()),
+        n => format!(
+            "{n} of {} rule(s) match; each match submits one job, in this order\n",
+            tested.len()
+        ),
+    });
+    if key_misses > KEY_MISSES_SHOWN {
+        report.push_str(&format!(
+            "{} more rule(s) not shown: their key glob does not match (--json lists every rule)\n",
+            key_misses - KEY_MISSES_SHOWN
+        ));
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alteryx_router_core::rules::parse_rules_document;
+
+    fn object(key: &str, size: u64) -> ObjectCreated {
+        ObjectCreated {
+            bucket: "acme-landing".into(),
+            key: key.into(),
+            size,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+            event_time: "2026-11-24T09:15:02Z".into(),
+            reason: Some("PutObject".into()),
+            source: "cli".into(),
+        }
+    }
+
+    #[test]
+    fn the_report_shows_matches_near_misses_and_only_the_first_key_misses() {
+        let mut yaml = String::from(
+            "- {id: sales-csv, priority: 10, key: 'incoming/sales/**/*.csv', workflow: wf-sales, questions: {InputPath: '{s3_uri}', FileName: '{key.name}'}}\n\
+             - {id: big-only, priority: 20, key: 'incoming/**', min_size: 1000000, workflow: w}\n\
+             - {id: no-tmp, priority: 30, key: 'incoming/**', exclude: ['**/_tmp/**', '**/*.csv'], workflow: w}\n",
+        );
+        for i in 0..25 {
+            yaml.push_str(&format!(
+                "- {{id: other-{i:02}, priority: 50, key: 'team{i}/**', workflow: w}}\n"
+            ));
+        }
+        let set = RuleSet::new(parse_rules_document(&yaml, "t").unwrap()).unwrap();
+        let obj = object("incoming/sales/2026/eu.csv", 2048);
+        let report = human_report(&obj, &verdicts(&set, &obj));
+        assert!(report.starts_with("s3://acme-landing/incoming/sales/2026/eu.csv (2048 bytes)\n"));
+        assert!(
+            report.contains("MATCH") && report.contains("wf-sales"),
+            "{report}"
+        );
+        assert!(
+            report.contains("InputPath=s3://acme-landing/incoming/sales/2026/eu.csv")
+                && report.contains("FileName=eu.csv"),
+            "{report}"
+        );
+        assert!(report.contains("size below min_size 1000000"), "{report}");
+        assert!(report.contains("excluded by **/*.csv"), "{report}");
+        assert!(
+            report.contains("other-09") && !report.contains("other-10"),
+            "{report}"
+        );
+        assert!(report.contains("1 of 28 rule(s) match"), "{report}");
+        assert!(
+            report.contains("15 more rule(s) not shown: their key glob does not match"),
+            "{report}"
+        );
+        let nothing = object("elsewhere/x.bin", 1);
+        let report = human_report(&nothing, &verdicts(&set, &nothing));
+        assert!(
+            report.contains("no rule matches (28 rule(s) checked)"),
+            "{report}"
+        );
+        let empty = RuleSet::new(Vec::new()).unwrap();
+        assert!(human_report(&obj, &verdicts(&empty, &obj)).contains("no rules are configured"));
+    }
+
+    #[test]
+    fn put_and_delete_without_a_table_say_what_to_do() {
+        assert_eq!(
+            rules_table("put", Some(&RulesLocation::Table("rules".into()))).unwrap(),
+            "rules"
+        );
+        let file = rules_table("delete", Some(&RulesLocation::File("rules/".into())))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            file.contains("`rules delete`")
+                && file.contains("RULES_FILE=rules/: edit that file instead"),
+            "{file}"
+        );
+        let none = rules_table("put", None).unwrap_err().to_string();
+        assert!(none.contains("needs RULES_TABLE"), "{none}");
+    }
+
+    #[test]
+    fn json_verdicts_are_tagged() {
+        let set = RuleSet::new(
+            parse_rules_document("- {id: r, key: 'a/**', min_size: 10, workflow: w}", "t").unwrap(),
+        )
+        .unwrap();
+        let value = serde_json::to_value(verdicts(&set, &object("a/b", 1))).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!([{"rule": "r", "verdict": {"verdict": "too_small", "detail": 10}, "workflow": null, "questions": null, "plugin": null}])
+        );
+    }
+}

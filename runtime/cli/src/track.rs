@@ -1,0 +1,62 @@
+//! `alteryx-router track`: check submitted jobs and record their outcome, once or repeatedly.
+
+use std::time::Duration;
+
+use crate::output;
+use alteryx_router_core::tracker::TrackReport;
+
+#[derive(Debug, clap::Args)]
+pub struct TrackArgs {
+    /// Keep tracking, one pass every this many seconds (default: one pass and exit).
+    #[arg(long)]
+    pub every: Option<u64>,
+    /// Flag jobs still queued or running after this many minutes (default: TRACK_STUCK_AFTER_MINUTES, else 60).
+    #[arg(long)]
+    pub stuck_after_minutes: Option<u64>,
+    /// SNS topic for failure notices (default: FAILURE_TOPIC_ARN, else they are logged).
+    #[arg(long)]
+    pub topic_arn: Option<String>,
+}
+
+pub async fn run(args: TrackArgs, json: bool) -> anyhow::Result<()> {
+    let mut settings = alteryx_router_core::config::Settings::from_env()?;
+    if let Some(topic) = args.topic_arn.clone().filter(|t| !t.is_empty()) {
+        settings.failure_topic_arn = Some(topic);
+    }
+    if let Some(minutes) = args.stuck_after_minutes {
+        settings.track_stuck_after = Duration::from_secs(minutes * 60);
+    }
+    let tracker = settings.tracker().await?;
+    loop {
+        let report = tracker.run_once().await;
+        print_report(&report, json)?;
+        match args.every {
+            Some(secs) => tokio::time::sleep(Duration::from_secs(secs.max(1))).await,
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+fn print_report(report: &TrackReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return output::print_json(report);
+    }
+    println!(
+        "checked {}: {} completed, {} failed, {} still running, {} newly stuck{}",
+        report.checked,
+        report.completed,
+        report.failed,
+        report.still_running,
+        report.stuck,
+        if report.out_of_budget {
+            " (time budget reached; the rest waits for the next run)"
+        } else {
+            ""
+        }
+    );
+    for e in &report.errors {
+        println!("  error: {e}");
+    }
+    Ok(())
+}

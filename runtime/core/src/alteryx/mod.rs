@@ -1,0 +1,378 @@
+//! Alteryx Server Gallery API client: v1 with OAuth1 (HMAC-SHA1, signature in the query
+//! string, Server up to 2021.x at `/gallery/api/`) and v1/v3 with OAuth2 client credentials
+//! (Server 2021.4+ at `/webapi/`). See `docs/alteryx-api.md` for what we confirmed.
+//!
+//! - [`ServerConfig`] says where and how to talk (chosen from the URL, or overridden);
+//! - [`AlteryxClient`] does the operations, with timeouts and bounded retries
+//!   (connection errors, timeouts, 429 and 5xx; never other 4xx);
+//!
+//! The pool that keeps one client per secret lives with the credentials, in
+//! [`crate::secrets::ClientPool`].
+
+mod client;
+mod models;
+
+pub use client::AlteryxClient;
+pub use models::{
+    Job, JobMessage, JobOutput, JobQuery, JobRequest, Priority, Question, QuestionValue, Workflow,
+};
+
+use std::time::Duration;
+
+use crate::secret_string::SecretString;
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// OAuth 1.0a, HMAC-SHA1, consumer key + secret only, parameters in the query string.
+    OAuth1,
+    /// OAuth2 client credentials; `Authorization: Bearer` on every call.
+    OAuth2,
+}
+
+/// Which generation of endpoints the operations use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    V1,
+    V3,
+}
+
+/// Where the server is and how to talk to it.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Base address, always ending with `/` (e.g. `https://host/gallery/api/`).
+    pub base_url: url::Url,
+    pub key: String,
+    pub secret: SecretString,
+    pub auth: AuthScheme,
+    pub api: ApiVersion,
+}
+
+impl ServerConfig {
+    /// Build a configuration, choosing auth and API from the URL unless overridden:
+    /// a path with `/gallery/api` → OAuth1 + v1; `/webapi` → OAuth2 + v3.
+    /// `api_version`: `v1` | `v3`; `auth`: `oauth1` | `oauth2` (case-insensitive).
+    pub fn from_parts(
+        url: &str,
+        key: &str,
+        secret: SecretString,
+        api_version: Option<&str>,
+        auth: Option<&str>,
+    ) -> Result<Self, AlteryxError> {
+        let mut text = url.trim().to_string();
+        if !text.ends_with('/') {
+            text.push('/');
+        }
+        let base_url = url::Url::parse(&text).map_err(|e| {
+            AlteryxError::Config(format!(
+                "ALTERYX_URL {:?} is not a URL: {e}",
+                strip_query(url)
+            ))
+        })?;
+        if !matches!(base_url.scheme(), "http" | "https") {
+            return Err(AlteryxError::Config(format!(
+                "ALTERYX_URL {:?} must be http(s)",
+                strip_query(url)
+            )));
+        }
+        if base_url.query().is_some() {
+            return Err(AlteryxError::Config(
+                "ALTERYX_URL must not contain a query string".into(),
+            ));
+        }
+        let api_override = parse_override(
+            "ALTERYX_API_VERSION",
+            api_version,
+            &[("v1", ApiVersion::V1), ("v3", ApiVersion::V3)],
+        )?;
+        let auth_override = parse_override(
+            "ALTERYX_AUTH",
+            auth,
+            &[
+                ("oauth1", AuthScheme::OAuth1),
+                ("oauth2", AuthScheme::OAuth2),
+            ],
+        )?;
+        let path = base_url.path().to_ascii_lowercase();
+        let from_url = if path.contains("/webapi/") {
+            Some((AuthScheme::OAuth2, ApiVersion::V3))
+        } else if path.contains("/gallery/api/") {
+            Some((AuthScheme::OAuth1, ApiVersion::V1))
+        } else if api_override.is_none() && auth_override.is_none() {
+            // A Gallery served from its own host or path (e.g. https://gallery.acme.com/api/)
+            // is the pre-2021.4 kind; anything else cannot be told apart safely.
+            let gallery_like = path.contains("gallery")
+                || base_url
+                    .host_str()
+                    .is_some_and(|h| h.to_ascii_lowercase().contains("gallery"));
+            if !gallery_like {
+                return Err(AlteryxError::Config(format!(
+                    "cannot tell the API from ALTERYX_URL {:?}: expected a base ending in /gallery/api/ (OAuth1, Server ≤ 2021.x) or /webapi/ (OAuth2, Server 2021.4+); set ALTERYX_API_VERSION and ALTERYX_AUTH to override",
+                    base_url.as_str()
+                )));
+            }
+            tracing::debug!(
+                url = base_url.as_str(),
+                "gallery-like ALTERYX_URL; assuming OAuth1 + v1"
+            );
+            Some((AuthScheme::OAuth1, ApiVersion::V1))
+        } else {
+            None
+        };
+        // An override of one half decides the other where the URL did not: v3 exists only
+        // with OAuth2, and OAuth1 only serves v1.
+        let (scheme, api) = match (from_url, api_override, auth_override) {
+            (_, Some(api), Some(scheme)) => (scheme, api),
+            (Some(both), None, None) => both,
+            (Some((scheme, _)), Some(api), None) => match api {
+                ApiVersion::V3 => (AuthScheme::OAuth2, api),
+                ApiVersion::V1 => (scheme, api),
+            },
+            (_, None, Some(scheme)) => match scheme {
+                AuthScheme::OAuth1 => (scheme, ApiVersion::V1),
+                AuthScheme::OAuth2 => (scheme, from_url.map_or(ApiVersion::V3, |(_, api)| api)),
+            },
+            (None, Some(api), None) => match api {
+                ApiVersion::V3 => (AuthScheme::OAuth2, api),
+                ApiVersion::V1 => (AuthScheme::OAuth1, api),
+            },
+            (None, None, None) => {
+                return Err(AlteryxError::Config(format!(
+                    "cannot tell the API from ALTERYX_URL {:?}",
+                    base_url.as_str()
+                )));
+            }
+        };
+        if scheme == AuthScheme::OAuth1 && api == ApiVersion::V3 {
+            return Err(AlteryxError::Config(
+                "ALTERYX_API_VERSION v3 needs OAuth2 (ALTERYX_AUTH=oauth2): the v3 endpoints do not accept OAuth1 signatures".into(),
+            ));
+        }
+        if key.trim().is_empty() {
+            return Err(AlteryxError::Config("ALTERYX_KEY is empty".into()));
+        }
+        if secret.expose().is_empty() {
+            return Err(AlteryxError::Config("ALTERYX_SECRET is empty".into()));
+        }
+        Ok(ServerConfig {
+            base_url,
+            key: key.trim().to_string(),
+            secret,
+            auth: scheme,
+            api,
+        })
+    }
+}
+
+/// Client tunables; the defaults suit a Lambda with a 60 s timeout.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_attempts: u32,
+    /// No new attempt starts after this much time has passed since the first.
+    pub max_elapsed: Duration,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            max_attempts: 4,
+            max_elapsed: Duration::from_secs(20),
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What went wrong talking to Alteryx. Messages carry Alteryx's own words and the HTTP
+/// status, never a secret, token or signature.
+#[derive(Debug, thiserror::Error)]
+pub enum AlteryxError {
+    #[error("{operation}: Alteryx answered {status}: {message}")]
+    Api {
+        status: u16,
+        operation: &'static str,
+        message: String,
+    },
+    #[error("{operation}: Alteryx refused the credentials ({status}): {message}")]
+    Unauthorized {
+        status: u16,
+        operation: &'static str,
+        message: String,
+    },
+    #[error("{operation}: cannot reach Alteryx: {message}")]
+    Transport {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("{operation}: Alteryx did not answer within {after:?}")]
+    Timeout {
+        operation: &'static str,
+        after: Duration,
+    },
+    #[error("{operation}: unexpected answer from Alteryx ({status}): {detail}")]
+    InvalidResponse {
+        operation: &'static str,
+        status: u16,
+        detail: String,
+    },
+    #[error("Alteryx configuration: {0}")]
+    Config(String),
+}
+
+impl AlteryxError {
+    /// Whether a later attempt (a redelivery, a retry) may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            AlteryxError::Transport { .. } | AlteryxError::Timeout { .. } => true,
+            AlteryxError::Api { status, .. } | AlteryxError::InvalidResponse { status, .. } => {
+                *status == 429 || *status >= 500
+            }
+            AlteryxError::Unauthorized { .. } | AlteryxError::Config(_) => false,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AlteryxError::Api { status, .. }
+            | AlteryxError::Unauthorized { status, .. }
+            | AlteryxError::InvalidResponse { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A URL without its query string (where OAuth1 signatures live), for messages and logs.
+pub(crate) fn strip_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+/// An optional override (`ALTERYX_API_VERSION`, `ALTERYX_AUTH`): blank means none, otherwise
+/// one of `choices`, case-insensitively; anything else is an error naming the variable.
+fn parse_override<T: Copy>(
+    variable: &str,
+    value: Option<&str>,
+    choices: &[(&str, T)],
+) -> Result<Option<T>, AlteryxError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    choices
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(value))
+        .map(|(_, choice)| Some(*choice))
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+            AlteryxError::Config(format!(
+                "{variable} {value:?} is not {}",
+                names.join(" or ")
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(url: &str, api: Option<&str>, auth: Option<&str>) -> Result<ServerConfig, AlteryxError> {
+        ServerConfig::from_parts(url, "k", SecretString::new("s"), api, auth)
+    }
+
+    #[test]
+    fn url_chooses_auth_and_api() {
+        let c = cfg("https://alteryx.example.com/gallery/api/", None, None).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth1, ApiVersion::V1));
+        let c = cfg("https://alteryx.example.com/webapi", None, None).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth2, ApiVersion::V3));
+        assert_eq!(c.base_url.as_str(), "https://alteryx.example.com/webapi/");
+        let c = cfg("https://h/webapi/", Some("v1"), None).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth2, ApiVersion::V1));
+        let c = cfg("https://h/gallery/api/", Some("V3"), None).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth2, ApiVersion::V3));
+        let c = cfg("https://h/webapi/", None, Some("OAuth1")).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth1, ApiVersion::V1));
+    }
+
+    #[test]
+    fn unknown_url_shapes_follow_overrides_or_look_like_a_gallery() {
+        // Behind a reverse proxy the path says nothing; the overrides decide.
+        let c = cfg("https://proxy.acme.com/alteryx/", Some("v3"), None).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth2, ApiVersion::V3));
+        let c = cfg("https://proxy.acme.com/alteryx/", None, Some("oauth2")).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth2, ApiVersion::V3));
+        let c = cfg("https://proxy.acme.com/alteryx/", Some("v1"), None).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth1, ApiVersion::V1));
+        let c = cfg(
+            "https://proxy.acme.com/alteryx/",
+            Some("v1"),
+            Some("oauth2"),
+        )
+        .unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth2, ApiVersion::V1));
+        // A Gallery on its own host.
+        let c = cfg("https://gallery.acme.com/api/", None, None).unwrap();
+        assert_eq!((c.auth, c.api), (AuthScheme::OAuth1, ApiVersion::V1));
+        let e = cfg("https://h/gallery/api/", Some("v3"), Some("oauth1")).unwrap_err();
+        assert!(e.to_string().contains("needs OAuth2"), "{e}");
+    }
+
+    #[test]
+    fn bad_config_is_named_and_secret_free() {
+        for (url, api, auth, want) in [
+            ("not a url", None, None, "not a URL"),
+            ("ftp://h/gallery/api/", None, None, "http(s)"),
+            ("https://h/somewhere/", None, None, "/webapi/"),
+            ("https://h/webapi/", Some("v2"), None, "ALTERYX_API_VERSION"),
+            ("https://h/webapi/", None, Some("basic"), "ALTERYX_AUTH"),
+        ] {
+            let e = cfg(url, api, auth).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        let e =
+            ServerConfig::from_parts("https://h/webapi/", "k", SecretString::new(""), None, None)
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("ALTERYX_SECRET is empty"), "{e}");
+        let ok = ServerConfig::from_parts(
+            "https://h/webapi/",
+            "k",
+            SecretString::new("hunter2"),
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(!format!("{ok:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn retryable_classes() {
+        let api = |status| AlteryxError::Api {
+            status,
+            operation: "x",
+            message: String::new(),
+        };
+        assert!(api(429).is_retryable());
+        assert!(api(500).is_retryable() && api(503).is_retryable());
+        assert!(!api(400).is_retryable() && !api(404).is_retryable());
+        assert!(
+            !AlteryxError::Unauthorized {
+                status: 401,
+                operation: "x",
+                message: String::new()
+            }
+            .is_retryable()
+        );
+        assert!(
+            AlteryxError::Timeout {
+                operation: "x",
+                after: Duration::from_secs(1)
+            }
+            .is_retryable()
+        );
+    }
+}

@@ -1,0 +1,690 @@
+//! Routing rules: the model users write, its validation, and parsing of rule documents.
+//!
+//! A rule is one DynamoDB item or one entry of a rules file, with the same fields (`docs/rules.md`).
+//! Validation is strict and happens when a rule is saved or loaded ([`CompiledRule::compile`]):
+//! unknown fields, bad globs, unknown template variables, an empty workflow or a bad id are
+//! errors naming the rule and the field. The matcher lives in [`matcher`], the stores in
+//! [`store`].
+
+pub mod matcher;
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use globset::{Glob, GlobBuilder, GlobMatcher};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::event::ObjectCreated;
+use crate::template::Template;
+
+pub use matcher::{MatchVerdict, RuleSet};
+pub use store::{DynamoRuleStore, FileRuleSource, RuleSource};
+
+fn yes() -> bool {
+    true
+}
+fn default_priority() -> i64 {
+    100
+}
+fn default_read_bytes() -> u64 {
+    65536
+}
+
+/// One routing rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Unique id, `[A-Za-z0-9._-]+`.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Disabled rules never match.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Lower runs first; ties by id.
+    #[serde(default = "default_priority")]
+    pub priority: i64,
+    /// Glob over the bucket name; any bucket when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// Glob over the object key: `*` stays inside one path segment, `**` crosses them.
+    pub key: String,
+    /// Key globs that exclude an object even when `key` matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Smallest object size in bytes that matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_size: Option<u64>,
+    /// Largest object size in bytes that matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// Alteryx appId (v1) or workflow id (v3).
+    pub workflow: String,
+    /// Secrets Manager secret with the Alteryx credentials; else `ALTERYX_SECRET_ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_id: Option<String>,
+    /// Question name → template (`{bucket}`, `{key}`, `{key.name}`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub questions: BTreeMap<String, String>,
+    /// A WebAssembly plugin that computes more question values from the object's head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<PluginSpec>,
+    /// Stop evaluating lower-priority rules after this one matches.
+    #[serde(default, rename = "final")]
+    pub is_final: bool,
+    /// Alteryx job priority: low, medium, high or critical.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_priority: Option<String>,
+}
+
+/// The plugin a rule runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSpec {
+    /// File `<name>.cwasm` or `<name>.wasm` in the plugin store.
+    pub name: String,
+    /// How many bytes from the start of the object the plugin sees.
+    #[serde(default = "default_read_bytes")]
+    pub read_bytes: u64,
+    /// JSON handed to the plugin.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub config: serde_json::Value,
+    /// Hex SHA-256 of the plugin file; a different file is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// CPU time limit per call, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Memory limit, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("rule `{rule}`, field `{field}`: {message}")]
+    Invalid {
+        rule: String,
+        field: String,
+        message: String,
+    },
+    #[error("rule id `{id}` is used more than once")]
+    Duplicate { id: String },
+    #[error("{source_name}: {detail}")]
+    Parse { source_name: String, detail: String },
+    #[error("rule store: {message}")]
+    Store { message: String },
+}
+
+/// A validated rule with its globs and templates compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    pub rule: Rule,
+    pub(crate) bucket: Option<GlobMatcher>,
+    pub(crate) key_glob: Glob,
+    pub(crate) exclude: Vec<(String, GlobMatcher)>,
+    questions: Vec<(String, Template)>,
+}
+
+/// Path-aware globs: `*` and `?` never cross `/`, `**` does.
+pub(crate) fn path_glob(pattern: &str) -> Result<Glob, globset::Error> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+}
+
+const MAX_READ_BYTES: u64 = 16 * 1024 * 1024;
+
+impl CompiledRule {
+    /// Validate every field and compile globs and templates.
+    pub fn compile(rule: Rule) -> Result<Self, RuleError> {
+        let invalid = |field: &str, message: String| RuleError::Invalid {
+            rule: rule.id.clone(),
+            field: field.to_string(),
+            message,
+        };
+        if rule.id.is_empty()
+            || !rule
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(invalid(
+                "id",
+                "must be non-empty and use only A-Z a-z 0-9 . _ -".into(),
+            ));
+        }
+        if rule.workflow.trim().is_empty() {
+            return Err(invalid(
+                "workflow",
+                "must name the Alteryx workflow (appId or workflow id)".into(),
+            ));
+        }
+        if rule.key.is_empty() {
+            return Err(invalid(
+                "key",
+                "must be a glob, e.g. \"incoming/**/*.csv\"".into(),
+            ));
+        }
+        let key_glob = path_glob(&rule.key).map_err(|e| invalid("key", e.kind().to_string()))?;
+        let bucket = match &rule.bucket {
+            None => None,
+            Some(b) => Some(
+                path_glob(b)
+                    .map_err(|e| invalid("bucket", e.kind().to_string()))?
+                    .compile_matcher(),
+            ),
+        };
+        let mut exclude = Vec::with_capacity(rule.exclude.len());
+        for (i, pattern) in rule.exclude.iter().enumerate() {
+            let glob = path_glob(pattern)
+                .map_err(|e| invalid(&format!("exclude[{i}]"), e.kind().to_string()))?;
+            exclude.push((pattern.clone(), glob.compile_matcher()));
+        }
+        if let (Some(min), Some(max)) = (rule.min_size, rule.max_size)
+            && min > max
+        {
+            return Err(invalid(
+                "min_size",
+                format!("{min} is larger than max_size {max}"),
+            ));
+        }
+        let mut questions = Vec::with_capacity(rule.questions.len());
+        for (name, text) in &rule.questions {
+            if name.trim().is_empty() {
+                return Err(invalid("questions", "a question name is empty".into()));
+            }
+            let template = Template::parse(text)
+                .map_err(|e| invalid(&format!("questions.{name}"), e.to_string()))?;
+            questions.push((name.clone(), template));
+        }
+        if let Some(p) = &rule.job_priority
+            && !matches!(
+                p.to_ascii_lowercase().as_str(),
+                "low" | "medium" | "high" | "critical"
+            )
+        {
+            return Err(invalid(
+                "job_priority",
+                format!("`{p}` is not low, medium, high or critical"),
+            ));
+        }
+        if let Some(plugin) = &rule.plugin {
+            validate_plugin(plugin)
+                .map_err(|(field, message)| invalid(&format!("plugin.{field}"), message))?;
+        }
+        Ok(CompiledRule {
+            bucket,
+            key_glob,
+            exclude,
+            questions,
+            rule,
+        })
+    }
+
+    /// The templates' values for this object, by question name.
+    pub fn render_questions(&self, obj: &ObjectCreated) -> BTreeMap<String, String> {
+        self.questions
+            .iter()
+            .map(|(name, t)| (name.clone(), t.render(obj)))
+            .collect()
+    }
+}
+
+fn validate_plugin(p: &PluginSpec) -> Result<(), (&'static str, String)> {
+    if p.name.is_empty()
+        || !p
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        || p.name.starts_with('.')
+    {
+        return Err((
+            "name",
+            "must be a file name stem: A-Z a-z 0-9 . _ - (no path)".into(),
+        ));
+    }
+    if p.read_bytes == 0 || p.read_bytes > MAX_READ_BYTES {
+        return Err((
+            "read_bytes",
+            format!("must be between 1 and {MAX_READ_BYTES}"),
+        ));
+    }
+    if let Some(h) = &p.sha256
+        && (h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return Err(("sha256", "must be 64 hex digits".into()));
+    }
+    if p.timeout_ms == Some(0) {
+        return Err(("timeout_ms", "must be at least 1".into()));
+    }
+    if p.memory_mb == Some(0) {
+        return Err(("memory_mb", "must be at least 1".into()));
+    }
+    if !(p.config.is_null() || p.config.is_object()) {
+        return Err(("config", "must be a JSON/YAML object".into()));
+    }
+    Ok(())
+}
+
+/// Parse a rules document: YAML or JSON, a list of rules or one rule.
+///
+/// Errors name the source, the rule (its position in a list and its id when it has one) and,
+/// as serde reports them, the field and the line and column: ``rules/sales.yaml: rule #2
+/// (`sales-csv`): unknown field `prority`, expected one of ... at line 7 column 3``.
+pub fn parse_rules_document(text: &str, source_name: &str) -> Result<Vec<Rule>, RuleError> {
+    let parse_err = |detail: String| RuleError::Parse {
+        source_name: source_name.to_string(),
+        detail,
+    };
+    // YAML is a superset of JSON, but serde_json gives better messages for JSON files.
+    // A `.json` file is JSON. Elsewhere a document opening with `[`/`{` is JSON or YAML flow
+    // style: try JSON first and keep its error if YAML cannot read it either.
+    let trimmed = text.trim_start();
+    let json_file = source_name.to_ascii_lowercase().ends_with(".json");
+    if json_file || trimmed.starts_with('[') || trimmed.starts_with('{') {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(value) => return json_rules(text, value).map_err(parse_err),
+            Err(json_error)
+                if json_file || serde_yaml::from_str::<serde_yaml::Value>(text).is_err() =>
+            {
+                return Err(parse_err(json_error.to_string()));
+            }
+            Err(_) => {}
+        }
+    }
+    // The untyped pass tells a list from a single rule and gives ids for messages; the typed
+    // pass then reads the text itself, so its errors keep their line and column.
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+    match value {
+        serde_yaml::Value::Null => Ok(Vec::new()),
+        serde_yaml::Value::Sequence(items) => {
+            serde_yaml::from_str::<Vec<Rule>>(text).map_err(|e| {
+                let ids: Vec<Option<&str>> = items
+                    .iter()
+                    .map(|item| item.get("id").and_then(serde_yaml::Value::as_str))
+                    .collect();
+                parse_err(yaml_list_error(&e.to_string(), &ids))
+            })
+        }
+        single => serde_yaml::from_str::<Rule>(text)
+            .map(|r| vec![r])
+            .map_err(|e| {
+                parse_err(with_id(
+                    e.to_string(),
+                    single.get("id").and_then(serde_yaml::Value::as_str),
+                ))
+            }),
+    }
+}
+
+/// serde_yaml prefixes errors inside a list with their path (`.[1]: …`, `.[1].plugin: …`);
+/// say it as `rule #2 (`id`): …` / `rule #2 (`id`), plugin: …`.
+fn yaml_list_error(message: &str, ids: &[Option<&str>]) -> String {
+    let parsed = message.strip_prefix(".[").and_then(|rest| {
+        let (index, rest) = rest.split_once(']')?;
+        let index: usize = index.parse().ok()?;
+        Some((index, rest))
+    });
+    match parsed {
+        Some((index, rest)) => {
+            let rule = rule_label(index, ids.get(index).copied().flatten());
+            match rest.strip_prefix(": ") {
+                Some(detail) => format!("{rule}: {detail}"),
+                None => format!("{rule}, {}", rest.trim_start_matches('.')),
+            }
+        }
+        None => message.to_string(),
+    }
+}
+
+fn rule_label(index: usize, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("rule #{} (`{id}`)", index + 1),
+        None => format!("rule #{}", index + 1),
+    }
+}
+
+fn with_id(message: String, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("rule `{id}`: {message}"),
+        None => message,
+    }
+}
+
+/// JSON: serde_json reports line and column but not which list entry failed, so find the
+/// entry with an untyped pass and say both.
+fn json_rules(text: &str, value: serde_json::Value) -> Result<Vec<Rule>, String> {
+    let id_of = |v: &serde_json::Value| {
+        v.get("id")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
+    match value {
+        serde_json::Value::Array(items) => serde_json::from_str::<Vec<Rule>>(text).map_err(|e| {
+            let failing = items
+                .iter()
+                .position(|item| serde_json::from_value::<Rule>(item.clone()).is_err());
+            match failing {
+                Some(i) => format!("{}: {e}", rule_label(i, id_of(&items[i]).as_deref())),
+                None => e.to_string(),
+            }
+        }),
+        other => serde_json::from_str::<Rule>(text)
+            .map(|r| vec![r])
+            .map_err(|e| with_id(e.to_string(), id_of(&other).as_deref())),
+    }
+}
+
+/// The JSON Schema of a rules file (a rule or a list of rules), as committed in
+/// `rules/schema.json`.
+pub fn json_schema() -> serde_json::Value {
+    let rule = schemars::schema_for!(Rule);
+    let mut schema = serde_json::to_value(&rule).unwrap_or_default();
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert("title".into(), "alteryx-router rule(s)".into());
+        let single = serde_json::json!({"$ref": "#/$defs/Rule"});
+        let defs = obj.entry("$defs").or_insert_with(|| serde_json::json!({}));
+        let mut rule_def = serde_json::to_value(&rule).unwrap_or_default();
+        if let Some(r) = rule_def.as_object_mut() {
+            r.remove("$schema");
+            r.remove("$defs");
+        }
+        if let Some(d) = defs.as_object_mut() {
+            d.insert("Rule".into(), rule_def);
+        }
+        let keep = ["$schema", "title", "$defs"];
+        obj.retain(|k, _| keep.contains(&k.as_str()));
+        obj.insert(
+            "oneOf".into(),
+            serde_json::json!([single, {"type": "array", "items": {"$ref": "#/$defs/Rule"}}]),
+        );
+    }
+    schema
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(yaml: &str) -> Rule {
+        parse_rules_document(yaml, "test").unwrap().remove(0)
+    }
+
+    fn invalid(yaml: &str) -> (String, String, String) {
+        match CompiledRule::compile(rule(yaml)) {
+            Err(RuleError::Invalid {
+                rule,
+                field,
+                message,
+            }) => (rule, field, message),
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let r = rule("id: a\nkey: '**'\nworkflow: w\n");
+        assert!(r.enabled);
+        assert_eq!(r.priority, 100);
+        assert!(!r.is_final);
+        let p = rule("id: a\nkey: '**'\nworkflow: w\nplugin: {name: csv-header}\n")
+            .plugin
+            .unwrap();
+        assert_eq!(p.read_bytes, 65536);
+    }
+
+    #[test]
+    fn each_invalid_field_is_named() {
+        assert_eq!(invalid("id: 'bad id'\nkey: a\nworkflow: w").1, "id");
+        assert_eq!(invalid("id: a\nkey: a\nworkflow: ' '").1, "workflow");
+        let (r, f, m) = invalid("id: a\nkey: 'x/[ab'\nworkflow: w");
+        assert_eq!((r.as_str(), f.as_str()), ("a", "key"));
+        assert!(m.contains("unclosed"), "{m}");
+        assert_eq!(
+            invalid("id: a\nbucket: '{a'\nkey: a\nworkflow: w").1,
+            "bucket"
+        );
+        assert_eq!(
+            invalid("id: a\nkey: a\nexclude: ['ok', '[']\nworkflow: w").1,
+            "exclude[1]"
+        );
+        let (_, f, m) = invalid("id: a\nkey: a\nworkflow: w\nquestions: {Path: '{bukket}'}");
+        assert_eq!(f, "questions.Path");
+        assert!(m.contains("bukket"), "{m}");
+        assert_eq!(
+            invalid("id: a\nkey: a\nworkflow: w\nmin_size: 5\nmax_size: 1").1,
+            "min_size"
+        );
+        assert_eq!(
+            invalid("id: a\nkey: a\nworkflow: w\njob_priority: urgent").1,
+            "job_priority"
+        );
+        assert_eq!(
+            invalid("id: a\nkey: a\nworkflow: w\nplugin: {name: ../x}").1,
+            "plugin.name"
+        );
+        assert_eq!(
+            invalid("id: a\nkey: a\nworkflow: w\nplugin: {name: x, read_bytes: 0}").1,
+            "plugin.read_bytes"
+        );
+        assert_eq!(
+            invalid("id: a\nkey: a\nworkflow: w\nplugin: {name: x, sha256: abc}").1,
+            "plugin.sha256"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_syntax_errors_name_the_source() {
+        let e = parse_rules_document(
+            "- id: a\n  key: a\n  workflow: w\n  prority: 1\n",
+            "rules/x.yaml",
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("rules/x.yaml") && msg.contains("prority") && msg.contains("rule #1"),
+            "{msg}"
+        );
+        let e = parse_rules_document("[{\"id\": \"a\",}]", "r.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("r.json") && e.contains("line 1"), "{e}");
+        let e = parse_rules_document("id: a\nworkflow: w\n", "one.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing field `key`"), "{e}");
+    }
+
+    #[test]
+    fn every_other_invalid_case_names_its_field() {
+        let cases = [
+            ("id: ''\nkey: a\nworkflow: w", "id"),
+            ("id: 'a/b'\nkey: a\nworkflow: w", "id"),
+            ("id: a\nkey: ''\nworkflow: w", "key"),
+            ("id: a\nkey: a\nworkflow: ''", "workflow"),
+            (
+                "id: a\nkey: a\nworkflow: w\nquestions: {'': '{key}'}",
+                "questions",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nquestions: {P: 'x}'}",
+                "questions.P",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nquestions: {P: '{key'}",
+                "questions.P",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nquestions: {P: '{}'}",
+                "questions.P",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: x, read_bytes: 16777217}",
+                "plugin.read_bytes",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: .x}",
+                "plugin.name",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: ''}",
+                "plugin.name",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: x, timeout_ms: 0}",
+                "plugin.timeout_ms",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: x, memory_mb: 0}",
+                "plugin.memory_mb",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: x, config: [1]}",
+                "plugin.config",
+            ),
+        ];
+        for (yaml, field) in cases {
+            assert_eq!(invalid(yaml).1, field, "{yaml}");
+        }
+        // The limits themselves are accepted.
+        CompiledRule::compile(rule(
+            "id: A.b_c-9\nkey: a\nworkflow: w\nmin_size: 5\nmax_size: 5\njob_priority: CRITICAL\nplugin: {name: x, read_bytes: 16777216, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}",
+        ))
+        .unwrap();
+        let shown = CompiledRule::compile(rule("id: sales-csv\nkey: '[a'\nworkflow: w"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            shown.starts_with("rule `sales-csv`, field `key`: "),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn rendered_questions_use_every_template() {
+        let compiled = CompiledRule::compile(rule(
+            "id: a\nkey: '**'\nworkflow: w\nquestions: {InputPath: '{s3_uri}', FileName: '{key.name}', Fixed: 'EU'}",
+        ))
+        .unwrap();
+        let obj = ObjectCreated {
+            bucket: "acme-landing".into(),
+            key: "incoming/sales/q4 report.csv".into(),
+            size: 1,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+            event_time: "2026-11-24T09:15:02Z".into(),
+            reason: None,
+            source: "test".into(),
+        };
+        assert_eq!(
+            compiled.render_questions(&obj),
+            BTreeMap::from([
+                ("FileName".to_string(), "q4 report.csv".to_string()),
+                ("Fixed".to_string(), "EU".to_string()),
+                (
+                    "InputPath".to_string(),
+                    "s3://acme-landing/incoming/sales/q4 report.csv".to_string()
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn parse_errors_name_rule_field_line_and_column() {
+        let msg =
+            |text: &str, name: &str| parse_rules_document(text, name).unwrap_err().to_string();
+        let yaml = "- id: a\n  key: a\n  workflow: w\n- id: sales-csv\n  key: b\n  workflow: w\n  prority: 1\n";
+        let m = msg(yaml, "rules/sales.yaml");
+        assert!(
+            m.starts_with("rules/sales.yaml: rule #2 (`sales-csv`): unknown field `prority`")
+                && m.ends_with("at line 7 column 3"),
+            "{m}"
+        );
+        let nested = "- id: a\n  key: a\n  workflow: w\n  plugin:\n    name: x\n    read_byte: 5\n";
+        let m = msg(nested, "p.yaml");
+        assert!(
+            m.contains("rule #1 (`a`), plugin: unknown field `read_byte`")
+                && m.contains("line 6 column 5"),
+            "{m}"
+        );
+        let m = msg(
+            "- id: a\n  key: a\n  workflow: w\n  min_size: -1\n",
+            "t.yml",
+        );
+        assert!(m.contains("min_size") && m.contains("line 4"), "{m}");
+        let m = msg("- key: a\n  workflow: w\n", "t.yml");
+        assert!(m.contains("rule #1: missing field `id`"), "{m}");
+        let m = msg("id: solo\nkey: a\nworkflow: w\nfinal: maybe\n", "one.yaml");
+        assert!(m.contains("rule `solo`: final: invalid type"), "{m}");
+        assert!(m.contains("line 4"), "{m}");
+        let json = "[\n {\"id\": \"a\", \"key\": \"k\", \"workflow\": \"w\"},\n {\"id\": \"b\", \"key\": \"k\", \"workflow\": \"w\",\n  \"prority\": 1}\n]";
+        let m = msg(json, "rules.json");
+        assert!(
+            m.starts_with("rules.json: rule #2 (`b`): unknown field `prority`")
+                && m.ends_with("at line 4 column 11"),
+            "{m}"
+        );
+        let m = msg("{\"id\": \"x\", \"workflow\": \"w\"}", "one.json");
+        assert!(m.contains("rule `x`: missing field `key`"), "{m}");
+    }
+
+    #[test]
+    fn json_and_yaml_lists_and_single_rules_parse() {
+        assert_eq!(
+            parse_rules_document("[{\"id\":\"a\",\"key\":\"*\",\"workflow\":\"w\"}]", "x")
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            parse_rules_document("{\"id\":\"a\",\"key\":\"*\",\"workflow\":\"w\"}", "x")
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            parse_rules_document(
+                "- {id: a, key: '*', workflow: w}\n- {id: b, key: '*', workflow: w}",
+                "x"
+            )
+            .unwrap()
+            .len(),
+            2
+        );
+        assert!(parse_rules_document("", "x").unwrap().is_empty());
+    }
+
+    #[test]
+    fn committed_schema_matches_the_model() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/schema.json");
+        let generated = serde_json::to_string_pretty(&json_schema()).unwrap() + "\n";
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "rules/schema.json is out of date with the Rule model; run `UPDATE_SCHEMA=1 cargo test -p alteryx-router --lib committed_schema` and commit it"
+        );
+    }
+
+    #[test]
+    fn example_rules_are_valid() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/examples");
+        let mut count = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for r in parse_rules_document(&text, &path.display().to_string()).unwrap() {
+                CompiledRule::compile(r).unwrap();
+                count += 1;
+            }
+        }
+        assert!(count >= 3, "expected example rules in {}", dir.display());
+    }
+}

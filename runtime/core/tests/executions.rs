@@ -1,0 +1,267 @@
+//! One conformance suite, run against both execution stores (SQLite and DynamoDB on moto):
+//! claims, duplicates, concurrent claims, lease takeover, retryable errors, optimistic
+//! updates, manual retries, listing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alteryx_router_core::executions::{
+    Claim, DynamoExecutionStore, Execution, ExecutionError, ExecutionStatus, ExecutionStore,
+    ListFilter, SqliteExecutionStore, now_unix,
+};
+
+fn record(rule: &str, key: &str, created_at: i64) -> Execution {
+    common::execution(rule, key, created_at)
+}
+
+const LEASE: Duration = Duration::from_secs(300);
+
+async fn conformance(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>) {
+    let now = now_unix();
+    // Fresh claim, then a duplicate.
+    let r = record("rule-a", "k1.csv", now);
+    let Claim::Acquired(mine) = store.claim(r.clone(), LEASE).await.unwrap() else {
+        panic!("fresh claim")
+    };
+    assert_eq!((mine.status, mine.attempt), (ExecutionStatus::Claimed, 1));
+    assert!(mine.lease_until.unwrap() >= now + 299);
+    assert!(matches!(
+        store.claim(r.clone(), LEASE).await.unwrap(),
+        Claim::Duplicate(_)
+    ));
+
+    // Submitted; an update with the wrong expected status conflicts.
+    let mut submitted = mine.clone();
+    submitted.status = ExecutionStatus::Submitted;
+    submitted.job_id = Some("job-1".into());
+    store
+        .update(&submitted, ExecutionStatus::Claimed)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.update(&submitted, ExecutionStatus::Claimed).await,
+        Err(ExecutionError::Conflict { .. })
+    ));
+    let stored = store.get(&r.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.job_id.as_deref()),
+        (ExecutionStatus::Submitted, Some("job-1"))
+    );
+    match store.claim(r.clone(), LEASE).await.unwrap() {
+        Claim::Duplicate(existing) => assert_eq!(existing.job_id.as_deref(), Some("job-1")),
+        other => panic!("{other:?}"),
+    }
+
+    // Concurrent claims from two store instances: exactly one wins.
+    let race = record("rule-a", "race.csv", now);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = if i % 2 == 0 {
+            Arc::clone(&store)
+        } else {
+            Arc::clone(&second)
+        };
+        let r = race.clone();
+        tasks.push(tokio::spawn(
+            async move { s.claim(r, LEASE).await.unwrap() },
+        ));
+    }
+    let mut won = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), Claim::Acquired(_)) {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "exactly one of 16 concurrent claims wins");
+
+    // A claim whose lease expired is taken over (attempt 2).
+    let stale = record("rule-a", "stale.csv", now);
+    let Claim::Acquired(_) = store.claim(stale.clone(), Duration::ZERO).await.unwrap() else {
+        panic!()
+    };
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    match second.claim(stale.clone(), LEASE).await.unwrap() {
+        Claim::Acquired(taken) => assert_eq!(taken.attempt, 2),
+        other => panic!("expired lease must be taken over: {other:?}"),
+    }
+
+    // Retryable ERROR may be re-claimed; a non-retryable one may not.
+    for (key, retryable) in [("err-retry.csv", true), ("err-final.csv", false)] {
+        let r = record("rule-a", key, now);
+        let Claim::Acquired(mut c) = store.claim(r.clone(), LEASE).await.unwrap() else {
+            panic!()
+        };
+        c.status = ExecutionStatus::Error;
+        c.retryable = retryable;
+        c.message = Some("Alteryx answered 503".into());
+        store.update(&c, ExecutionStatus::Claimed).await.unwrap();
+        let again = store.claim(r, LEASE).await.unwrap();
+        assert_eq!(matches!(again, Claim::Acquired(_)), retryable, "{key}");
+    }
+
+    // Manual retries: FAILED → CLAIMED attempt+1; SUBMITTED refused; unknown id; one winner.
+    let f = record("rule-b", "failed.csv", now);
+    let Claim::Acquired(mut c) = store.claim(f.clone(), LEASE).await.unwrap() else {
+        panic!()
+    };
+    c.status = ExecutionStatus::Failed;
+    c.message = Some("job failed".into());
+    store.update(&c, ExecutionStatus::Claimed).await.unwrap();
+    let (a, b) = tokio::join!(
+        store.claim_retry(&f.id, LEASE),
+        second.claim_retry(&f.id, LEASE)
+    );
+    assert_eq!(
+        a.is_ok() as u8 + b.is_ok() as u8,
+        1,
+        "one of two concurrent retries wins: {a:?} {b:?}"
+    );
+    let retried = a.or(b).unwrap();
+    assert_eq!(
+        (retried.status, retried.attempt, retried.message),
+        (ExecutionStatus::Claimed, 2, None)
+    );
+    assert!(matches!(
+        store.claim_retry(&r.id, LEASE).await,
+        Err(ExecutionError::NotRetryable {
+            status: ExecutionStatus::Submitted,
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.claim_retry("rule-a:0000000000000000", LEASE).await,
+        Err(ExecutionError::NotFound(_))
+    ));
+
+    // Listing: by status, newest first, since, rule, limit.
+    let old = record("rule-c", "old.csv", now - 7200);
+    let Claim::Acquired(mut o) = store.claim(old, LEASE).await.unwrap() else {
+        panic!()
+    };
+    o.status = ExecutionStatus::Submitted;
+    store.update(&o, ExecutionStatus::Claimed).await.unwrap();
+    let submitted = store
+        .list(&ListFilter {
+            status: Some(ExecutionStatus::Submitted),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        submitted.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+        ["k1.csv", "old.csv"]
+    );
+    let recent = store
+        .list(&ListFilter {
+            status: Some(ExecutionStatus::Submitted),
+            since: Some(now - 60),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(recent.len(), 1);
+    let by_rule = store
+        .list(&ListFilter {
+            rule_id: Some("rule-b".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_rule.len(), 1);
+    let all = store.list(&ListFilter::default()).await.unwrap();
+    assert!(
+        all.windows(2).all(|w| w[0].created_at >= w[1].created_at),
+        "newest first"
+    );
+    assert_eq!(
+        store
+            .list(&ListFilter {
+                limit: Some(2),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_store_conforms_across_two_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("executions.sqlite3");
+    let a: Arc<dyn ExecutionStore> = Arc::new(SqliteExecutionStore::open(&path).unwrap());
+    let b: Arc<dyn ExecutionStore> = Arc::new(SqliteExecutionStore::open(&path).unwrap());
+    conformance(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_store_conforms() {
+    let sdk = common::aws_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let rules = common::unique("rules");
+    let table = common::unique("executions");
+    let created = alteryx_router_core::tables::create_tables(&client, &rules, &table)
+        .await
+        .unwrap();
+    assert!(
+        created.iter().all(|l| l.ends_with("created")),
+        "{created:?}"
+    );
+    let again = alteryx_router_core::tables::create_tables(&client, &rules, &table)
+        .await
+        .unwrap();
+    assert!(
+        again.iter().all(|l| l.ends_with("exists")),
+        "idempotent: {again:?}"
+    );
+    let a: Arc<dyn ExecutionStore> =
+        Arc::new(DynamoExecutionStore::new(client.clone(), table.clone()));
+    let b: Arc<dyn ExecutionStore> =
+        Arc::new(DynamoExecutionStore::new(client.clone(), table.clone()));
+    conformance(a, b).await;
+
+    // The schema is the one tables.rs declares, TTL included, and items carry the TTL attribute.
+    let described = client
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let gsi = &described.global_secondary_indexes.unwrap()[0];
+    assert_eq!(
+        gsi.index_name.as_deref(),
+        Some(alteryx_router_core::tables::EXECUTIONS_STATUS_INDEX)
+    );
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ttl.time_to_live_description
+            .unwrap()
+            .attribute_name
+            .as_deref(),
+        Some("expires_at")
+    );
+    let items = client
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap();
+    assert!(items.iter().all(|i| matches!(
+        i.get("expires_at"),
+        Some(aws_sdk_dynamodb::types::AttributeValue::N(_))
+    )));
+}

@@ -1,0 +1,266 @@
+//! The job tracker against moto (DynamoDB executions table with its status index, SNS topic
+//! with an SQS queue subscribed to read what was published) and the Alteryx emulator: jobs
+//! that end Success and Error, a job that stays running past the limit, and a job id Alteryx
+//! no longer knows. Every case ends in a recorded state and, for failures, one notice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alteryx_router_core::alteryx::{ClientOptions, JobRequest, ServerConfig};
+use alteryx_router_core::executions::{
+    Claim, DynamoExecutionStore, Execution, ExecutionStatus, ExecutionStore, now_unix,
+};
+use alteryx_router_core::secrets::ClientPool;
+use alteryx_router_core::secrets::{SecretString, StaticSource};
+use alteryx_router_core::tables;
+use alteryx_router_core::tracker::{SnsNotifier, Tracker, TrackerSettings};
+use alteryx_router_emulator::{self as emulator, EmulatedWorkflow, EmulatorConfig, JobOutcome};
+
+const OK_WF: &str = "wf-ok";
+const ERR_WF: &str = "wf-err";
+const STUCK_WF: &str = "wf-stuck";
+
+fn workflow(id: &str, outcome: JobOutcome) -> EmulatedWorkflow {
+    EmulatedWorkflow {
+        id: id.into(),
+        name: id.into(),
+        questions: Vec::new(),
+        outcome,
+    }
+}
+
+fn submitted(rule: &str, key: &str, workflow: &str, job_id: &str) -> Execution {
+    let now = now_unix();
+    Execution {
+        workflow: workflow.into(),
+        job_id: Some(job_id.into()),
+        submitted_at: Some(now),
+        lease_until: Some(now + 300),
+        ..common::execution(rule, key, now)
+    }
+}
+
+/// Claim the record, then move it to SUBMITTED, as the router does.
+async fn record_submitted(store: &dyn ExecutionStore, record: Execution) {
+    let Claim::Acquired(mut claimed) = store.claim(record, Duration::from_secs(300)).await.unwrap()
+    else {
+        panic!("fresh claim")
+    };
+    claimed.status = ExecutionStatus::Submitted;
+    claimed.lease_until = None;
+    store
+        .update(&claimed, ExecutionStatus::Claimed)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracker_records_outcomes_flags_stuck_jobs_once_and_closes_unknown_jobs() {
+    let sdk = common::aws_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = common::unique("executions");
+    tables::create_table(&dynamo, &table, &tables::executions_table())
+        .await
+        .unwrap();
+    let store: Arc<dyn ExecutionStore> = Arc::new(DynamoExecutionStore::new(dynamo, table));
+
+    // SNS topic with an SQS queue subscribed: what the tracker publishes lands in the queue.
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let topic = sns
+        .create_topic()
+        .name(common::unique("failures"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(common::unique("inbox"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .send()
+        .await
+        .unwrap();
+
+    let emu = emulator::start(
+        EmulatorConfig {
+            workflows: vec![
+                workflow(OK_WF, JobOutcome::Success),
+                workflow(ERR_WF, JobOutcome::Error),
+                workflow(STUCK_WF, JobOutcome::Stuck),
+            ],
+            credentials: vec![("k".into(), "s".into())],
+            job_duration: Duration::from_millis(200),
+            ..EmulatorConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+    let config =
+        ServerConfig::from_parts(&emu.gallery_url(), "k", SecretString::new("s"), None, None)
+            .unwrap();
+    let pool = Arc::new(ClientPool::new(
+        Arc::new(StaticSource(config)),
+        ClientOptions::default(),
+    ));
+    let client = pool.client(None).await.unwrap();
+    let request = JobRequest {
+        questions: Vec::new(),
+        priority: None,
+    };
+    let mut jobs = BTreeMap::new();
+    for wf in [OK_WF, ERR_WF, STUCK_WF] {
+        jobs.insert(wf, client.submit_job(wf, &request).await.unwrap().id);
+    }
+    let ok = submitted("ok", "a.csv", OK_WF, &jobs[OK_WF]);
+    let err = submitted("err", "b.csv", ERR_WF, &jobs[ERR_WF]);
+    let stuck = submitted("stuck", "c.csv", STUCK_WF, &jobs[STUCK_WF]);
+    // A job id from another (or a wiped) server: Alteryx answers 404 for it.
+    let gone = submitted("gone", "d.csv", OK_WF, "0000000000000000deadbeef");
+    for r in [&ok, &err, &stuck, &gone] {
+        record_submitted(store.as_ref(), r.clone()).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await; // let the finite jobs finish
+
+    let tracker = Tracker::new(
+        store.clone(),
+        pool.clone(),
+        Arc::new(SnsNotifier::new(sns.clone(), topic.clone())),
+        TrackerSettings {
+            stuck_after: Duration::ZERO,
+            ..TrackerSettings::default()
+        },
+    );
+    let report = tracker.run_once().await;
+    assert_eq!(report.checked, 4, "{report:?}");
+    assert_eq!(
+        (report.completed, report.failed, report.stuck),
+        (1, 2, 1),
+        "{report:?}"
+    );
+    assert!(report.errors.is_empty(), "{report:?}");
+
+    let get = |id: String| {
+        let store = store.clone();
+        async move { store.get(&id).await.unwrap().unwrap() }
+    };
+    let done = get(ok.id.clone()).await;
+    assert_eq!(done.status, ExecutionStatus::Completed);
+    assert_eq!(done.disposition.as_deref(), Some("Success"));
+    assert!(done.finished_at.is_some());
+    let failed = get(err.id.clone()).await;
+    assert_eq!(failed.status, ExecutionStatus::Failed);
+    assert_eq!(failed.disposition.as_deref(), Some("Error"));
+    assert!(!failed.message.as_deref().unwrap_or("").is_empty());
+    let unknown = get(gone.id.clone()).await;
+    assert_eq!(unknown.status, ExecutionStatus::Failed);
+    let why = unknown.message.unwrap();
+    assert!(
+        why.contains("no longer knows job 0000000000000000deadbeef"),
+        "{why}"
+    );
+    let running = get(stuck.id.clone()).await;
+    assert_eq!(running.status, ExecutionStatus::Submitted, "still tracked");
+    assert!(
+        running
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("stuck:"),
+        "{running:?}"
+    );
+
+    // Three notices: the Error job, the unknown job, the stuck job, each naming what it is.
+    let notices = receive_all(&sqs, &queue_url, 3).await;
+    let mut kinds: Vec<(String, String)> = notices
+        .iter()
+        .map(|n| {
+            (
+                n["kind"].as_str().unwrap().to_string(),
+                n["rule_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [("failed", "err"), ("failed", "gone"), ("stuck", "stuck")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    let err_notice = notices.iter().find(|n| n["rule_id"] == "err").unwrap();
+    assert_eq!(err_notice["workflow"], ERR_WF);
+    assert_eq!(err_notice["job_id"], jobs[ERR_WF].as_str());
+    assert_eq!(err_notice["key"], "b.csv");
+    assert!(!err_notice["messages"].as_array().unwrap().is_empty());
+
+    // A second run: the stuck job is still running but is not flagged (or published) again,
+    // and finished executions are no longer looked at.
+    let again = tracker.run_once().await;
+    assert_eq!(
+        (again.checked, again.still_running, again.stuck),
+        (1, 1, 0),
+        "{again:?}"
+    );
+    assert!(receive_all(&sqs, &queue_url, 0).await.is_empty());
+    emu.shutdown().await;
+}
+
+/// Read notices from the queue until `expected` arrived (or, for 0, one empty poll).
+async fn receive_all(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    expected: usize,
+) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for _ in 0..10 {
+        let messages = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        for m in messages {
+            let envelope: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            out.push(serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap());
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        if out.len() >= expected {
+            break;
+        }
+    }
+    out
+}
