@@ -840,6 +840,67 @@ async fn alteryx_unavailable_then_redelivered(backend: Backend) {
 }
 both_stores!(alteryx_unavailable_then_redelivered);
 
+const TWO_RULES: &str = r#"
+- id: first
+  priority: 10
+  key: "incoming/**"
+  workflow: wf-a
+  questions: {InputPath: "{s3_uri}"}
+- id: second
+  priority: 20
+  key: "incoming/**"
+  workflow: wf-b
+  questions: {InputPath: "{s3_uri}"}
+"#;
+
+/// Alteryx is unavailable for the first rule's submit only: the second rule still submits; the
+/// redelivery retries the first rule and leaves the second as a duplicate, so each rule ends
+/// with exactly one job.
+async fn a_redelivery_reruns_only_the_rule_that_failed(backend: Backend) {
+    let h = Harness::new(backend, TWO_RULES).await;
+    let e = event("incoming/half.csv", "00E9");
+    h.emu.inject(Fault::Status {
+        status: 503,
+        count: SUBMIT_ATTEMPTS,
+    });
+    let first = h.deliver(&e).await;
+    assert!(first.needs_redelivery());
+    let outcomes = &only_object(&first).outcomes;
+    assert_eq!(
+        outcomes
+            .iter()
+            .map(|o| (o.rule_id.as_str(), o.status, o.retryable))
+            .collect::<Vec<_>>(),
+        [
+            ("first", ExecutionStatus::Error, true),
+            ("second", ExecutionStatus::Submitted, false)
+        ]
+    );
+    let again = h.deliver(&e).await;
+    assert!(!again.needs_redelivery(), "{again:#?}");
+    let outcomes = &only_object(&again).outcomes;
+    assert_eq!(
+        outcomes
+            .iter()
+            .map(|o| (o.rule_id.as_str(), o.status, o.duplicate, o.attempt))
+            .collect::<Vec<_>>(),
+        [
+            ("first", ExecutionStatus::Submitted, false, 2),
+            ("second", ExecutionStatus::Submitted, true, 1)
+        ]
+    );
+    let uri = questions(&[("InputPath", "s3://acme-landing/incoming/half.csv")]);
+    assert_eq!(
+        h.jobs(),
+        vec![
+            ("wf-b".to_string(), uri.clone(), None),
+            ("wf-a".to_string(), uri, None)
+        ]
+    );
+    h.finish().await;
+}
+both_stores!(a_redelivery_reruns_only_the_rule_that_failed);
+
 const REJECTED_RULE: &str = r#"
 - id: rejected
   key: "incoming/**"
