@@ -1,0 +1,1294 @@
+//! The router end to end in Rust: real execution stores (an SQLite file, and DynamoDB on moto's
+//! server), real rule stores (a rules file, the DynamoDB rules table), the Alteryx emulator in
+//! this process, and real WebAssembly plugins assembled from `plugins/fixtures/*.wat`.
+//!
+//! Every scenario runs once per execution store (`both_stores!` makes a `sqlite` and a
+//! `dynamodb` test of it) and asserts what can be observed from outside: the execution records
+//! in the store, the jobs the emulator received with their exact question values, and the
+//! router's `InvocationSummary` / `RuleOutcome`s.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use alteryx_router_core::alteryx::{ClientOptions, ServerConfig};
+use alteryx_router_core::error_chain;
+use alteryx_router_core::executions::{
+    Claim, DynamoExecutionStore, Execution, ExecutionStatus, ExecutionStore, ListFilter,
+    SqliteExecutionStore, now_unix,
+};
+use alteryx_router_core::plugin::{DirObjectReader, DirPluginStore, PluginHost, PluginLimits};
+use alteryx_router_core::router::{InvocationSummary, Router, RouterError, RuleOutcome};
+use alteryx_router_core::rules::{
+    DynamoRuleStore, FileRuleSource, RuleSource, parse_rules_document,
+};
+use alteryx_router_core::secrets::{ClientPool, SecretString, StaticSource};
+use alteryx_router_core::tables;
+use alteryx_router_core::tracker::{LogNotifier, Tracker, TrackerSettings};
+use alteryx_router_emulator::{
+    self as emulator, EmulatedQuestion, EmulatedWorkflow, EmulatorConfig, EmulatorHandle, Fault,
+    JobOutcome,
+};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+
+const BUCKET: &str = "acme-landing";
+const KEY_ID: &str = "router-test-key";
+const KEY_SECRET: &str = "router-test-secret";
+/// Submit attempts per call (the client retries 503 within one call); a fault of this many
+/// 503s makes one delivery fail and leaves the next one a healthy server.
+const SUBMIT_ATTEMPTS: u32 = 3;
+/// Workflow whose jobs end with disposition Error (for FAILED executions).
+const FAILING_WF: &str = "wf-failing";
+
+/// Which execution store a scenario runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Dynamo,
+}
+
+/// Where the rules come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RulesKind {
+    /// A YAML file read by `FileRuleSource` (strict: a bad rule fails the load).
+    File,
+    /// The DynamoDB rules table read by `DynamoRuleStore` (lenient: a bad item is skipped).
+    Table,
+}
+
+impl Backend {
+    /// The rule store that goes with each execution store in the product: the CLI and `demo`
+    /// pair a rules file with SQLite, the Lambda pairs the rules table with DynamoDB.
+    fn usual_rules(self) -> RulesKind {
+        match self {
+            Backend::Sqlite => RulesKind::File,
+            Backend::Dynamo => RulesKind::Table,
+        }
+    }
+}
+
+/// Make `sqlite` and `dynamodb` tests of an `async fn scenario(Backend)`; with
+/// `ignore = "bug: ..."`, both are ignored for the reason given (a known bug, not fixed here).
+macro_rules! both_stores {
+    ($scenario:ident $(, ignore = $why:literal)?) => {
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $(#[ignore = $why])?
+            async fn sqlite() {
+                super::$scenario(super::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $(#[ignore = $why])?
+            async fn dynamodb() {
+                super::$scenario(super::Backend::Dynamo).await;
+            }
+        }
+    };
+}
+
+enum Rules {
+    File {
+        path: PathBuf,
+        /// Fake modification times, one second apart per write, so a rewrite is never
+        /// mistaken for the cached file on a file system with coarse timestamps.
+        writes: AtomicU64,
+    },
+    Table {
+        client: aws_sdk_dynamodb::Client,
+        store: Arc<DynamoRuleStore>,
+    },
+}
+
+/// One scenario's world: stores, emulator, plugins, objects and a router over them.
+struct Harness {
+    backend: Backend,
+    dir: tempfile::TempDir,
+    store: Arc<dyn ExecutionStore>,
+    /// DynamoDB client and executions table (DynamoDB backend only).
+    dynamo: Option<(aws_sdk_dynamodb::Client, String)>,
+    rules: Rules,
+    rule_source: Arc<dyn RuleSource>,
+    emu: EmulatorHandle,
+    pool: Arc<ClientPool>,
+    host: Arc<PluginHost>,
+    router: Arc<Router>,
+}
+
+fn workflow(id: &str, outcome: JobOutcome) -> EmulatedWorkflow {
+    let q = |name: &str| EmulatedQuestion {
+        name: name.into(),
+        question_type: "QuestionTextBox".into(),
+    };
+    EmulatedWorkflow {
+        id: id.into(),
+        name: format!("{id} (router tests)"),
+        questions: vec![q("InputPath"), q("FileName"), q("Region")],
+        outcome,
+    }
+}
+
+impl Harness {
+    async fn new(backend: Backend, rules_yaml: &str) -> Self {
+        Self::with_rules(backend, backend.usual_rules(), rules_yaml).await
+    }
+
+    async fn with_rules(backend: Backend, kind: RulesKind, rules_yaml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+
+        // Plugins: the WAT fixtures assembled into components, under the names rules use.
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        for (fixture, name) in [("skip", "skip"), ("trap", "crasher")] {
+            let wat = common::repo_root().join(format!("plugins/fixtures/{fixture}.wat"));
+            let wasm = wat::parse_file(&wat).unwrap_or_else(|e| panic!("{}: {e}", wat.display()));
+            std::fs::write(plugins.join(format!("{name}.wasm")), wasm).unwrap();
+        }
+        let limits = PluginLimits {
+            // Generous: the machine is shared, and time limits are tested in tests/plugin.rs.
+            timeout: Duration::from_secs(10),
+            ..PluginLimits::default()
+        };
+        let host =
+            Arc::new(PluginHost::new(Arc::new(DirPluginStore::new(plugins)), limits).unwrap());
+
+        let emu = emulator::start(
+            EmulatorConfig {
+                workflows: vec![
+                    workflow("wf-a", JobOutcome::Success),
+                    workflow("wf-b", JobOutcome::Success),
+                    workflow("wf-c", JobOutcome::Success),
+                    workflow("wf-d", JobOutcome::Success),
+                    workflow(FAILING_WF, JobOutcome::Error),
+                ],
+                credentials: vec![(KEY_ID.into(), KEY_SECRET.into())],
+                job_duration: Duration::from_millis(100),
+                ..EmulatorConfig::default()
+            },
+            ([127, 0, 0, 1], 0).into(),
+        )
+        .await
+        .unwrap();
+        let server = ServerConfig::from_parts(
+            &emu.gallery_url(),
+            KEY_ID,
+            SecretString::new(KEY_SECRET),
+            None,
+            None,
+        )
+        .unwrap();
+        let pool = Arc::new(ClientPool::new(
+            Arc::new(StaticSource(server)),
+            ClientOptions {
+                request_timeout: Duration::from_secs(10),
+                connect_timeout: Duration::from_secs(2),
+                max_attempts: SUBMIT_ATTEMPTS,
+                max_elapsed: Duration::from_secs(10),
+                initial_backoff: Duration::from_millis(5),
+                max_backoff: Duration::from_millis(20),
+            },
+        ));
+
+        let (store, dynamo): (Arc<dyn ExecutionStore>, _) = match backend {
+            Backend::Sqlite => (
+                Arc::new(
+                    SqliteExecutionStore::open(&dir.path().join("executions.sqlite3")).unwrap(),
+                ),
+                None,
+            ),
+            Backend::Dynamo => {
+                let client = aws_sdk_dynamodb::Client::new(&common::aws_config().await);
+                let table = common::unique("router-executions");
+                tables::create_table(&client, &table, &tables::executions_table())
+                    .await
+                    .unwrap();
+                (
+                    Arc::new(DynamoExecutionStore::new(client.clone(), table.clone())),
+                    Some((client, table)),
+                )
+            }
+        };
+
+        let (rules, rule_source): (Rules, Arc<dyn RuleSource>) = match kind {
+            RulesKind::File => {
+                let path = dir.path().join("rules.yaml");
+                let rules = Rules::File {
+                    path: path.clone(),
+                    writes: AtomicU64::new(0),
+                };
+                (rules, Arc::new(FileRuleSource::new(path)))
+            }
+            RulesKind::Table => {
+                let client = aws_sdk_dynamodb::Client::new(&common::aws_config().await);
+                let table = common::unique("router-rules");
+                tables::create_table(&client, &table, &tables::rules_table())
+                    .await
+                    .unwrap();
+                // No cache: every event sees the table as it is now.
+                let store = Arc::new(DynamoRuleStore::new(client.clone(), table, Duration::ZERO));
+                (
+                    Rules::Table {
+                        client,
+                        store: store.clone(),
+                    },
+                    store,
+                )
+            }
+        };
+
+        let objects = dir.path().join("objects");
+        std::fs::create_dir_all(objects.join(BUCKET)).unwrap();
+        let router = Arc::new(
+            Router::new(rule_source.clone(), store.clone(), pool.clone())
+                .with_plugins(host.clone(), Arc::new(DirObjectReader::new(objects))),
+        );
+        let harness = Harness {
+            backend,
+            dir,
+            store,
+            dynamo,
+            rules,
+            rule_source,
+            emu,
+            pool,
+            host,
+            router,
+        };
+        harness.set_rules(rules_yaml).await;
+        harness
+    }
+
+    /// Another router over the same stores through its own connections, as a second Lambda
+    /// instance or a second CLI process would be.
+    fn second_router(&self) -> Router {
+        let store: Arc<dyn ExecutionStore> = match (&self.backend, &self.dynamo) {
+            (Backend::Dynamo, Some((client, table))) => {
+                Arc::new(DynamoExecutionStore::new(client.clone(), table.clone()))
+            }
+            _ => Arc::new(
+                SqliteExecutionStore::open(&self.dir.path().join("executions.sqlite3")).unwrap(),
+            ),
+        };
+        Router::new(self.rule_source.clone(), store, self.pool.clone()).with_plugins(
+            self.host.clone(),
+            Arc::new(DirObjectReader::new(self.dir.path().join("objects"))),
+        )
+    }
+
+    /// Replace the rules with `yaml` (a list of valid rules).
+    async fn set_rules(&self, yaml: &str) {
+        match &self.rules {
+            Rules::File { path, writes } => {
+                // A past time that grows with every write: never equal to the cached one.
+                let n = writes.fetch_add(1, Ordering::SeqCst);
+                write_with_mtime(
+                    path,
+                    yaml,
+                    SystemTime::now() - Duration::from_secs(10_000 - n),
+                );
+            }
+            Rules::Table { store, .. } => {
+                for (id, _) in store.list().await.unwrap() {
+                    store.delete(&id).await.unwrap();
+                }
+                for rule in parse_rules_document(yaml, "test rules").unwrap() {
+                    store.put(&rule).await.unwrap();
+                }
+            }
+        }
+    }
+
+    /// Write an object for plugins to read.
+    fn put_object(&self, key: &str, content: &str) {
+        let path = self.dir.path().join("objects").join(BUCKET).join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    /// One delivery through the main router; the payload must be routable.
+    async fn deliver(&self, payload: &Value) -> InvocationSummary {
+        self.router
+            .handle_payload(payload)
+            .await
+            .unwrap_or_else(|e| panic!("routing failed: {}", error_chain(&e)))
+    }
+
+    async fn record(&self, execution_id: &str) -> Execution {
+        self.store
+            .get(execution_id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no execution record {execution_id}"))
+    }
+
+    async fn all_records(&self) -> Vec<Execution> {
+        self.store.list(&ListFilter::default()).await.unwrap()
+    }
+
+    /// The jobs the emulator received: (workflow, questions by name, priority).
+    fn jobs(&self) -> Vec<(String, BTreeMap<String, String>, Option<String>)> {
+        self.emu
+            .jobs()
+            .into_iter()
+            .map(|j| (j.workflow_id, j.questions.into_iter().collect(), j.priority))
+            .collect()
+    }
+
+    fn job_ids(&self) -> Vec<String> {
+        self.emu.jobs().into_iter().map(|j| j.id).collect()
+    }
+
+    async fn finish(self) {
+        self.emu.shutdown().await;
+    }
+}
+
+fn write_with_mtime(path: &Path, text: &str, modified: SystemTime) {
+    std::fs::write(path, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+}
+
+/// An EventBridge "Object Created" event for `s3://acme-landing/{key}`.
+fn event(key: &str, sequencer: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": format!("evt-{sequencer}"),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2026-11-24T09:15:02Z",
+        "region": "us-east-1",
+        "resources": [format!("arn:aws:s3:::{BUCKET}")],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": BUCKET},
+            "object": {"key": key, "size": 2048, "etag": "0123abcd", "sequencer": sequencer},
+            "request-id": "REQ",
+            "requester": "123456789012",
+            "reason": "PutObject"
+        }
+    })
+}
+
+/// The one object of a summary.
+fn only_object(summary: &InvocationSummary) -> &alteryx_router_core::router::ObjectSummary {
+    assert_eq!(summary.objects.len(), 1, "{summary:#?}");
+    &summary.objects[0]
+}
+
+/// The one rule outcome of a summary.
+fn only_outcome(summary: &InvocationSummary) -> &RuleOutcome {
+    let object = only_object(summary);
+    assert_eq!(object.outcomes.len(), 1, "{summary:#?}");
+    &object.outcomes[0]
+}
+
+fn questions(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const ORDERED_RULES: &str = r#"
+- id: d-after-final
+  priority: 40
+  key: "incoming/sales/**"
+  workflow: wf-d
+  questions: {InputPath: "{s3_uri}"}
+- id: a-csv
+  priority: 10
+  key: "incoming/**/*.csv"
+  exclude: ["**/_tmp_*"]
+  workflow: wf-a
+  questions: {InputPath: "{s3_uri}", FileName: "{key.name}"}
+- id: c-final
+  priority: 30
+  final: true
+  key: "incoming/sales/**"
+  workflow: wf-c
+  questions: {InputPath: "s3://{bucket}/{key.dir}"}
+- id: b-sales
+  priority: 20
+  key: "incoming/sales/**"
+  workflow: wf-b
+  job_priority: high
+  questions: {InputPath: "{s3_uri}", Region: "EU"}
+"#;
+
+/// Matching rules run in priority order, each as its own execution with its own job; a
+/// `final` rule stops the lower ones; a non-matching and an excluded object run nothing.
+async fn routes_matching_rules_in_priority_order(backend: Backend) {
+    let h = Harness::new(backend, ORDERED_RULES).await;
+    let key = "incoming/sales/q4 report.csv";
+    let summary = h.deliver(&event(key, "0001")).await;
+    assert!(!summary.needs_redelivery());
+    let object = only_object(&summary);
+    assert_eq!((object.bucket.as_str(), object.key.as_str()), (BUCKET, key));
+    assert_eq!(
+        object.rules_matched, 3,
+        "d-after-final is cut off by c-final"
+    );
+    let ids: Vec<&str> = object.outcomes.iter().map(|o| o.rule_id.as_str()).collect();
+    assert_eq!(ids, ["a-csv", "b-sales", "c-final"]);
+
+    let uri = format!("s3://{BUCKET}/{key}");
+    let expected_questions = [
+        questions(&[("InputPath", &uri), ("FileName", "q4 report.csv")]),
+        questions(&[("InputPath", &uri), ("Region", "EU")]),
+        questions(&[("InputPath", "s3://acme-landing/incoming/sales")]),
+    ];
+    assert_eq!(
+        h.jobs(),
+        vec![
+            ("wf-a".to_string(), expected_questions[0].clone(), None),
+            (
+                "wf-b".to_string(),
+                expected_questions[1].clone(),
+                Some("high".to_string())
+            ),
+            ("wf-c".to_string(), expected_questions[2].clone(), None),
+        ],
+        "one job per rule, in priority order, with exactly the rendered values"
+    );
+    let job_ids = h.job_ids();
+    let mut execution_ids = Vec::new();
+    for (i, outcome) in object.outcomes.iter().enumerate() {
+        assert_eq!(outcome.status, ExecutionStatus::Submitted, "{outcome:?}");
+        assert!(!outcome.duplicate && !outcome.retryable, "{outcome:?}");
+        assert_eq!(outcome.attempt, 1);
+        assert_eq!(outcome.job_id.as_deref(), Some(job_ids[i].as_str()));
+        assert_eq!(outcome.questions, expected_questions[i]);
+        let record = h.record(&outcome.execution_id).await;
+        assert_eq!(record.rule_id, outcome.rule_id);
+        assert_eq!(record.status, ExecutionStatus::Submitted);
+        assert_eq!(record.attempt, 1);
+        assert_eq!(record.job_id.as_deref(), Some(job_ids[i].as_str()));
+        assert_eq!(record.questions, expected_questions[i]);
+        assert_eq!((record.bucket.as_str(), record.key.as_str()), (BUCKET, key));
+        assert_eq!(record.object_version, "0001");
+        assert_eq!(record.workflow, ["wf-a", "wf-b", "wf-c"][i]);
+        assert!(record.submitted_at.is_some() && record.lease_until.is_none());
+        execution_ids.push(record.id);
+    }
+    execution_ids.dedup();
+    assert_eq!(execution_ids.len(), 3, "each rule its own execution");
+
+    // Nothing matches; a-csv matches the key but excludes it (and no other rule looks there).
+    for key in ["elsewhere/q4.csv", "incoming/hr/_tmp_upload.csv"] {
+        let summary = h.deliver(&event(key, "0002")).await;
+        let object = only_object(&summary);
+        assert_eq!(object.rules_matched, 0, "{key}: {summary:#?}");
+        assert!(object.outcomes.is_empty(), "{key}");
+    }
+    assert_eq!(h.emu.jobs().len(), 3, "no job for the unmatched objects");
+    assert_eq!(
+        h.all_records().await.len(),
+        3,
+        "no execution for them either"
+    );
+    h.finish().await;
+}
+both_stores!(routes_matching_rules_in_priority_order);
+
+// ---------------------------------------------------------------------------------------------
+
+const ONE_RULE: &str = r#"
+- id: sales
+  key: "incoming/**"
+  workflow: wf-a
+  questions: {InputPath: "{s3_uri}", FileName: "{key.name}"}
+"#;
+
+/// The same event delivered twice submits once; the second delivery is a duplicate that
+/// reports the first one's job.
+async fn a_repeated_event_submits_once(backend: Backend) {
+    let h = Harness::new(backend, ONE_RULE).await;
+    let e = event("incoming/a.csv", "00A1");
+    let first = h.deliver(&e).await;
+    let first = only_outcome(&first).clone();
+    assert_eq!(first.status, ExecutionStatus::Submitted);
+    assert!(!first.duplicate);
+    let second = h.deliver(&e).await;
+    assert!(!second.needs_redelivery());
+    let second = only_outcome(&second);
+    assert!(second.duplicate, "{second:?}");
+    assert_eq!(second.status, ExecutionStatus::Submitted);
+    assert_eq!(second.execution_id, first.execution_id);
+    assert_eq!(second.job_id, first.job_id);
+    assert_eq!(second.attempt, 1);
+    assert_eq!(
+        h.jobs(),
+        vec![(
+            "wf-a".to_string(),
+            questions(&[
+                ("InputPath", "s3://acme-landing/incoming/a.csv"),
+                ("FileName", "a.csv")
+            ]),
+            None
+        )]
+    );
+    let record = h.record(&first.execution_id).await;
+    assert_eq!(
+        (record.status, record.attempt, record.job_id),
+        (ExecutionStatus::Submitted, 1, first.job_id)
+    );
+    h.finish().await;
+}
+both_stores!(a_repeated_event_submits_once);
+
+/// `n` deliveries of `payload` at once, alternating between the harness's router and a second
+/// one with its own store connections (two processes over one SQLite file, two Lambda
+/// instances over one table); the one rule outcome of each.
+async fn deliver_concurrently(h: &Harness, payload: &Value, n: usize) -> Vec<RuleOutcome> {
+    let other = Arc::new(h.second_router());
+    let payload = Arc::new(payload.clone());
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let router = if i % 2 == 0 {
+            h.router.clone()
+        } else {
+            other.clone()
+        };
+        let payload = payload.clone();
+        tasks.push(tokio::spawn(async move {
+            router
+                .handle_payload(&payload)
+                .await
+                .unwrap_or_else(|err| panic!("delivery {i}: {}", error_chain(&err)))
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        let summary = task.await.unwrap();
+        assert!(!summary.needs_redelivery(), "{summary:#?}");
+        outcomes.push(only_outcome(&summary).clone());
+    }
+    outcomes
+}
+
+/// The one outcome that was not a duplicate.
+fn the_winner(outcomes: &[RuleOutcome]) -> &RuleOutcome {
+    let winners: Vec<&RuleOutcome> = outcomes.iter().filter(|o| !o.duplicate).collect();
+    assert_eq!(winners.len(), 1, "{outcomes:#?}");
+    winners[0]
+}
+
+/// 16 deliveries of one event at once through two routers: one job.
+async fn concurrent_deliveries_submit_once(backend: Backend) {
+    let h = Harness::new(backend, ONE_RULE).await;
+    let outcomes = deliver_concurrently(&h, &event("incoming/rush.csv", "00B7"), 16).await;
+    let winner = the_winner(&outcomes);
+    assert_eq!(winner.status, ExecutionStatus::Submitted);
+    assert_eq!(h.emu.jobs().len(), 1, "one job for 16 deliveries");
+    let record = h.record(&winner.execution_id).await;
+    assert_eq!(record.status, ExecutionStatus::Submitted);
+    assert_eq!(record.attempt, 1);
+    assert_eq!(record.job_id, winner.job_id);
+    assert_eq!(record.job_id.as_deref(), Some(h.job_ids()[0].as_str()));
+    for o in &outcomes {
+        assert_eq!(o.execution_id, record.id);
+        assert_eq!(o.attempt, 1, "nobody took the execution over: {o:?}");
+    }
+    h.finish().await;
+}
+both_stores!(concurrent_deliveries_submit_once);
+
+// ---------------------------------------------------------------------------------------------
+
+const PLUGIN_RULES: &str = r#"
+- id: skipper
+  priority: 10
+  key: "plugins/skip/**"
+  workflow: wf-a
+  questions: {InputPath: "{s3_uri}"}
+  plugin: {name: skip}
+- id: faulty-plugin
+  priority: 10
+  key: "plugins/crash/**"
+  workflow: wf-b
+  questions: {InputPath: "{s3_uri}"}
+  plugin: {name: crasher}
+- id: plain
+  priority: 20
+  key: "plugins/**"
+  workflow: wf-c
+  questions: {InputPath: "{s3_uri}"}
+"#;
+
+/// A plugin that says skip ends its execution SKIPPED with the reason and submits nothing; a
+/// plugin that traps ends it in a non-retryable ERROR naming the plugin and the rule. Neither
+/// stops the other rule on the same object.
+async fn plugins_skip_and_trap(backend: Backend) {
+    let h = Harness::new(backend, PLUGIN_RULES).await;
+    h.put_object("plugins/skip/a.csv", "id,amount\n1,2\n");
+    h.put_object("plugins/crash/b.csv", "id,amount\n1,2\n");
+
+    let summary = h.deliver(&event("plugins/skip/a.csv", "00C1")).await;
+    assert!(!summary.needs_redelivery());
+    let object = only_object(&summary);
+    let skipped = &object.outcomes[0];
+    assert_eq!(skipped.rule_id, "skipper");
+    assert_eq!(skipped.status, ExecutionStatus::Skipped, "{skipped:?}");
+    assert!(skipped.job_id.is_none() && !skipped.retryable);
+    let reason = skipped.message.clone().unwrap_or_default();
+    assert!(
+        reason.contains("wat says hi") && reason.contains("skip"),
+        "the plugin's reason, naming the plugin: {reason}"
+    );
+    let record = h.record(&skipped.execution_id).await;
+    assert_eq!(record.status, ExecutionStatus::Skipped);
+    assert_eq!(record.message.as_deref(), Some(reason.as_str()));
+    assert!(record.job_id.is_none() && record.finished_at.is_some());
+    assert_eq!(
+        record.questions,
+        questions(&[("InputPath", "s3://acme-landing/plugins/skip/a.csv")])
+    );
+    assert_eq!(object.outcomes[1].rule_id, "plain");
+    assert_eq!(object.outcomes[1].status, ExecutionStatus::Submitted);
+
+    let summary = h.deliver(&event("plugins/crash/b.csv", "00C2")).await;
+    assert!(
+        !summary.needs_redelivery(),
+        "a trap will trap again: no redelivery"
+    );
+    let object = only_object(&summary);
+    let crashed = &object.outcomes[0];
+    assert_eq!(crashed.rule_id, "faulty-plugin");
+    assert_eq!(crashed.status, ExecutionStatus::Error, "{crashed:?}");
+    assert!(!crashed.retryable && crashed.job_id.is_none());
+    let why = crashed.message.clone().unwrap_or_default();
+    assert!(
+        why.contains("crasher") && why.contains("faulty-plugin"),
+        "names plugin and rule: {why}"
+    );
+    let record = h.record(&crashed.execution_id).await;
+    assert_eq!(record.status, ExecutionStatus::Error);
+    assert!(!record.retryable);
+    assert_eq!(record.message.as_deref(), Some(why.as_str()));
+    assert_eq!(object.outcomes[1].rule_id, "plain");
+    assert_eq!(object.outcomes[1].status, ExecutionStatus::Submitted);
+
+    // Only `plain` reached Alteryx, once per object.
+    assert_eq!(
+        h.jobs(),
+        vec![
+            (
+                "wf-c".to_string(),
+                questions(&[("InputPath", "s3://acme-landing/plugins/skip/a.csv")]),
+                None
+            ),
+            (
+                "wf-c".to_string(),
+                questions(&[("InputPath", "s3://acme-landing/plugins/crash/b.csv")]),
+                None
+            ),
+        ]
+    );
+    // A redelivery of the trapped event leaves the non-retryable ERROR alone.
+    let again = h.deliver(&event("plugins/crash/b.csv", "00C2")).await;
+    assert!(only_object(&again).outcomes.iter().all(|o| o.duplicate));
+    assert_eq!(h.emu.jobs().len(), 2);
+    h.finish().await;
+}
+both_stores!(plugins_skip_and_trap);
+
+// ---------------------------------------------------------------------------------------------
+
+/// A rule whose `job_priority` is not a priority. In the rules table the bad item is skipped
+/// and the other rules keep routing; in a rules file the load fails, naming rule and field.
+async fn invalid_job_priority(backend: Backend) {
+    invalid_job_priority_in_the_rules_table(backend).await;
+    invalid_job_priority_in_a_rules_file(backend).await;
+}
+both_stores!(invalid_job_priority);
+
+async fn invalid_job_priority_in_the_rules_table(backend: Backend) {
+    let h = Harness::with_rules(backend, RulesKind::Table, ONE_RULE).await;
+    let Rules::Table { client, store } = &h.rules else {
+        unreachable!()
+    };
+    // Written past the store's validation, as a hand edit in the console would be.
+    let s = |v: &str| AttributeValue::S(v.into());
+    client
+        .put_item()
+        .table_name(store.table())
+        .item("id", s("bad-priority"))
+        .item("key", s("incoming/**"))
+        .item("workflow", s("wf-b"))
+        .item("job_priority", s("urgent"))
+        .send()
+        .await
+        .unwrap();
+    let listed = store.list().await.unwrap();
+    let bad = listed.iter().find(|(id, _)| id == "bad-priority").unwrap();
+    let e = error_chain(bad.1.as_ref().unwrap_err());
+    assert!(e.contains("job_priority"), "{e}");
+
+    let summary = h.deliver(&event("incoming/pay.csv", "00D1")).await;
+    let object = only_object(&summary);
+    assert_eq!(object.rules_matched, 1, "{summary:#?}");
+    assert_eq!(object.outcomes[0].rule_id, "sales");
+    assert_eq!(object.outcomes[0].status, ExecutionStatus::Submitted);
+    assert_eq!(
+        h.jobs(),
+        vec![(
+            "wf-a".to_string(),
+            questions(&[
+                ("InputPath", "s3://acme-landing/incoming/pay.csv"),
+                ("FileName", "pay.csv")
+            ]),
+            None
+        )]
+    );
+    let records = h.all_records().await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].rule_id, "sales");
+    h.finish().await;
+}
+
+async fn invalid_job_priority_in_a_rules_file(backend: Backend) {
+    let rules = format!(
+        "{ONE_RULE}\n- id: bad-priority\n  key: \"incoming/**\"\n  workflow: wf-b\n  job_priority: urgent\n"
+    );
+    let h = Harness::with_rules(backend, RulesKind::File, &rules).await;
+    let err = h
+        .router
+        .handle_payload(&event("incoming/pay.csv", "00D2"))
+        .await
+        .expect_err("a rules file with an invalid rule does not load");
+    assert!(matches!(err, RouterError::Rules(_)), "{err:?}");
+    let text = error_chain(&err);
+    assert!(
+        text.contains("bad-priority") && text.contains("job_priority"),
+        "names the rule and the field: {text}"
+    );
+    assert!(h.emu.jobs().is_empty());
+    assert!(h.all_records().await.is_empty(), "nothing claimed");
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Alteryx answers 503 to every attempt of one delivery: the execution is recorded as a
+/// retryable ERROR and the invocation asks for redelivery; the redelivery takes the execution
+/// over (attempt 2) and submits exactly once, even when it arrives several times at once.
+async fn alteryx_unavailable_then_redelivered(backend: Backend) {
+    let h = Harness::new(backend, ONE_RULE).await;
+    let e = event("incoming/late.csv", "00E1");
+    h.emu.inject(Fault::Status {
+        status: 503,
+        count: SUBMIT_ATTEMPTS,
+    });
+    let first = h.deliver(&e).await;
+    assert!(first.needs_redelivery(), "{first:#?}");
+    let failed = only_outcome(&first).clone();
+    assert_eq!(failed.status, ExecutionStatus::Error);
+    assert!(failed.retryable && failed.job_id.is_none());
+    assert!(
+        failed.message.as_deref().unwrap_or("").contains("503"),
+        "{failed:?}"
+    );
+    let record = h.record(&failed.execution_id).await;
+    assert_eq!(
+        (record.status, record.retryable, record.attempt),
+        (ExecutionStatus::Error, true, 1)
+    );
+    assert!(h.emu.jobs().is_empty());
+
+    // Redelivered (EventBridge may deliver a retried event more than once, and at once).
+    let redeliveries = deliver_concurrently(&h, &e, 8).await;
+    let done = the_winner(&redeliveries);
+    assert_eq!(done.status, ExecutionStatus::Submitted, "{done:?}");
+    assert_eq!(done.attempt, 2);
+    assert_eq!(done.execution_id, failed.execution_id);
+    assert_eq!(
+        h.jobs(),
+        vec![(
+            "wf-a".to_string(),
+            questions(&[
+                ("InputPath", "s3://acme-landing/incoming/late.csv"),
+                ("FileName", "late.csv")
+            ]),
+            None
+        )]
+    );
+    let record = h.record(&failed.execution_id).await;
+    assert_eq!(record.status, ExecutionStatus::Submitted);
+    assert_eq!(record.attempt, 2);
+    assert!(!record.retryable && record.message.is_none());
+    assert_eq!(record.job_id.as_deref(), Some(h.job_ids()[0].as_str()));
+
+    // A third delivery is a plain duplicate.
+    let third = h.deliver(&e).await;
+    assert!(only_outcome(&third).duplicate);
+    assert_eq!(h.emu.jobs().len(), 1);
+    h.finish().await;
+}
+both_stores!(alteryx_unavailable_then_redelivered);
+
+const TWO_RULES: &str = r#"
+- id: first
+  priority: 10
+  key: "incoming/**"
+  workflow: wf-a
+  questions: {InputPath: "{s3_uri}"}
+- id: second
+  priority: 20
+  key: "incoming/**"
+  workflow: wf-b
+  questions: {InputPath: "{s3_uri}"}
+"#;
+
+/// Alteryx is unavailable for the first rule's submit only: the second rule still submits; the
+/// redelivery retries the first rule and leaves the second as a duplicate, so each rule ends
+/// with exactly one job.
+async fn a_redelivery_reruns_only_the_rule_that_failed(backend: Backend) {
+    let h = Harness::new(backend, TWO_RULES).await;
+    let e = event("incoming/half.csv", "00E9");
+    h.emu.inject(Fault::Status {
+        status: 503,
+        count: SUBMIT_ATTEMPTS,
+    });
+    let first = h.deliver(&e).await;
+    assert!(first.needs_redelivery());
+    let outcomes = &only_object(&first).outcomes;
+    assert_eq!(
+        outcomes
+            .iter()
+            .map(|o| (o.rule_id.as_str(), o.status, o.retryable))
+            .collect::<Vec<_>>(),
+        [
+            ("first", ExecutionStatus::Error, true),
+            ("second", ExecutionStatus::Submitted, false)
+        ]
+    );
+    let again = h.deliver(&e).await;
+    assert!(!again.needs_redelivery(), "{again:#?}");
+    let outcomes = &only_object(&again).outcomes;
+    assert_eq!(
+        outcomes
+            .iter()
+            .map(|o| (o.rule_id.as_str(), o.status, o.duplicate, o.attempt))
+            .collect::<Vec<_>>(),
+        [
+            ("first", ExecutionStatus::Submitted, false, 2),
+            ("second", ExecutionStatus::Submitted, true, 1)
+        ]
+    );
+    let uri = questions(&[("InputPath", "s3://acme-landing/incoming/half.csv")]);
+    assert_eq!(
+        h.jobs(),
+        vec![
+            ("wf-b".to_string(), uri.clone(), None),
+            ("wf-a".to_string(), uri, None)
+        ]
+    );
+    h.finish().await;
+}
+both_stores!(a_redelivery_reruns_only_the_rule_that_failed);
+
+const REJECTED_RULE: &str = r#"
+- id: rejected
+  key: "incoming/**"
+  workflow: wf-a
+  questions: {InputPath: "{s3_uri}", Colour: "blue"}
+"#;
+
+/// Alteryx rejects a question (400): a non-retryable ERROR carrying Alteryx's message, and
+/// no redelivery; a redelivery anyway leaves it alone.
+async fn alteryx_rejects_a_question(backend: Backend) {
+    let h = Harness::new(backend, REJECTED_RULE).await;
+    let e = event("incoming/x.csv", "00F1");
+    let summary = h.deliver(&e).await;
+    assert!(!summary.needs_redelivery(), "{summary:#?}");
+    let outcome = only_outcome(&summary).clone();
+    assert_eq!(outcome.status, ExecutionStatus::Error);
+    assert!(!outcome.retryable);
+    let message = outcome.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("400") && message.contains("Invalid question name 'Colour'"),
+        "Alteryx's own words: {message}"
+    );
+    let record = h.record(&outcome.execution_id).await;
+    assert_eq!(
+        (record.status, record.retryable, record.attempt),
+        (ExecutionStatus::Error, false, 1)
+    );
+    assert_eq!(record.message.as_deref(), Some(message.as_str()));
+    assert_eq!(
+        record.questions,
+        questions(&[
+            ("InputPath", "s3://acme-landing/incoming/x.csv"),
+            ("Colour", "blue")
+        ]),
+        "the values that were refused are kept"
+    );
+    let again = h.deliver(&e).await;
+    assert!(only_outcome(&again).duplicate);
+    assert!(h.emu.jobs().is_empty());
+    h.finish().await;
+}
+both_stores!(alteryx_rejects_a_question);
+
+// ---------------------------------------------------------------------------------------------
+
+/// A manual retry of an execution whose rule was deleted meanwhile: `RuleGone`, and the record
+/// ends a non-retryable ERROR saying the rule no longer exists; nothing is submitted.
+async fn retry_after_the_rule_vanished(backend: Backend) {
+    let h = Harness::new(backend, REJECTED_RULE).await;
+    let summary = h.deliver(&event("incoming/x.csv", "0101")).await;
+    let id = only_outcome(&summary).execution_id.clone();
+    assert_eq!(h.record(&id).await.status, ExecutionStatus::Error);
+
+    h.set_rules(ONE_RULE).await; // `rejected` is gone, another rule remains
+    let err = h.router.retry(&id).await.expect_err("the rule is gone");
+    match &err {
+        RouterError::RuleGone { execution, rule } => {
+            assert_eq!(
+                (execution.as_str(), rule.as_str()),
+                (id.as_str(), "rejected")
+            );
+        }
+        other => panic!("expected RuleGone, got {other:?}"),
+    }
+    assert!(!err.is_retryable());
+    let record = h.record(&id).await;
+    assert_eq!(record.status, ExecutionStatus::Error);
+    assert!(!record.retryable);
+    assert_eq!(record.attempt, 2, "the retry was an attempt");
+    let message = record.message.unwrap_or_default();
+    assert!(
+        message.contains("rejected") && message.contains("no longer exists"),
+        "{message}"
+    );
+    assert!(h.emu.jobs().is_empty());
+    h.finish().await;
+}
+both_stores!(retry_after_the_rule_vanished);
+
+const FAILING_RULE: &str = r#"
+- id: flaky-workflow
+  key: "incoming/**"
+  workflow: wf-failing
+  job_priority: low
+  questions: {InputPath: "{s3_uri}", FileName: "{key.stem}"}
+"#;
+
+/// Submit, let the emulated job end with disposition Error, and let the real tracker record it.
+async fn until_failed(h: &Harness, execution_id: &str) -> Execution {
+    let tracker = Tracker::new(
+        h.store.clone(),
+        h.pool.clone(),
+        Arc::new(LogNotifier),
+        TrackerSettings::default(),
+    );
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tracker.run_once().await;
+        let record = h.record(execution_id).await;
+        if record.status != ExecutionStatus::Submitted {
+            assert_eq!(record.status, ExecutionStatus::Failed, "{record:?}");
+            return record;
+        }
+    }
+    panic!("execution {execution_id} never became FAILED");
+}
+
+/// A retry of a FAILED execution submits a new attempt once; two concurrent retries of a
+/// FAILED execution produce one job.
+async fn retry_of_a_failed_execution(backend: Backend) {
+    let h = Harness::new(backend, FAILING_RULE).await;
+    let summary = h.deliver(&event("incoming/q4.csv", "0201")).await;
+    let first = only_outcome(&summary).clone();
+    assert_eq!(first.status, ExecutionStatus::Submitted);
+    let failed = until_failed(&h, &first.execution_id).await;
+    assert_eq!(failed.attempt, 1);
+    assert_eq!(failed.disposition.as_deref(), Some("Error"));
+
+    let retried = h.router.retry(&first.execution_id).await.unwrap();
+    assert_eq!(retried.status, ExecutionStatus::Submitted, "{retried:?}");
+    assert_eq!(retried.attempt, 2);
+    assert_ne!(retried.job_id, first.job_id, "a new job");
+    let expected = (
+        FAILING_WF.to_string(),
+        questions(&[
+            ("InputPath", "s3://acme-landing/incoming/q4.csv"),
+            ("FileName", "q4"),
+        ]),
+        Some("low".to_string()),
+    );
+    assert_eq!(h.jobs(), vec![expected.clone(), expected.clone()]);
+    let record = h.record(&first.execution_id).await;
+    assert_eq!(record.status, ExecutionStatus::Submitted);
+    assert_eq!(record.attempt, 2);
+    assert_eq!(record.job_id, retried.job_id);
+    assert!(record.disposition.is_none() && record.message.is_none());
+
+    // It fails again; two people retry it at the same moment: one job, one winner.
+    until_failed(&h, &first.execution_id).await;
+    let other = Arc::new(h.second_router());
+    let (a, b) = tokio::join!(
+        {
+            let r = h.router.clone();
+            let id = first.execution_id.clone();
+            tokio::spawn(async move { r.retry(&id).await })
+        },
+        {
+            let r = other.clone();
+            let id = first.execution_id.clone();
+            tokio::spawn(async move { r.retry(&id).await })
+        }
+    );
+    let results = [a.unwrap(), b.unwrap()];
+    let won: Vec<&RuleOutcome> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    assert_eq!(won[0].status, ExecutionStatus::Submitted);
+    assert_eq!(won[0].attempt, 3);
+    let lost = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+    assert!(matches!(lost, RouterError::Execution(_)), "{lost:?}");
+    assert_eq!(h.jobs(), vec![expected.clone(), expected.clone(), expected]);
+    let record = h.record(&first.execution_id).await;
+    assert_eq!(
+        (record.status, record.attempt, record.job_id.as_ref()),
+        (ExecutionStatus::Submitted, 3, won[0].job_id.as_ref())
+    );
+    h.finish().await;
+}
+both_stores!(retry_of_a_failed_execution);
+
+// ---------------------------------------------------------------------------------------------
+
+fn sqs_message(id: &str, body: String) -> Value {
+    json!({
+        "messageId": id,
+        "receiptHandle": format!("handle-{id}"),
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:router-queue",
+        "awsRegion": "us-east-1"
+    })
+}
+
+/// A classic S3 notification (URL-encoded key) for `key_encoded`.
+fn s3_notification(key_encoded: &str, sequencer: &str) -> Value {
+    json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-11-24T09:15:02.000Z",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "bucket": {"name": BUCKET},
+            "object": {"key": key_encoded, "size": 10, "eTag": "e", "sequencer": sequencer}
+        }
+    }]})
+}
+
+/// An SQS batch: an undecodable message is reported in `failed_messages` while the others
+/// route; a message whose rule hit a retryable failure is reported too; the batch as a whole
+/// is never "redelivered" (SQS retries only the failed messages).
+async fn sqs_batch_with_a_bad_message(backend: Backend) {
+    let h = Harness::new(backend, ONE_RULE).await;
+    let batch = json!({"Records": [
+        sqs_message("m-good-1", event("incoming/one.csv", "0301").to_string()),
+        sqs_message("m-bad", "{\"Records\": [ this is not JSON".to_string()),
+        sqs_message("m-good-2", s3_notification("incoming/two+words.csv", "0302").to_string()),
+    ]});
+    let summary = h.deliver(&batch).await;
+    assert!(summary.sqs);
+    assert_eq!(summary.failed_messages, ["m-bad"], "{summary:#?}");
+    assert!(!summary.needs_redelivery());
+    let routed: Vec<(&str, ExecutionStatus)> = summary
+        .objects
+        .iter()
+        .flat_map(|o| o.outcomes.iter().map(move |r| (o.key.as_str(), r.status)))
+        .collect();
+    assert_eq!(
+        routed,
+        [
+            ("incoming/one.csv", ExecutionStatus::Submitted),
+            ("incoming/two words.csv", ExecutionStatus::Submitted)
+        ]
+    );
+    assert_eq!(
+        h.jobs(),
+        vec![
+            (
+                "wf-a".to_string(),
+                questions(&[
+                    ("InputPath", "s3://acme-landing/incoming/one.csv"),
+                    ("FileName", "one.csv")
+                ]),
+                None
+            ),
+            (
+                "wf-a".to_string(),
+                questions(&[
+                    ("InputPath", "s3://acme-landing/incoming/two words.csv"),
+                    ("FileName", "two words.csv")
+                ]),
+                None
+            ),
+        ]
+    );
+    assert_eq!(h.all_records().await.len(), 2);
+
+    // Alteryx unavailable for the first message's submit: that message fails (to be retried
+    // by SQS), the next one routes.
+    h.emu.inject(Fault::Status {
+        status: 503,
+        count: SUBMIT_ATTEMPTS,
+    });
+    let batch = json!({"Records": [
+        sqs_message("m-unlucky", event("incoming/three.csv", "0303").to_string()),
+        sqs_message("m-lucky", event("incoming/four.csv", "0304").to_string()),
+    ]});
+    let summary = h.deliver(&batch).await;
+    assert_eq!(summary.failed_messages, ["m-unlucky"], "{summary:#?}");
+    assert!(
+        !summary.needs_redelivery(),
+        "SQS reports per message instead"
+    );
+    assert_eq!(summary.objects.len(), 2);
+    assert!(summary.objects[0].outcomes[0].retryable);
+    assert_eq!(
+        summary.objects[1].outcomes[0].status,
+        ExecutionStatus::Submitted
+    );
+    let keys: Vec<String> = h
+        .emu
+        .jobs()
+        .into_iter()
+        .map(|j| {
+            j.questions
+                .into_iter()
+                .find(|(n, _)| n == "FileName")
+                .unwrap()
+                .1
+        })
+        .collect();
+    assert_eq!(keys, ["one.csv", "two words.csv", "four.csv"]);
+    h.finish().await;
+}
+both_stores!(sqs_batch_with_a_bad_message);
+
+// ---------------------------------------------------------------------------------------------
+
+/// A process claimed the execution and died before submitting. While its lease runs, other
+/// deliveries are duplicates (it might still be working); once the lease has passed, the next
+/// delivery takes the execution over (attempt 2) and submits once.
+async fn a_dead_claimants_execution_is_taken_over_after_its_lease(backend: Backend) {
+    let h = Harness::new(backend, ONE_RULE).await;
+    let key = "incoming/orphan.csv";
+    let e = event(key, "seq1");
+    // The claim the dead process left, as the router writes it.
+    let dead = common::execution("sales", key, now_unix());
+    let Claim::Acquired(mut claimed) = h
+        .store
+        .claim(dead.clone(), Duration::from_secs(300))
+        .await
+        .unwrap()
+    else {
+        panic!("fresh claim")
+    };
+
+    let during = h.deliver(&e).await;
+    let outcome = only_outcome(&during);
+    assert_eq!(
+        outcome.execution_id, dead.id,
+        "the router's id for this event"
+    );
+    assert!(outcome.duplicate && outcome.status == ExecutionStatus::Claimed);
+    assert!(!during.needs_redelivery());
+    assert!(h.emu.jobs().is_empty(), "a live lease is respected");
+
+    claimed.lease_until = Some(now_unix() - 1);
+    h.store
+        .update(&claimed, ExecutionStatus::Claimed)
+        .await
+        .unwrap();
+    let after = h.deliver(&e).await;
+    let outcome = only_outcome(&after);
+    assert!(!outcome.duplicate, "{outcome:?}");
+    assert_eq!(outcome.status, ExecutionStatus::Submitted);
+    assert_eq!(outcome.attempt, 2);
+    assert_eq!(
+        h.jobs(),
+        vec![(
+            "wf-a".to_string(),
+            questions(&[
+                ("InputPath", "s3://acme-landing/incoming/orphan.csv"),
+                ("FileName", "orphan.csv")
+            ]),
+            None
+        )]
+    );
+    let record = h.record(&dead.id).await;
+    assert_eq!(
+        (record.status, record.attempt, record.job_id.as_ref()),
+        (ExecutionStatus::Submitted, 2, outcome.job_id.as_ref())
+    );
+    h.finish().await;
+}
+both_stores!(a_dead_claimants_execution_is_taken_over_after_its_lease);
+
+/// A manual retry while the rules cannot be loaded (a typo in the file being fixed, the rules
+/// table unreachable) fails, and must leave the execution retryable once the rules load again.
+async fn a_retry_that_could_not_load_the_rules_can_be_retried(backend: Backend) {
+    let h = Harness::with_rules(backend, RulesKind::File, REJECTED_RULE).await;
+    let summary = h.deliver(&event("incoming/x.csv", "0401")).await;
+    let id = only_outcome(&summary).execution_id.clone();
+    assert_eq!(h.record(&id).await.status, ExecutionStatus::Error);
+
+    h.set_rules("- id: rejected\n  key: [unclosed\n").await;
+    let err = h
+        .router
+        .retry(&id)
+        .await
+        .expect_err("the rules do not load");
+    assert!(matches!(err, RouterError::Rules(_)), "{err:?}");
+    assert!(h.emu.jobs().is_empty());
+
+    // Fixed now: the retry goes through.
+    h.set_rules(
+        "- id: rejected\n  key: \"incoming/**\"\n  workflow: wf-a\n  questions: {InputPath: \"{s3_uri}\"}\n",
+    )
+    .await;
+    let outcome = h
+        .router
+        .retry(&id)
+        .await
+        .unwrap_or_else(|e| panic!("retry after the rules were fixed: {}", error_chain(&e)));
+    assert_eq!(outcome.status, ExecutionStatus::Submitted);
+    assert_eq!(
+        h.jobs(),
+        vec![(
+            "wf-a".to_string(),
+            questions(&[("InputPath", "s3://acme-landing/incoming/x.csv")]),
+            None
+        )]
+    );
+    assert_eq!(h.record(&id).await.status, ExecutionStatus::Submitted);
+    h.finish().await;
+}
+both_stores!(
+    a_retry_that_could_not_load_the_rules_can_be_retried,
+    ignore = "bug: Router::retry claims (CLAIMED, attempt+1) before loading the rules and leaves the claim behind when they fail to load; claim_retry then refuses CLAIMED for good"
+);
