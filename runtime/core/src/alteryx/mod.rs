@@ -2,20 +2,30 @@
 //! string, Server up to 2021.x at `/gallery/api/`) and v1/v3 with OAuth2 client credentials
 //! (Server 2021.4+ at `/webapi/`). See `docs/alteryx-api.md` for what we confirmed.
 //!
-//! - [`ServerConfig`] says where and how to talk (chosen from the URL, or overridden);
-//! - [`AlteryxClient`] does the operations, with timeouts and bounded retries
-//!   (connection errors, timeouts, 429 and 5xx; never other 4xx);
+//! This module owns what callers configure and what they get back when it fails:
+//! [`ServerConfig`] (where and how to talk, chosen from the URL or overridden),
+//! [`ClientOptions`] (timeouts and retry bounds) and [`AlteryxError`]. The work is split by
+//! concern:
+//!
+//! - `operations`: [`AlteryxClient`], the API operations and their v1/v3 routes and bodies;
+//! - `transport`: one request pipeline — send with timeouts, classify the answer, retry with
+//!   backoff (connection errors, timeouts, 429 and 5xx; never other 4xx; submit only where
+//!   Alteryx cannot have queued the job);
+//! - `auth`: OAuth1 request signing and the OAuth2 token cache;
+//! - `models`: the API's data as typed models.
 //!
 //! The pool that keeps one client per secret lives with the credentials, in
 //! [`crate::secrets::ClientPool`].
 
-mod client;
+mod auth;
 mod models;
+mod operations;
+mod transport;
 
-pub use client::AlteryxClient;
 pub use models::{
     Job, JobMessage, JobOutput, JobQuery, JobRequest, Priority, Question, QuestionValue, Workflow,
 };
+pub use operations::AlteryxClient;
 
 use std::time::Duration;
 
