@@ -265,3 +265,57 @@ async fn dynamodb_store_conforms() {
         Some(aws_sdk_dynamodb::types::AttributeValue::N(_))
     )));
 }
+
+/// Store errors say what was being done and where, and keep the cause as their source.
+#[tokio::test]
+async fn store_errors_name_action_and_table_and_keep_their_cause() {
+    let store_parts = |e: &ExecutionError| match e {
+        ExecutionError::Store { action, table, .. } => (action.clone(), table.clone()),
+        other => panic!("{other:?}"),
+    };
+
+    // DynamoDB: a table that does not exist.
+    let sdk = common::aws_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let missing = common::unique("no-such-table");
+    let store = DynamoExecutionStore::new(client, missing.clone());
+    let e = store.get("rule-a:0000000000000000").await.unwrap_err();
+    assert_eq!(store_parts(&e), ("GetItem".to_string(), missing.clone()));
+    assert_eq!(
+        e.to_string(),
+        format!("execution store: GetItem on {missing}")
+    );
+    assert!(std::error::Error::source(&e).is_some());
+    let chain = alteryx_router_core::error_chain(&e);
+    assert!(chain.contains("ResourceNotFoundException"), "{chain}");
+
+    // SQLite: a record that is not an execution (written by hand, or by a broken version).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("executions.sqlite3");
+    let store = SqliteExecutionStore::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO executions (id, status, attempt, rule_id, created_at, record)
+         VALUES ('r:1', 'CLAIMED', 1, 'r', 0, '{\"id\": \"r:1\"}')",
+        [],
+    )
+    .unwrap();
+    let e = store.get("r:1").await.unwrap_err();
+    let (action, table) = store_parts(&e);
+    assert_eq!(action, "decoding a record");
+    assert!(table.contains(&path.display().to_string()), "{table}");
+    let chain = alteryx_router_core::error_chain(&e);
+    assert!(
+        chain.contains("missing field"),
+        "serde's cause is kept: {chain}"
+    );
+
+    // SQLite: a file where the directory should be.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let e = SqliteExecutionStore::open(&blocker.join("executions.sqlite3"))
+        .err()
+        .unwrap();
+    assert_eq!(store_parts(&e).0, "creating its directory");
+    assert!(std::error::Error::source(&e).is_some(), "{e:?}");
+}

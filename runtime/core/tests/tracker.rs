@@ -264,3 +264,36 @@ async fn receive_all(
     }
     out
 }
+
+/// A notice that cannot be published is an error naming the topic, with SNS's answer as its
+/// cause (the tracker logs it with `error_chain` and carries on).
+#[tokio::test]
+async fn a_notice_to_a_missing_topic_names_the_topic_and_keeps_the_cause() {
+    use alteryx_router_core::tracker::{FailureNotice, NoticeKind, Notifier, NotifyError};
+    let sdk = common::aws_config().await;
+    let topic = format!(
+        "arn:aws:sns:us-east-1:123456789012:{}",
+        common::unique("missing")
+    );
+    let notifier = SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), topic.clone());
+    let notice = FailureNotice {
+        kind: NoticeKind::Failed,
+        execution_id: "r:1".into(),
+        rule_id: "r".into(),
+        bucket: "b".into(),
+        key: "k".into(),
+        workflow: "w".into(),
+        job_id: None,
+        status: "unknown".into(),
+        disposition: None,
+        messages: Vec::new(),
+    };
+    let e = notifier.notify("subject", &notice).await.unwrap_err();
+    assert!(
+        matches!(&e, NotifyError::Publish { topic_arn, .. } if *topic_arn == topic),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), format!("publishing to {topic}"));
+    let chain = alteryx_router_core::error_chain(&e);
+    assert!(chain.contains("NotFound"), "SNS's answer is kept: {chain}");
+}

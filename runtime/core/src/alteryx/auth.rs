@@ -127,6 +127,7 @@ impl TokenCache {
                 operation: TOKEN_OPERATION,
                 status: 200,
                 detail: "token response has no access_token".into(),
+                source: None,
             }
             .into());
         };

@@ -62,6 +62,7 @@ impl AlteryxClient {
                 operation: "list workflows",
                 status: 200,
                 detail: "expected a JSON list of workflows".into(),
+                source: None,
             })?;
         Ok(items.iter().filter_map(Workflow::from_json).collect())
     }
@@ -186,6 +187,7 @@ fn parse<T: serde::de::DeserializeOwned>(
     serde_json::from_value(value).map_err(|e| AlteryxError::InvalidResponse {
         operation,
         status: 200,
-        detail: format!("the JSON does not have the expected shape: {e}"),
+        detail: "the JSON does not have the expected shape".into(),
+        source: Some(e),
     })
 }

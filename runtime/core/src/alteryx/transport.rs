@@ -26,6 +26,7 @@ use tracing::Instrument as _;
 
 use super::auth::{self, TokenCache};
 use super::{AlteryxError, AuthScheme, ClientOptions, ServerConfig};
+use crate::error_chain;
 use crate::secret_string::SecretString;
 
 /// Whether an operation may be sent again after an ambiguous failure.
@@ -91,15 +92,14 @@ pub(super) struct Transport {
 
 impl Transport {
     pub(super) fn new(config: ServerConfig, options: ClientOptions) -> Result<Self, AlteryxError> {
-        let tls =
-            crate::tls::alteryx_client_config().map_err(|e| AlteryxError::Config(e.to_string()))?;
+        let tls = crate::tls::alteryx_client_config().map_err(AlteryxError::Tls)?;
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .timeout(options.request_timeout)
             .connect_timeout(options.connect_timeout)
             .user_agent(concat!("alteryx-router/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| AlteryxError::Config(format!("HTTP client: {e}")))?;
+            .map_err(|e| AlteryxError::HttpClient(e.into()))?;
         Ok(Self {
             config,
             options,
@@ -160,7 +160,7 @@ impl Transport {
                 Err(Failure::Final(e) | Failure::CredentialsRefused(e)) => {
                     tracing::debug!(operation = call.operation, path = %call.path, attempt,
                         elapsed_ms = started.elapsed().as_millis() as u64, status = e.status(),
-                        error = %e, "alteryx call failed; not retryable");
+                        error = %error_chain(&e), "alteryx call failed; not retryable");
                     return Err(e);
                 }
                 Err(Failure::Retry { error, retry_after }) => (error, retry_after),
@@ -172,11 +172,11 @@ impl Transport {
             );
             if attempt >= opts.max_attempts || started.elapsed() + wait >= opts.max_elapsed {
                 tracing::warn!(operation = call.operation, path = %call.path, attempt,
-                    error = %error, "alteryx call failed; no attempts left");
+                    error = %error_chain(&error), "alteryx call failed; no attempts left");
                 return Err(error);
             }
             tracing::info!(operation = call.operation, path = %call.path, attempt,
-                wait_ms = wait.as_millis() as u64, error = %error, "alteryx call failed; retrying");
+                wait_ms = wait.as_millis() as u64, error = %error_chain(&error), "alteryx call failed; retrying");
             tokio::time::sleep(wait).await;
         }
     }
@@ -184,13 +184,14 @@ impl Transport {
     /// One authenticated request.
     async fn attempt(&self, call: &Call<'_>) -> Result<Value, Failure> {
         let config = &self.config;
-        let op = call.operation;
-        let url = config.base_url.join(&call.path).map_err(|e| {
-            Failure::Final(AlteryxError::Config(format!(
-                "{op}: bad path {}: {e}",
-                call.path
-            )))
-        })?;
+        let url = config
+            .base_url
+            .join(&call.path)
+            .map_err(|source| AlteryxError::InvalidPath {
+                operation: call.operation,
+                path: call.path.clone(),
+                source,
+            })?;
         let mut request = match config.auth {
             AuthScheme::OAuth1 => {
                 let signed = auth::sign_oauth1(
@@ -230,9 +231,14 @@ impl Transport {
     async fn bearer_token(&self) -> Result<SecretString, Failure> {
         self.tokens
             .token(|| async {
-                let url =
-                    self.config.base_url.join(auth::TOKEN_PATH).map_err(|e| {
-                        Failure::Final(AlteryxError::Config(format!("token URL: {e}")))
+                let url = self
+                    .config
+                    .base_url
+                    .join(auth::TOKEN_PATH)
+                    .map_err(|source| AlteryxError::InvalidPath {
+                        operation: auth::TOKEN_OPERATION,
+                        path: auth::TOKEN_PATH.into(),
+                        source,
                     })?;
                 let call = Call {
                     operation: auth::TOKEN_OPERATION,
@@ -286,55 +292,36 @@ impl Transport {
     /// A request that got no (complete) answer: whether it may have reached Alteryx decides
     /// whether it is sent again.
     fn transport_failure(&self, call: &Call<'_>, e: reqwest::Error) -> Failure {
-        let op = call.operation;
+        let operation = call.operation;
+        let (connect, timeout) = (e.is_connect(), e.is_timeout());
         if untrusted_certificate(&e) {
-            // Sending again meets the same certificate: say what to do instead.
-            return Failure::Final(AlteryxError::Transport {
-                operation: op,
-                message: format!(
-                    "{}; the server's TLS certificate is not trusted (if it comes from a private CA, set ALTERYX_CA_BUNDLE to that CA's PEM file)",
-                    describe_reqwest_error(e)
-                ),
+            // Sending again meets the same certificate: the error says what to do instead.
+            return Failure::Final(AlteryxError::UntrustedCertificate {
+                operation,
+                source: e.into(),
             });
         }
-        if e.is_connect() {
-            // No connection, so no request reached Alteryx: safe to send again, even a submit.
-            let error = if e.is_timeout() {
-                AlteryxError::Timeout {
-                    operation: op,
-                    after: self.options.connect_timeout,
-                }
+        let error = if timeout {
+            let after = if connect {
+                self.options.connect_timeout
             } else {
-                AlteryxError::Transport {
-                    operation: op,
-                    message: describe_reqwest_error(e),
-                }
+                self.options.request_timeout
             };
-            return Failure::Retry {
-                error,
-                retry_after: None,
-            };
-        }
-        if e.is_timeout() {
-            let error = AlteryxError::Timeout {
-                operation: op,
-                after: self.options.request_timeout,
-            };
-            return match call.idempotence {
-                Idempotence::Safe => Failure::Retry {
-                    error,
-                    retry_after: None,
-                },
-                Idempotence::Unsafe => Failure::Final(error),
-            };
-        }
-        let message = describe_reqwest_error(e);
-        let error = AlteryxError::Transport {
-            operation: op,
-            message,
+            AlteryxError::Timeout {
+                operation,
+                after,
+                source: e.into(),
+            }
+        } else {
+            AlteryxError::Transport {
+                operation,
+                source: e.into(),
+            }
         };
-        // Reset or closed after the request was sent: a submit may have queued the job.
-        if call.idempotence == Idempotence::Safe {
+        // No connection, so no request reached Alteryx: safe to send again, even a submit.
+        // A timeout, reset or close after the request was sent: a submit may have queued the
+        // job, so only reads are sent again.
+        if connect || call.idempotence == Idempotence::Safe {
             Failure::Retry {
                 error,
                 retry_after: None,
@@ -377,19 +364,6 @@ fn untrusted_certificate(e: &reqwest::Error) -> bool {
         };
     }
     false
-}
-
-/// reqwest's messages include the URL, whose query may hold an OAuth1 signature: drop it.
-fn describe_reqwest_error(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }
 
 /// Printable start of a body, for error messages (no control characters, bounded).
@@ -450,18 +424,20 @@ fn classify(
                 operation: op,
                 status: code,
                 detail: "empty body where JSON was expected".into(),
+                source: None,
             }));
         }
         return serde_json::from_slice(body).map_err(|e| {
             let what = if content_type.contains("html") || body.trim_ascii_start().starts_with(b"<") {
                 format!("expected JSON but got HTML ({content_type}); is ALTERYX_URL the API base (…/gallery/api/ or …/webapi/) and not a login page or proxy?")
             } else {
-                format!("body is not JSON ({e})")
+                "body is not JSON".to_string()
             };
             Failure::Final(AlteryxError::InvalidResponse {
                 operation: op,
                 status: code,
                 detail: format!("{what}; starts with: {}", snippet(body)),
+                source: Some(e),
             })
         });
     }

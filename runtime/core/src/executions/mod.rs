@@ -115,8 +115,35 @@ pub enum ExecutionError {
     },
     #[error("execution {id} is {status}; only ERROR or FAILED executions can be retried")]
     NotRetryable { id: String, status: ExecutionStatus },
+    /// The store failed: `Display` says what was being done and where, the cause (the AWS
+    /// SDK's, SQLite's or serde's error) is the [`source`](std::error::Error::source).
+    #[error("execution store: {action} on {table}")]
+    Store {
+        /// `PutItem`, `decoding an item`, `reading execution X`, ...
+        action: String,
+        /// The DynamoDB table, or the SQLite file.
+        table: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The store behaved in a way its guarantees rule out (a record that exists and does not).
     #[error("execution store: {0}")]
-    Store(String),
+    Inconsistent(String),
+}
+
+impl ExecutionError {
+    /// A [`ExecutionError::Store`] error.
+    pub fn store(
+        action: impl Into<String>,
+        table: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        ExecutionError::Store {
+            action: action.into(),
+            table: table.into(),
+            source: source.into(),
+        }
+    }
 }
 
 /// The execution store. Implemented by DynamoDB (`EXECUTIONS_TABLE`) and an embedded SQLite
