@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::alteryx::{AlteryxError, JobRequest, Priority, QuestionValue};
+use crate::alteryx::{AlteryxError, JobRequest, QuestionValue};
 use crate::error_chain;
 use crate::event::{self, Decoded, ObjectCreated};
 use crate::executions::{
@@ -505,16 +505,6 @@ impl Router {
             retryable: e.is_retryable(),
             message: format!("credentials: {}", error_chain(&e)),
         })?;
-        let priority = match rule.rule.job_priority.as_deref() {
-            None => None,
-            Some(p) => Some(p.parse::<Priority>().map_err(|_| Failure {
-                retryable: false,
-                message: format!(
-                    "rule `{}`: job_priority `{p}` is not low|medium|high|critical",
-                    rule.rule.id
-                ),
-            })?),
-        };
         let request = JobRequest {
             questions: questions
                 .iter()
@@ -523,7 +513,7 @@ impl Router {
                     value: value.clone(),
                 })
                 .collect(),
-            priority,
+            priority: rule.rule.job_priority,
         };
         match client.submit_job(&rule.rule.workflow, &request).await {
             Ok(job) => Ok(job.id),

@@ -23,7 +23,8 @@ mod operations;
 mod transport;
 
 pub use models::{
-    Job, JobMessage, JobOutput, JobQuery, JobRequest, Priority, Question, QuestionValue, Workflow,
+    Job, JobMessage, JobOutput, JobQuery, JobRequest, Priority, Question, QuestionValue,
+    UnknownPriority, Workflow,
 };
 pub use operations::AlteryxClient;
 
