@@ -556,6 +556,7 @@ impl Router {
             updated_at: now,
             submitted_at: None,
             finished_at: None,
+            stuck_at: None,
             lease_until: Some(now + self.settings.claim_lease.as_secs() as i64),
             expires_at: now + self.settings.execution_ttl.as_secs() as i64,
             source: object.source.clone(),

@@ -160,7 +160,9 @@ pub struct Tracker {
     settings: TrackerSettings,
 }
 
-const STUCK_PREFIX: &str = "stuck:";
+/// How records written before [`Execution::stuck_at`] existed said "flagged as stuck": a
+/// message prefix. Still honoured, so an upgrade does not send their notices again.
+const LEGACY_STUCK_PREFIX: &str = "stuck:";
 
 enum Checked {
     Completed,
@@ -297,15 +299,17 @@ impl Tracker {
         let age = Duration::from_secs(
             (now_unix() - record.submitted_at.unwrap_or(record.created_at)).max(0) as u64,
         );
-        let already_flagged = record
-            .message
-            .as_deref()
-            .is_some_and(|m| m.starts_with(STUCK_PREFIX));
+        let already_flagged = record.stuck_at.is_some()
+            || record
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with(LEGACY_STUCK_PREFIX));
         if age < self.settings.stuck_after || already_flagged {
             return Checked::Running;
         }
+        record.stuck_at = Some(now_unix());
         record.message = Some(format!(
-            "{STUCK_PREFIX} job {job_id} still {} after {} minutes",
+            "job {job_id} still {} after {} minutes",
             job.status,
             age.as_secs() / 60
         ));

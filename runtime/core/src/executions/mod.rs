@@ -61,6 +61,11 @@ pub struct Execution {
     pub updated_at: i64,
     pub submitted_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// Unix seconds when the tracker found the job still queued or running past its limit
+    /// and published a `stuck` notice; set once, so the notice is sent once. Absent in
+    /// records written before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stuck_at: Option<i64>,
     /// Unix seconds until which a `CLAIMED` record belongs to its claimant.
     pub lease_until: Option<i64>,
     /// Unix seconds; DynamoDB TTL attribute.
@@ -207,6 +212,7 @@ pub(crate) fn taken_over(existing: &Execution, lease: Duration, now: i64) -> Exe
     next.retryable = false;
     next.submitted_at = None;
     next.finished_at = None;
+    next.stuck_at = None;
     next
 }
 
