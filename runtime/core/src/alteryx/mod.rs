@@ -24,7 +24,7 @@ mod transport;
 
 pub use models::{
     Job, JobMessage, JobOutput, JobQuery, JobRequest, Priority, Question, QuestionValue,
-    UnknownPriority, Workflow,
+    SortDirection, UnknownPriority, Workflow,
 };
 pub use operations::AlteryxClient;
 

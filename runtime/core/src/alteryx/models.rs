@@ -234,17 +234,35 @@ pub struct JobOutput {
 /// Paging and sorting for a workflow's jobs.
 #[derive(Clone, Debug, Default)]
 pub struct JobQuery {
+    /// A job field as Alteryx names it (`createDate`, ...); passed on as given.
     pub sort_field: Option<String>,
-    pub direction: Option<String>,
+    pub direction: Option<SortDirection>,
     pub offset: Option<u32>,
     pub limit: Option<u32>,
+}
+
+/// The order of a job listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortDirection {
+    Ascending,
+    Descending,
+}
+
+impl SortDirection {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortDirection::Ascending => "asc",
+            SortDirection::Descending => "desc",
+        }
+    }
 }
 
 impl JobQuery {
     pub(crate) fn pairs(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        if let Some(v) = &self.direction {
-            out.push(("direction".to_string(), v.clone()));
+        if let Some(v) = self.direction {
+            out.push(("direction".to_string(), v.as_str().to_string()));
         }
         if let Some(v) = self.limit {
             out.push(("limit".to_string(), v.to_string()));
@@ -334,6 +352,26 @@ mod tests {
             ("Select Region", false, true)
         );
         assert_eq!(q[0].question_type, "QuestionListBox");
+    }
+
+    #[test]
+    fn job_queries_become_the_api_parameters() {
+        let query = JobQuery {
+            sort_field: Some("createDate".into()),
+            direction: Some(SortDirection::Descending),
+            offset: None,
+            limit: Some(5),
+        };
+        assert_eq!(
+            query.pairs(),
+            [
+                ("direction", "desc"),
+                ("limit", "5"),
+                ("sortField", "createDate")
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        assert!(JobQuery::default().pairs().is_empty());
     }
 
     #[test]
