@@ -124,9 +124,9 @@ pub enum ExecutionError {
     /// SDK's, SQLite's or serde's error) is the [`source`](std::error::Error::source).
     #[error("execution store: {action} on {table}")]
     Store {
-        /// `PutItem`, `decoding an item`, `reading execution X`, ...
+        /// `PutItem`, `decoding execution X`, `BEGIN IMMEDIATE`, ...
         action: String,
-        /// The DynamoDB table, or the SQLite file.
+        /// The DynamoDB table, or `executions in <SQLite file>`.
         table: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -137,7 +137,7 @@ pub enum ExecutionError {
 }
 
 impl ExecutionError {
-    /// A [`ExecutionError::Store`] error.
+    /// An [`ExecutionError::Store`]: `action` failed on `table` because of `source`.
     pub fn store(
         action: impl Into<String>,
         table: impl Into<String>,
