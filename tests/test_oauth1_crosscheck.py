@@ -152,7 +152,7 @@ def test_the_python_recipe_is_accepted_by_our_emulator(router_bin):
 
 
 def test_fixed_vector_in_the_rust_unit_test_is_what_oauthlib_computes():
-    """`client.rs` pins our signer to a constant for one awkward request (non-default port,
+    """`alteryx/auth.rs` pins our signer to a constant for one awkward request (non-default port,
     percent-encoded path, a parameter with a space, a non-ASCII secret). Recompute it here with
     oauthlib so the constant is a reference value, not whatever our signer printed once."""
     import pathlib
@@ -161,9 +161,9 @@ def test_fixed_vector_in_the_rust_unit_test_is_what_oauthlib_computes():
     from oauthlib.oauth1 import SIGNATURE_TYPE_QUERY, Client
     from urllib.parse import parse_qs, urlsplit
 
-    source = (pathlib.Path(__file__).parent.parent / "runtime/core/src/alteryx/client.rs").read_text()
+    source = (pathlib.Path(__file__).parent.parent / "runtime/core/src/alteryx/auth.rs").read_text()
     match = re.search(r'OAUTHLIB_VECTOR_SIGNATURE: &str = "([^"]+)"', source)
-    assert match, "OAUTHLIB_VECTOR_SIGNATURE not found in runtime/core/src/alteryx/client.rs"
+    assert match, "OAUTHLIB_VECTOR_SIGNATURE not found in runtime/core/src/alteryx/auth.rs"
     client = Client(
         "cross-key",
         client_secret="cross-secret-\u03a9",

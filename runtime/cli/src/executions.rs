@@ -205,7 +205,7 @@ async fn retry(
             Err(e) => results.push(RetryResult {
                 id,
                 outcome: None,
-                error: Some(e.to_string()),
+                error: Some(alteryx_router_core::error_chain(&e)),
             }),
         }
     }
@@ -296,7 +296,10 @@ async fn drain_dlq(queue_url: &str, max: usize, json: bool) -> anyhow::Result<()
                         "message {id}: a rule failed again with a retryable error"
                     )),
                     Ok(_) => Ok(()),
-                    Err(e) => Err(format!("message {id}: {e}")),
+                    Err(e) => Err(format!(
+                        "message {id}: {}",
+                        alteryx_router_core::error_chain(&e)
+                    )),
                 },
             };
             match result {

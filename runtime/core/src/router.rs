@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::alteryx::{AlteryxError, JobRequest, Priority, QuestionValue};
+use crate::alteryx::{AlteryxError, JobRequest, QuestionValue};
+use crate::error_chain;
 use crate::event::{self, Decoded, ObjectCreated};
 use crate::executions::{
     Claim, Execution, ExecutionError, ExecutionStatus, ExecutionStore, execution_id, now_unix,
@@ -204,10 +205,10 @@ impl Router {
     pub async fn warm_up(&self) {
         let (rules, client) = tokio::join!(self.rules.rule_set(), self.alteryx.client(None));
         if let Err(e) = rules {
-            tracing::warn!(error = %e, "could not load rules during init");
+            tracing::warn!(error = %error_chain(&e), "could not load rules during init");
         }
         if let Err(e) = client {
-            tracing::debug!(error = %e, "no default Alteryx credentials during init");
+            tracing::debug!(error = %error_chain(&e), "no default Alteryx credentials during init");
         }
     }
 
@@ -236,7 +237,7 @@ impl Router {
                             }
                         }
                         Err(e) => {
-                            tracing::error!(message_id = %message.message_id, error = %e,
+                            tracing::error!(message_id = %message.message_id, error = %error_chain(&e),
                                 "SQS message is not an event we can read; leaving it to SQS redrive / DLQ");
                             summary.failed_messages.push(message.message_id);
                         }
@@ -333,10 +334,11 @@ impl Router {
             Err(e) => {
                 // The store is unreachable: nothing was recorded, so the only safe move is
                 // to have the whole event delivered again.
-                tracing::error!(rule = %rule.rule.id, error = %e, "could not claim execution");
+                let error = error_chain(&e);
+                tracing::error!(rule = %rule.rule.id, %error, "could not claim execution");
                 RuleOutcome {
                     status: ExecutionStatus::Error,
-                    message: Some(format!("could not claim the execution: {e}")),
+                    message: Some(format!("could not claim the execution: {error}")),
                     retryable: true,
                     ..outcome_of(&record)
                 }
@@ -423,12 +425,13 @@ impl Router {
         {
             // The job may be submitted but its record is not: say so loudly; a redelivery
             // would find the claim and, after its lease, take it over.
+            let error = error_chain(&e);
             tracing::error!(execution = %record.id, status = ?record.status,
-                job_id = record.job_id.as_deref().unwrap_or(""), error = %e,
+                job_id = record.job_id.as_deref().unwrap_or(""), %error,
                 "could not record the execution's outcome");
             let mut outcome = outcome_of(&record);
             outcome.message = Some(format!(
-                "{} (and recording it failed: {e})",
+                "{} (and recording it failed: {error})",
                 record.message.as_deref().unwrap_or("outcome")
             ));
             return outcome;
@@ -460,7 +463,7 @@ impl Router {
             .await
             .map_err(|e| Failure {
                 retryable: e.is_retryable(),
-                message: e.to_string(),
+                message: error_chain(&e),
             })?;
         let config_json = if spec.config.is_null() {
             "{}".to_string()
@@ -476,7 +479,7 @@ impl Router {
         };
         let run = host.run(spec, input).await.map_err(|e| Failure {
             retryable: e.is_retryable(),
-            message: e.to_string(),
+            message: error_chain(&e),
         })?;
         tracing::debug!(rule = %rule.rule.id, plugin = %spec.name,
             elapsed_us = run.elapsed.as_micros() as u64, "plugin ran");
@@ -500,18 +503,8 @@ impl Router {
         let secret_id = rule.rule.secret_id.as_deref();
         let client = self.alteryx.client(secret_id).await.map_err(|e| Failure {
             retryable: e.is_retryable(),
-            message: format!("credentials: {e}"),
+            message: format!("credentials: {}", error_chain(&e)),
         })?;
-        let priority = match rule.rule.job_priority.as_deref() {
-            None => None,
-            Some(p) => Some(p.parse::<Priority>().map_err(|_| Failure {
-                retryable: false,
-                message: format!(
-                    "rule `{}`: job_priority `{p}` is not low|medium|high|critical",
-                    rule.rule.id
-                ),
-            })?),
-        };
         let request = JobRequest {
             questions: questions
                 .iter()
@@ -520,7 +513,7 @@ impl Router {
                     value: value.clone(),
                 })
                 .collect(),
-            priority,
+            priority: rule.rule.job_priority,
         };
         match client.submit_job(&rule.rule.workflow, &request).await {
             Ok(job) => Ok(job.id),
@@ -531,7 +524,7 @@ impl Router {
                 }
                 Err(Failure {
                     retryable: e.is_retryable(),
-                    message: e.to_string(),
+                    message: error_chain(&e),
                 })
             }
         }
@@ -563,6 +556,7 @@ impl Router {
             updated_at: now,
             submitted_at: None,
             finished_at: None,
+            stuck_at: None,
             lease_until: Some(now + self.settings.claim_lease.as_secs() as i64),
             expires_at: now + self.settings.execution_ttl.as_secs() as i64,
             source: object.source.clone(),

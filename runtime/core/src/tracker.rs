@@ -13,19 +13,59 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::alteryx::{AlteryxError, Job};
+use crate::error_chain;
 use crate::executions::{Execution, ExecutionStatus, ExecutionStore, ListFilter, now_unix};
 use crate::secrets::ClientPool;
 
 /// Where failure notices go.
 #[async_trait::async_trait]
 pub trait Notifier: Send + Sync {
-    async fn notify(&self, subject: &str, notice: &FailureNotice) -> Result<(), String>;
+    async fn notify(&self, subject: &str, notice: &FailureNotice) -> Result<(), NotifyError>;
+}
+
+/// A notice that could not be published. The cause is the
+/// [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("encoding the notice")]
+    Encode(#[source] serde_json::Error),
+    #[error("publishing to {topic_arn}")]
+    Publish {
+        topic_arn: String,
+        #[source]
+        source: Box<aws_sdk_sns::error::SdkError<aws_sdk_sns::operation::publish::PublishError>>,
+    },
+}
+
+/// What a failure notice is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeKind {
+    /// The job ended in error, or Alteryx no longer knows it.
+    Failed,
+    /// The job is still queued or running after `TRACK_STUCK_AFTER_MINUTES`.
+    Stuck,
+}
+
+impl NoticeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Failed => "failed",
+            NoticeKind::Stuck => "stuck",
+        }
+    }
+}
+
+impl std::fmt::Display for NoticeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What a failure notice says (published as JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct FailureNotice {
-    pub kind: &'static str,
+    pub kind: NoticeKind,
     pub execution_id: String,
     pub rule_id: String,
     pub bucket: String,
@@ -51,8 +91,8 @@ impl SnsNotifier {
 
 #[async_trait::async_trait]
 impl Notifier for SnsNotifier {
-    async fn notify(&self, subject: &str, notice: &FailureNotice) -> Result<(), String> {
-        let body = serde_json::to_string_pretty(notice).map_err(|e| e.to_string())?;
+    async fn notify(&self, subject: &str, notice: &FailureNotice) -> Result<(), NotifyError> {
+        let body = serde_json::to_string_pretty(notice).map_err(NotifyError::Encode)?;
         // SNS subjects are limited to 100 characters.
         let subject: String = subject.chars().take(100).collect();
         self.client
@@ -63,7 +103,10 @@ impl Notifier for SnsNotifier {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string())
+            .map_err(|e| NotifyError::Publish {
+                topic_arn: self.topic_arn.clone(),
+                source: Box::new(e),
+            })
     }
 }
 
@@ -72,7 +115,7 @@ pub struct LogNotifier;
 
 #[async_trait::async_trait]
 impl Notifier for LogNotifier {
-    async fn notify(&self, subject: &str, notice: &FailureNotice) -> Result<(), String> {
+    async fn notify(&self, subject: &str, notice: &FailureNotice) -> Result<(), NotifyError> {
         tracing::info!(%subject, execution = %notice.execution_id, "failure notice (no FAILURE_TOPIC_ARN set)");
         Ok(())
     }
@@ -117,7 +160,9 @@ pub struct Tracker {
     settings: TrackerSettings,
 }
 
-const STUCK_PREFIX: &str = "stuck:";
+/// How records written before [`Execution::stuck_at`] existed said "flagged as stuck": a
+/// message prefix. Still honoured, so an upgrade does not send their notices again.
+const LEGACY_STUCK_PREFIX: &str = "stuck:";
 
 enum Checked {
     Completed,
@@ -156,7 +201,7 @@ impl Tracker {
             Err(e) => {
                 report
                     .errors
-                    .push(format!("listing SUBMITTED executions: {e}"));
+                    .push(format!("listing SUBMITTED executions: {}", error_chain(&e)));
                 return report;
             }
         };
@@ -209,7 +254,13 @@ impl Tracker {
         };
         let client = match self.alteryx.client(record.secret_id.as_deref()).await {
             Ok(c) => c,
-            Err(e) => return Checked::Error(format!("execution {}: credentials: {e}", record.id)),
+            Err(e) => {
+                return Checked::Error(format!(
+                    "execution {}: credentials: {}",
+                    record.id,
+                    error_chain(&e)
+                ));
+            }
         };
         let job = match client.get_job(&job_id).await {
             Ok(job) => job,
@@ -225,7 +276,13 @@ impl Tracker {
                 record.finished_at = Some(now_unix());
                 return self.finish(record, None).await;
             }
-            Err(e) => return Checked::Error(format!("execution {} job {job_id}: {e}", record.id)),
+            Err(e) => {
+                return Checked::Error(format!(
+                    "execution {} job {job_id}: {}",
+                    record.id,
+                    error_chain(&e)
+                ));
+            }
         };
         if job.is_finished() {
             record.disposition = job.disposition.clone();
@@ -242,15 +299,17 @@ impl Tracker {
         let age = Duration::from_secs(
             (now_unix() - record.submitted_at.unwrap_or(record.created_at)).max(0) as u64,
         );
-        let already_flagged = record
-            .message
-            .as_deref()
-            .is_some_and(|m| m.starts_with(STUCK_PREFIX));
+        let already_flagged = record.stuck_at.is_some()
+            || record
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with(LEGACY_STUCK_PREFIX));
         if age < self.settings.stuck_after || already_flagged {
             return Checked::Running;
         }
+        record.stuck_at = Some(now_unix());
         record.message = Some(format!(
-            "{STUCK_PREFIX} job {job_id} still {} after {} minutes",
+            "job {job_id} still {} after {} minutes",
             job.status,
             age.as_secs() / 60
         ));
@@ -259,9 +318,9 @@ impl Tracker {
             .update(&record, ExecutionStatus::Submitted)
             .await
         {
-            return Checked::Error(format!("execution {}: {e}", record.id));
+            return Checked::Error(format!("execution {}: {}", record.id, error_chain(&e)));
         }
-        self.publish("stuck", &record, Some(&job)).await;
+        self.publish(NoticeKind::Stuck, &record, Some(&job)).await;
         Checked::Stuck
     }
 
@@ -271,16 +330,16 @@ impl Tracker {
             .update(&record, ExecutionStatus::Submitted)
             .await
         {
-            return Checked::Error(format!("execution {}: {e}", record.id));
+            return Checked::Error(format!("execution {}: {}", record.id, error_chain(&e)));
         }
         if record.status == ExecutionStatus::Completed {
             return Checked::Completed;
         }
-        self.publish("failed", &record, job).await;
+        self.publish(NoticeKind::Failed, &record, job).await;
         Checked::Failed
     }
 
-    async fn publish(&self, kind: &'static str, record: &Execution, job: Option<&Job>) {
+    async fn publish(&self, kind: NoticeKind, record: &Execution, job: Option<&Job>) {
         let notice = FailureNotice {
             kind,
             execution_id: record.id.clone(),
@@ -302,7 +361,8 @@ impl Tracker {
             record.rule_id, record.key
         );
         if let Err(e) = self.notifier.notify(&subject, &notice).await {
-            tracing::error!(execution = %record.id, error = %e, "could not publish failure notice");
+            tracing::error!(execution = %record.id, error = %error_chain(&e),
+                "could not publish failure notice");
         }
     }
 }

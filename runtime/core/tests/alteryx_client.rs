@@ -12,6 +12,7 @@ use alteryx_router_core::alteryx::{
     AlteryxClient, AlteryxError, ApiVersion, AuthScheme, ClientOptions, JobQuery, JobRequest,
     Priority, QuestionValue, ServerConfig,
 };
+use alteryx_router_core::error_chain;
 use alteryx_router_core::secrets::SecretString;
 use alteryx_router_emulator::{self as emulator, EmulatorConfig, EmulatorHandle, Fault};
 
@@ -288,7 +289,12 @@ async fn bad_answers_are_clear_errors() {
     let emu = emulator().await;
     let c = client(&emu.gallery_url(), None, SECRET);
     emu.inject(Fault::Html { count: 1 });
-    let e = c.list_workflows().await.unwrap_err().to_string();
+    let e = c.list_workflows().await.unwrap_err();
+    assert!(
+        std::error::Error::source(&e).is_some(),
+        "the JSON error is kept: {e:?}"
+    );
+    let e = e.to_string();
     assert!(e.contains("HTML") && e.contains("ALTERYX_URL"), "{e}");
     emu.inject(Fault::Empty { count: 1 });
     let e = c.get_job("x").await.unwrap_err().to_string();
@@ -394,7 +400,17 @@ async fn an_unreachable_server_is_a_retryable_transport_error() {
         matches!(e, AlteryxError::Transport { .. }) && e.is_retryable(),
         "{e:?}"
     );
-    assert!(!e.to_string().contains("oauth_signature"), "{e}");
+    assert_eq!(e.to_string(), "list workflows: cannot reach Alteryx");
+    // The cause (reqwest's error and what it wraps) is kept, without the signed URL.
+    let chain = error_chain(&e);
+    assert!(
+        chain.starts_with("list workflows: cannot reach Alteryx: ") && chain.len() > 60,
+        "{chain}"
+    );
+    for text in [e.to_string(), chain, format!("{e:?}")] {
+        assert!(!text.contains("oauth_signature"), "{text}");
+        assert!(!text.contains(SECRET), "{text}");
+    }
 }
 
 #[test]
@@ -453,20 +469,21 @@ async fn no_secret_appears_in_logs_or_errors() {
         c.list_workflows().await.unwrap();
         emu.inject(Fault::Html { count: 1 });
         let e = c.list_workflows().await.unwrap_err();
-        texts.push(format!("{e} {e:?}"));
+        texts.push(format!("{e} {e:?} {}", error_chain(&e)));
         emu.inject(Fault::Hang {
             duration: Duration::from_secs(2),
             count: 4,
         });
         let e = c.list_workflows().await.unwrap_err();
-        texts.push(format!("{e} {e:?}"));
+        assert!(matches!(e, AlteryxError::Timeout { .. }), "{e:?}");
+        texts.push(format!("{e} {e:?} {}", error_chain(&e)));
     }
     for bad in [
         client(&emu.gallery_url(), None, &format!("{SECRET}-x")),
         client(&emu.webapi_url(), None, &format!("{SECRET}-x")),
     ] {
         let e = bad.list_workflows().await.unwrap_err();
-        texts.push(format!("{e} {e:?}"));
+        texts.push(format!("{e} {e:?} {}", error_chain(&e)));
     }
     emu.shutdown().await;
     let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();

@@ -188,6 +188,26 @@ async fn conformance(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionSt
             .len(),
         2
     );
+
+    // The tracker's stuck flag is stored and read back by the other instance; a retry of
+    // the execution starts without it.
+    let flagged = record("rule-d", "stuck.csv", now);
+    let Claim::Acquired(mut c) = store.claim(flagged.clone(), LEASE).await.unwrap() else {
+        panic!()
+    };
+    c.status = ExecutionStatus::Submitted;
+    store.update(&c, ExecutionStatus::Claimed).await.unwrap();
+    assert_eq!(second.get(&c.id).await.unwrap().unwrap().stuck_at, None);
+    c.stuck_at = Some(now - 5);
+    store.update(&c, ExecutionStatus::Submitted).await.unwrap();
+    assert_eq!(
+        second.get(&c.id).await.unwrap().unwrap().stuck_at,
+        Some(now - 5)
+    );
+    c.status = ExecutionStatus::Failed;
+    store.update(&c, ExecutionStatus::Submitted).await.unwrap();
+    let retried = second.claim_retry(&c.id, LEASE).await.unwrap();
+    assert_eq!((retried.attempt, retried.stuck_at), (2, None));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -223,7 +243,7 @@ async fn dynamodb_store_conforms() {
         Arc::new(DynamoExecutionStore::new(client.clone(), table.clone()));
     let b: Arc<dyn ExecutionStore> =
         Arc::new(DynamoExecutionStore::new(client.clone(), table.clone()));
-    conformance(a, b).await;
+    conformance(Arc::clone(&a), b).await;
 
     // The schema is the one tables.rs declares, TTL included, and items carry the TTL attribute.
     let described = client
@@ -264,4 +284,89 @@ async fn dynamodb_store_conforms() {
         i.get("expires_at"),
         Some(aws_sdk_dynamodb::types::AttributeValue::N(_))
     )));
+    // `stuck_at` is a number where set and absent elsewhere, exactly like the records written
+    // before it existed (which therefore read as not stuck).
+    assert!(
+        items.iter().all(|i| !i.contains_key("stuck_at")),
+        "none set"
+    );
+    let Claim::Acquired(mut c) = a
+        .claim(record("rule-e", "flag.csv", now_unix()), LEASE)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    c.stuck_at = Some(1_700_000_000);
+    a.update(&c, ExecutionStatus::Claimed).await.unwrap();
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key(
+            "id",
+            aws_sdk_dynamodb::types::AttributeValue::S(c.id.clone()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(
+        item["stuck_at"],
+        aws_sdk_dynamodb::types::AttributeValue::N("1700000000".into())
+    );
+}
+
+/// Store errors say what was being done and where, and keep the cause as their source.
+#[tokio::test]
+async fn store_errors_name_action_and_table_and_keep_their_cause() {
+    let store_parts = |e: &ExecutionError| match e {
+        ExecutionError::Store { action, table, .. } => (action.clone(), table.clone()),
+        other => panic!("{other:?}"),
+    };
+
+    // DynamoDB: a table that does not exist.
+    let sdk = common::aws_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let missing = common::unique("no-such-table");
+    let store = DynamoExecutionStore::new(client, missing.clone());
+    let e = store.get("rule-a:0000000000000000").await.unwrap_err();
+    assert_eq!(store_parts(&e), ("GetItem".to_string(), missing.clone()));
+    assert_eq!(
+        e.to_string(),
+        format!("execution store: GetItem on {missing}")
+    );
+    assert!(std::error::Error::source(&e).is_some());
+    let chain = alteryx_router_core::error_chain(&e);
+    assert!(chain.contains("ResourceNotFoundException"), "{chain}");
+
+    // SQLite: a record that is not an execution (written by hand, or by a broken version).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("executions.sqlite3");
+    let store = SqliteExecutionStore::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO executions (id, status, attempt, rule_id, created_at, record)
+         VALUES ('r:1', 'CLAIMED', 1, 'r', 0, '{\"id\": \"r:1\"}')",
+        [],
+    )
+    .unwrap();
+    let e = store.get("r:1").await.unwrap_err();
+    let (action, table) = store_parts(&e);
+    assert_eq!(action, "decoding a record");
+    assert!(table.contains(&path.display().to_string()), "{table}");
+    let chain = alteryx_router_core::error_chain(&e);
+    assert!(
+        chain.contains("missing field"),
+        "serde's cause is kept: {chain}"
+    );
+
+    // SQLite: a file where the directory should be.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let e = SqliteExecutionStore::open(&blocker.join("executions.sqlite3"))
+        .err()
+        .unwrap();
+    assert_eq!(store_parts(&e).0, "creating its directory");
+    assert!(std::error::Error::source(&e).is_some(), "{e:?}");
 }

@@ -10,6 +10,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use alteryx_router_core::alteryx::Priority;
 use alteryx_router_core::event::ObjectCreated;
 use alteryx_router_core::rules::{
     DynamoRuleStore, PluginSpec, Rule, RuleError, RuleSource, parse_rules_document,
@@ -112,7 +113,7 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
             memory_mb: Some(64),
         }),
         is_final: true,
-        job_priority: Some("high".into()),
+        job_priority: Some(Priority::High),
     };
     store.put(&full).await.unwrap();
     let minimal = rule("{id: minimal, key: '**', workflow: w}");
@@ -404,4 +405,54 @@ async fn a_missing_table_is_a_store_error_naming_it() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// `job_priority` items written by hand in any case keep working; a value that is not a
+/// priority makes that rule invalid (naming rule and field) while the others route.
+#[tokio::test]
+async fn job_priority_items_are_read_in_any_case_and_a_bad_one_is_named() {
+    let (client, table) = table().await;
+    let store = DynamoRuleStore::new(client.clone(), table.clone(), Duration::ZERO);
+    for (id, priority) in [("upper", "HIGH"), ("title", "Critical"), ("bad", "urgent")] {
+        put_raw(
+            &client,
+            &table,
+            &[
+                ("id", s(id)),
+                ("key", s("**")),
+                ("workflow", s("w")),
+                ("job_priority", s(priority)),
+            ],
+        )
+        .await;
+    }
+    let listed: HashMap<String, Result<Rule, RuleError>> =
+        store.list().await.unwrap().into_iter().collect();
+    let priority = |id: &str| listed[id].as_ref().unwrap().job_priority;
+    assert_eq!(priority("upper"), Some(Priority::High));
+    assert_eq!(priority("title"), Some(Priority::Critical));
+    match listed["bad"].as_ref().unwrap_err() {
+        RuleError::Invalid {
+            rule,
+            field,
+            message,
+        } => {
+            assert_eq!((rule.as_str(), field.as_str()), ("bad", "job_priority"));
+            assert!(message.contains("\"urgent\" is not low"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.rule_set().await.unwrap().len(), 2);
+    // Written back by the store in the documented spelling.
+    store.put(listed["upper"].as_ref().unwrap()).await.unwrap();
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key("id", s("upper"))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(item["job_priority"], s("high"));
 }

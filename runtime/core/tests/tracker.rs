@@ -187,13 +187,18 @@ async fn tracker_records_outcomes_flags_stuck_jobs_once_and_closes_unknown_jobs(
     let running = get(stuck.id.clone()).await;
     assert_eq!(running.status, ExecutionStatus::Submitted, "still tracked");
     assert!(
+        running.stuck_at.is_some_and(|at| at >= now_unix() - 60),
+        "{running:?}"
+    );
+    assert!(
         running
             .message
             .as_deref()
             .unwrap_or("")
-            .starts_with("stuck:"),
+            .contains(&format!("job {} still", jobs[STUCK_WF])),
         "{running:?}"
     );
+    assert!(get(ok.id.clone()).await.stuck_at.is_none());
 
     // Three notices: the Error job, the unknown job, the stuck job, each naming what it is.
     let notices = receive_all(&sqs, &queue_url, 3).await;
@@ -263,4 +268,112 @@ async fn receive_all(
         }
     }
     out
+}
+
+/// A notice that cannot be published is an error naming the topic, with SNS's answer as its
+/// cause (the tracker logs it with `error_chain` and carries on).
+#[tokio::test]
+async fn a_notice_to_a_missing_topic_names_the_topic_and_keeps_the_cause() {
+    use alteryx_router_core::tracker::{FailureNotice, NoticeKind, Notifier, NotifyError};
+    let sdk = common::aws_config().await;
+    let topic = format!(
+        "arn:aws:sns:us-east-1:123456789012:{}",
+        common::unique("missing")
+    );
+    let notifier = SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), topic.clone());
+    let notice = FailureNotice {
+        kind: NoticeKind::Failed,
+        execution_id: "r:1".into(),
+        rule_id: "r".into(),
+        bucket: "b".into(),
+        key: "k".into(),
+        workflow: "w".into(),
+        job_id: None,
+        status: "unknown".into(),
+        disposition: None,
+        messages: Vec::new(),
+    };
+    let e = notifier.notify("subject", &notice).await.unwrap_err();
+    assert!(
+        matches!(&e, NotifyError::Publish { topic_arn, .. } if *topic_arn == topic),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), format!("publishing to {topic}"));
+    let chain = alteryx_router_core::error_chain(&e);
+    assert!(chain.contains("NotFound"), "SNS's answer is kept: {chain}");
+}
+
+/// A record written before `stuck_at` existed, flagged the old way (a `stuck:` message
+/// prefix), reads from the store and is not flagged — or notified — a second time.
+#[tokio::test]
+async fn a_record_flagged_stuck_by_an_older_version_is_not_flagged_again() {
+    use alteryx_router_core::executions::SqliteExecutionStore;
+    use alteryx_router_core::tracker::LogNotifier;
+
+    let emu = emulator::start(
+        EmulatorConfig {
+            workflows: vec![workflow(STUCK_WF, JobOutcome::Stuck)],
+            credentials: vec![("k".into(), "s".into())],
+            ..EmulatorConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+    let config =
+        ServerConfig::from_parts(&emu.gallery_url(), "k", SecretString::new("s"), None, None)
+            .unwrap();
+    let pool = Arc::new(ClientPool::new(
+        Arc::new(StaticSource(config)),
+        ClientOptions::default(),
+    ));
+    let job = pool
+        .client(None)
+        .await
+        .unwrap()
+        .submit_job(STUCK_WF, &JobRequest::default())
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("executions.sqlite3");
+    let store = Arc::new(SqliteExecutionStore::open(&path).unwrap());
+    let mut old = submitted("legacy", "e.csv", STUCK_WF, &job.id);
+    old.status = ExecutionStatus::Submitted;
+    old.lease_until = None;
+    let legacy_message = format!("stuck: job {} still Running after 61 minutes", job.id);
+    old.message = Some(legacy_message.clone());
+    let mut json = serde_json::to_value(&old).unwrap();
+    json.as_object_mut().unwrap().remove("stuck_at");
+    assert!(!json.to_string().contains("stuck_at"));
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "INSERT INTO executions (id, status, attempt, rule_id, created_at, record)
+             VALUES (?1, 'SUBMITTED', 1, 'legacy', ?2, ?3)",
+            rusqlite::params![old.id, old.created_at, json.to_string()],
+        )
+        .unwrap();
+
+    let tracker = Tracker::new(
+        store.clone(),
+        pool,
+        Arc::new(LogNotifier),
+        TrackerSettings {
+            stuck_after: Duration::ZERO,
+            ..TrackerSettings::default()
+        },
+    );
+    let report = tracker.run_once().await;
+    assert_eq!(
+        (report.checked, report.still_running, report.stuck),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    let read = store.get(&old.id).await.unwrap().unwrap();
+    assert_eq!(
+        (read.stuck_at, read.message.as_deref()),
+        (None, Some(legacy_message.as_str()))
+    );
+    emu.shutdown().await;
 }

@@ -45,8 +45,9 @@ fn init_failed(e: &(dyn std::error::Error + 'static)) -> Error {
 
 async fn route(router: &Router, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let summary = router.handle_payload(&event.payload).await.map_err(|e| {
-        tracing::error!(request_id = %event.context.request_id, error = %e, "invocation failed");
-        Error::from(e.to_string())
+        let message = alteryx_router_core::error_chain(&e);
+        tracing::error!(request_id = %event.context.request_id, error = %message, "invocation failed");
+        Error::from(message)
     })?;
     if summary.sqs {
         // Partial batch response: only the listed messages are redelivered.

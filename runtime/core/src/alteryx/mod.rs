@@ -2,20 +2,31 @@
 //! string, Server up to 2021.x at `/gallery/api/`) and v1/v3 with OAuth2 client credentials
 //! (Server 2021.4+ at `/webapi/`). See `docs/alteryx-api.md` for what we confirmed.
 //!
-//! - [`ServerConfig`] says where and how to talk (chosen from the URL, or overridden);
-//! - [`AlteryxClient`] does the operations, with timeouts and bounded retries
-//!   (connection errors, timeouts, 429 and 5xx; never other 4xx);
+//! This module owns what callers configure and what they get back when it fails:
+//! [`ServerConfig`] (where and how to talk, chosen from the URL or overridden),
+//! [`ClientOptions`] (timeouts and retry bounds) and [`AlteryxError`]. The work is split by
+//! concern:
+//!
+//! - `operations`: [`AlteryxClient`], the API operations and their v1/v3 routes and bodies;
+//! - `transport`: one request pipeline — send with timeouts, classify the answer, retry with
+//!   backoff (connection errors, timeouts, 429 and 5xx; never other 4xx; submit only where
+//!   Alteryx cannot have queued the job);
+//! - `auth`: OAuth1 request signing and the OAuth2 token cache;
+//! - `models`: the API's data as typed models.
 //!
 //! The pool that keeps one client per secret lives with the credentials, in
 //! [`crate::secrets::ClientPool`].
 
-mod client;
+mod auth;
 mod models;
+mod operations;
+mod transport;
 
-pub use client::AlteryxClient;
 pub use models::{
-    Job, JobMessage, JobOutput, JobQuery, JobRequest, Priority, Question, QuestionValue, Workflow,
+    Job, JobMessage, JobOutput, JobQuery, JobRequest, Priority, Question, QuestionValue,
+    SortDirection, UnknownPriority, Workflow,
 };
+pub use operations::AlteryxClient;
 
 use std::time::Duration;
 
@@ -63,11 +74,9 @@ impl ServerConfig {
         if !text.ends_with('/') {
             text.push('/');
         }
-        let base_url = url::Url::parse(&text).map_err(|e| {
-            AlteryxError::Config(format!(
-                "ALTERYX_URL {:?} is not a URL: {e}",
-                strip_query(url)
-            ))
+        let base_url = url::Url::parse(&text).map_err(|source| AlteryxError::InvalidUrl {
+            url: strip_query(url).to_string(),
+            source,
         })?;
         if !matches!(base_url.scheme(), "http" | "https") {
             return Err(AlteryxError::Config(format!(
@@ -189,8 +198,10 @@ impl Default for ClientOptions {
     }
 }
 
-/// What went wrong talking to Alteryx. Messages carry Alteryx's own words and the HTTP
-/// status, never a secret, token or signature.
+/// What went wrong talking to Alteryx. `Display` names the operation and, where Alteryx
+/// answered, the HTTP status and Alteryx's own message; the cause (reqwest's error, a JSON
+/// error) is the [`source`](std::error::Error::source) — render the whole story with
+/// [`crate::error_chain`]. Nothing here holds a secret, a token or a signature.
 #[derive(Debug, thiserror::Error)]
 pub enum AlteryxError {
     #[error("{operation}: Alteryx answered {status}: {message}")]
@@ -205,35 +216,78 @@ pub enum AlteryxError {
         operation: &'static str,
         message: String,
     },
-    #[error("{operation}: cannot reach Alteryx: {message}")]
+    /// No (complete) answer: refused, reset, DNS, TLS.
+    #[error("{operation}: cannot reach Alteryx")]
     Transport {
         operation: &'static str,
-        message: String,
+        #[source]
+        source: HttpError,
+    },
+    /// The server's certificate is not trusted; sending again meets the same certificate.
+    #[error(
+        "{operation}: cannot reach Alteryx: the server's TLS certificate is not trusted (if it comes from a private CA, set ALTERYX_CA_BUNDLE to that CA's PEM file)"
+    )]
+    UntrustedCertificate {
+        operation: &'static str,
+        #[source]
+        source: HttpError,
     },
     #[error("{operation}: Alteryx did not answer within {after:?}")]
     Timeout {
         operation: &'static str,
         after: Duration,
+        #[source]
+        source: HttpError,
     },
     #[error("{operation}: unexpected answer from Alteryx ({status}): {detail}")]
     InvalidResponse {
         operation: &'static str,
         status: u16,
         detail: String,
+        /// The JSON error, when the answer did not parse or did not fit the model.
+        #[source]
+        source: Option<serde_json::Error>,
     },
     #[error("Alteryx configuration: {0}")]
     Config(String),
+    #[error("Alteryx configuration: ALTERYX_URL {url:?} is not a URL")]
+    InvalidUrl {
+        /// Without its query string.
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("Alteryx configuration: trusted certificates")]
+    Tls(#[source] crate::tls::TlsError),
+    #[error("Alteryx configuration: HTTP client")]
+    HttpClient(#[source] HttpError),
+    #[error("{operation}: cannot make a request URL from the path {path:?}")]
+    InvalidPath {
+        operation: &'static str,
+        path: String,
+        #[source]
+        source: url::ParseError,
+    },
 }
 
 impl AlteryxError {
     /// Whether a later attempt (a redelivery, a retry) may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            AlteryxError::Transport { .. } | AlteryxError::Timeout { .. } => true,
+            // An untrusted certificate is not retried by the client (the same certificate
+            // comes back), but a redelivery after ALTERYX_CA_BUNDLE is fixed may succeed.
+            AlteryxError::Transport { .. }
+            | AlteryxError::UntrustedCertificate { .. }
+            | AlteryxError::Timeout { .. } => true,
             AlteryxError::Api { status, .. } | AlteryxError::InvalidResponse { status, .. } => {
                 *status == 429 || *status >= 500
             }
-            AlteryxError::Unauthorized { .. } | AlteryxError::Config(_) => false,
+            AlteryxError::Unauthorized { .. }
+            | AlteryxError::Config(_)
+            | AlteryxError::InvalidUrl { .. }
+            | AlteryxError::Tls(_)
+            | AlteryxError::HttpClient(_)
+            | AlteryxError::InvalidPath { .. } => false,
         }
     }
 
@@ -244,6 +298,37 @@ impl AlteryxError {
             | AlteryxError::InvalidResponse { status, .. } => Some(*status),
             _ => None,
         }
+    }
+}
+
+/// A reqwest error without its URL. Request URLs carry OAuth1 signatures in their query, so
+/// the only way in, [`From<reqwest::Error>`], drops the URL: neither `Display`, `Debug` nor
+/// the causes of an `HttpError` can print one.
+#[derive(Debug)]
+pub struct HttpError(reqwest::Error);
+
+impl From<reqwest::Error> for HttpError {
+    fn from(e: reqwest::Error) -> Self {
+        HttpError(e.without_url())
+    }
+}
+
+impl HttpError {
+    /// reqwest's error (its URL already removed), e.g. for `is_connect()` / `is_timeout()`.
+    pub fn get_ref(&self) -> &reqwest::Error {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for HttpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 
@@ -349,8 +434,28 @@ mod tests {
         assert!(!format!("{ok:?}").contains("hunter2"));
     }
 
-    #[test]
-    fn retryable_classes() {
+    /// A real reqwest error, for a request whose URL carries an OAuth1-style signature.
+    async fn request_error() -> reqwest::Error {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let tls = crate::tls::alteryx_client_config().unwrap();
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .build()
+            .unwrap();
+        http.get(format!(
+            "http://127.0.0.1:{port}/gallery/api/v1/workflows/?oauth_signature=SIGNATURE"
+        ))
+        .send()
+        .await
+        .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn retryable_classes() {
         let api = |status| AlteryxError::Api {
             status,
             operation: "x",
@@ -370,9 +475,32 @@ mod tests {
         assert!(
             AlteryxError::Timeout {
                 operation: "x",
-                after: Duration::from_secs(1)
+                after: Duration::from_secs(1),
+                source: request_error().await.into(),
             }
             .is_retryable()
         );
+    }
+
+    #[tokio::test]
+    async fn request_errors_keep_their_cause_but_never_the_url() {
+        let raw = request_error().await;
+        assert!(
+            format!("{raw} {raw:?}").contains("SIGNATURE"),
+            "reqwest itself prints the URL, so this test can fail: {raw:?}"
+        );
+        let e = AlteryxError::Transport {
+            operation: "list workflows",
+            source: raw.into(),
+        };
+        let chain = crate::error_chain(&e);
+        assert!(
+            chain.starts_with("list workflows: cannot reach Alteryx: ") && chain.len() > 40,
+            "the cause is kept: {chain}"
+        );
+        for text in [chain, e.to_string(), format!("{e:?}")] {
+            assert!(!text.contains("SIGNATURE"), "{text}");
+            assert!(!text.contains("oauth_signature"), "{text}");
+        }
     }
 }

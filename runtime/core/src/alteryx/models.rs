@@ -75,8 +75,11 @@ pub struct QuestionValue {
     pub value: String,
 }
 
-/// Job priority. v1 clients send it in lower case, v3's contract capitalises it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+// Rules read it in any case and write it in lower case (serde); Alteryx gets it from
+// `Display`, capitalised as v3's contract spells it (v1 requests lower-case it).
+/// Alteryx job priority: low, medium, high or critical (any case is accepted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Priority {
     Low,
     Medium,
@@ -84,18 +87,50 @@ pub enum Priority {
     Critical,
 }
 
+/// Text that is not a job priority.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("job priority {0:?} is not low, medium, high or critical")]
+pub struct UnknownPriority(pub String);
+
+impl Priority {
+    /// The priority named `name`, case-insensitively (no surrounding blanks).
+    pub fn from_name(name: &str) -> Result<Self, UnknownPriority> {
+        [
+            Priority::Low,
+            Priority::Medium,
+            Priority::High,
+            Priority::Critical,
+        ]
+        .into_iter()
+        .find(|p| p.to_string().eq_ignore_ascii_case(name))
+        .ok_or_else(|| UnknownPriority(name.to_string()))
+    }
+}
+
+/// Command-line input: blanks around the name are ignored.
 impl std::str::FromStr for Priority {
-    type Err = String;
+    type Err = UnknownPriority;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "low" => Ok(Priority::Low),
-            "medium" => Ok(Priority::Medium),
-            "high" => Ok(Priority::High),
-            "critical" => Ok(Priority::Critical),
-            _ => Err(format!(
-                "priority {s:?} is not low, medium, high or critical"
-            )),
+        Priority::from_name(s.trim())
+    }
+}
+
+/// Rules (YAML, JSON, DynamoDB): any case, as before the field was typed; anything else is
+/// an error at parse time. The check runs inside the deserializer's visit, so the format's
+/// error carries the position (and, in YAML, the field's path).
+impl<'de> Deserialize<'de> for Priority {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = Priority;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a job priority: low, medium, high or critical")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Priority, E> {
+                Priority::from_name(name).map_err(E::custom)
+            }
         }
+        d.deserialize_str(Name)
     }
 }
 
@@ -199,17 +234,35 @@ pub struct JobOutput {
 /// Paging and sorting for a workflow's jobs.
 #[derive(Clone, Debug, Default)]
 pub struct JobQuery {
+    /// A job field as Alteryx names it (`createDate`, ...); passed on as given.
     pub sort_field: Option<String>,
-    pub direction: Option<String>,
+    pub direction: Option<SortDirection>,
     pub offset: Option<u32>,
     pub limit: Option<u32>,
+}
+
+/// The order of a job listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortDirection {
+    Ascending,
+    Descending,
+}
+
+impl SortDirection {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortDirection::Ascending => "asc",
+            SortDirection::Descending => "desc",
+        }
+    }
 }
 
 impl JobQuery {
     pub(crate) fn pairs(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        if let Some(v) = &self.direction {
-            out.push(("direction".to_string(), v.clone()));
+        if let Some(v) = self.direction {
+            out.push(("direction".to_string(), v.as_str().to_string()));
         }
         if let Some(v) = self.limit {
             out.push(("limit".to_string(), v.to_string()));
@@ -302,9 +355,42 @@ mod tests {
     }
 
     #[test]
+    fn job_queries_become_the_api_parameters() {
+        let query = JobQuery {
+            sort_field: Some("createDate".into()),
+            direction: Some(SortDirection::Descending),
+            offset: None,
+            limit: Some(5),
+        };
+        assert_eq!(
+            query.pairs(),
+            [
+                ("direction", "desc"),
+                ("limit", "5"),
+                ("sortField", "createDate")
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        assert!(JobQuery::default().pairs().is_empty());
+    }
+
+    #[test]
     fn priorities_parse_case_insensitively() {
         assert_eq!("HIGH".parse::<Priority>(), Ok(Priority::High));
-        assert!("urgent".parse::<Priority>().is_err());
+        assert_eq!(" low ".parse::<Priority>(), Ok(Priority::Low));
+        assert_eq!(
+            "urgent".parse::<Priority>().unwrap_err().to_string(),
+            "job priority \"urgent\" is not low, medium, high or critical"
+        );
         assert_eq!(Priority::Low.to_string(), "Low");
+        for text in ["\"critical\"", "\"Critical\"", "\"CRITICAL\""] {
+            assert_eq!(
+                serde_json::from_str::<Priority>(text).unwrap(),
+                Priority::Critical
+            );
+        }
+        assert_eq!(serde_json::to_value(Priority::Medium).unwrap(), "medium");
+        let e = serde_json::from_str::<Priority>("\"urgent\"").unwrap_err();
+        assert!(e.to_string().contains("\"urgent\" is not low"), "{e}");
     }
 }

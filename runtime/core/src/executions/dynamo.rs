@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -26,10 +26,6 @@ pub struct DynamoExecutionStore {
 }
 
 type Item = HashMap<String, AttributeValue>;
-
-fn store_err(action: &str, table: &str, e: impl std::error::Error) -> ExecutionError {
-    ExecutionError::Store(format!("{action} on {table}: {}", DisplayErrorContext(e)))
-}
 
 fn is_condition_failure<R>(e: &SdkError<PutItemError, R>) -> bool {
     matches!(
@@ -49,13 +45,18 @@ impl DynamoExecutionStore {
     }
 
     fn encode_item(&self, record: &Execution) -> Result<Item, ExecutionError> {
-        serde_dynamo::to_item(record)
-            .map_err(|e| ExecutionError::Store(format!("encoding execution {}: {e}", record.id)))
+        serde_dynamo::to_item(record).map_err(|e| {
+            ExecutionError::store(format!("encoding execution {}", record.id), &self.table, e)
+        })
     }
 
     fn decode_item(&self, item: Item) -> Result<Execution, ExecutionError> {
+        let id = match item.get("id") {
+            Some(AttributeValue::S(id)) => format!("execution {id}"),
+            _ => "an item without a string id".to_string(),
+        };
         serde_dynamo::from_item(item)
-            .map_err(|e| ExecutionError::Store(format!("decoding an item of {}: {e}", self.table)))
+            .map_err(|e| ExecutionError::store(format!("decoding {id}"), &self.table, e))
     }
 
     /// Put `record` if no item has its id.
@@ -71,7 +72,7 @@ impl DynamoExecutionStore {
         match result {
             Ok(_) => Ok(Put::Written),
             Err(e) if is_condition_failure(&e) => Ok(Put::ConditionFailed),
-            Err(e) => Err(store_err("PutItem", &self.table, e)),
+            Err(e) => Err(ExecutionError::store("PutItem", &self.table, e)),
         }
     }
 
@@ -96,7 +97,7 @@ impl DynamoExecutionStore {
         match result {
             Ok(_) => Ok(Put::Written),
             Err(e) if is_condition_failure(&e) => Ok(Put::ConditionFailed),
-            Err(e) => Err(store_err("PutItem", &self.table, e)),
+            Err(e) => Err(ExecutionError::store("PutItem", &self.table, e)),
         }
     }
 
@@ -109,7 +110,7 @@ impl DynamoExecutionStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| store_err("GetItem", &self.table, e))?;
+            .map_err(|e| ExecutionError::store("GetItem", &self.table, e))?;
         out.item.map(|item| self.decode_item(item)).transpose()
     }
 
@@ -144,7 +145,7 @@ impl DynamoExecutionStore {
             let page = query
                 .send()
                 .await
-                .map_err(|e| store_err("Query", &self.table, e))?;
+                .map_err(|e| ExecutionError::store("Query", &self.table, e))?;
             for item in page.items.unwrap_or_default() {
                 out.push(self.decode_item(item)?);
                 if filter.limit.is_some_and(|l| out.len() >= l) {
@@ -169,7 +170,7 @@ impl DynamoExecutionStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| store_err("Scan", &self.table, e))?;
+                .map_err(|e| ExecutionError::store("Scan", &self.table, e))?;
             for item in page.items.unwrap_or_default() {
                 let e = self.decode_item(item)?;
                 if filter.since.is_some_and(|s| e.created_at < s)
@@ -215,7 +216,10 @@ impl ExecutionStore for DynamoExecutionStore {
                     .await?
                     .map(Claim::Duplicate)
                     .ok_or_else(|| {
-                        ExecutionError::Store(format!("execution {} flickered", fresh.id))
+                        ExecutionError::Inconsistent(format!(
+                            "execution {} exists for a conditional write and not for a consistent read",
+                            fresh.id
+                        ))
                     }),
             };
         };

@@ -61,6 +61,11 @@ pub struct Execution {
     pub updated_at: i64,
     pub submitted_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// Unix seconds when the tracker found the job still queued or running past its limit
+    /// and published a `stuck` notice; set once, so the notice is sent once. Absent in
+    /// records written before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stuck_at: Option<i64>,
     /// Unix seconds until which a `CLAIMED` record belongs to its claimant.
     pub lease_until: Option<i64>,
     /// Unix seconds; DynamoDB TTL attribute.
@@ -115,8 +120,35 @@ pub enum ExecutionError {
     },
     #[error("execution {id} is {status}; only ERROR or FAILED executions can be retried")]
     NotRetryable { id: String, status: ExecutionStatus },
+    /// The store failed: `Display` says what was being done and where, the cause (the AWS
+    /// SDK's, SQLite's or serde's error) is the [`source`](std::error::Error::source).
+    #[error("execution store: {action} on {table}")]
+    Store {
+        /// `PutItem`, `decoding execution X`, `BEGIN IMMEDIATE`, ...
+        action: String,
+        /// The DynamoDB table, or `executions in <SQLite file>`.
+        table: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The store behaved in a way its guarantees rule out (a record that exists and does not).
     #[error("execution store: {0}")]
-    Store(String),
+    Inconsistent(String),
+}
+
+impl ExecutionError {
+    /// An [`ExecutionError::Store`]: `action` failed on `table` because of `source`.
+    pub fn store(
+        action: impl Into<String>,
+        table: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        ExecutionError::Store {
+            action: action.into(),
+            table: table.into(),
+            source: source.into(),
+        }
+    }
 }
 
 /// The execution store. Implemented by DynamoDB (`EXECUTIONS_TABLE`) and an embedded SQLite
@@ -180,6 +212,7 @@ pub(crate) fn taken_over(existing: &Execution, lease: Duration, now: i64) -> Exe
     next.retryable = false;
     next.submitted_at = None;
     next.finished_at = None;
+    next.stuck_at = None;
     next
 }
 

@@ -15,6 +15,7 @@ use globset::{Glob, GlobBuilder, GlobMatcher};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::alteryx::Priority;
 use crate::event::ObjectCreated;
 use crate::template::Template;
 
@@ -73,9 +74,9 @@ pub struct Rule {
     /// Stop evaluating lower-priority rules after this one matches.
     #[serde(default, rename = "final")]
     pub is_final: bool,
-    /// Alteryx job priority: low, medium, high or critical.
+    /// Alteryx job priority: low, medium, high or critical (any case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_priority: Option<String>,
+    pub job_priority: Option<Priority>,
 }
 
 /// The plugin a rule runs.
@@ -199,17 +200,6 @@ impl CompiledRule {
             let template = Template::parse(text)
                 .map_err(|e| invalid(&format!("questions.{name}"), e.to_string()))?;
             questions.push((name.clone(), template));
-        }
-        if let Some(p) = &rule.job_priority
-            && !matches!(
-                p.to_ascii_lowercase().as_str(),
-                "low" | "medium" | "high" | "critical"
-            )
-        {
-            return Err(invalid(
-                "job_priority",
-                format!("`{p}` is not low, medium, high or critical"),
-            ));
         }
         if let Some(plugin) = &rule.plugin {
             validate_plugin(plugin)
@@ -460,10 +450,6 @@ mod tests {
             "min_size"
         );
         assert_eq!(
-            invalid("id: a\nkey: a\nworkflow: w\njob_priority: urgent").1,
-            "job_priority"
-        );
-        assert_eq!(
             invalid("id: a\nkey: a\nworkflow: w\nplugin: {name: ../x}").1,
             "plugin.name"
         );
@@ -562,6 +548,66 @@ mod tests {
             shown.starts_with("rule `sales-csv`, field `key`: "),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn job_priority_is_read_in_any_case_and_refused_at_parse_time() {
+        for (text, want) in [
+            ("low", Priority::Low),
+            ("Medium", Priority::Medium),
+            ("HIGH", Priority::High),
+            ("CrItIcAl", Priority::Critical),
+        ] {
+            let yaml = format!("id: a\nkey: a\nworkflow: w\njob_priority: {text}\n");
+            assert_eq!(rule(&yaml).job_priority, Some(want), "{yaml}");
+            let json =
+                format!(r#"{{"id": "a", "key": "a", "workflow": "w", "job_priority": "{text}"}}"#);
+            assert_eq!(rule(&json).job_priority, Some(want), "{json}");
+        }
+        // Written back in the documented spelling.
+        let r = rule("id: a\nkey: a\nworkflow: w\njob_priority: HIGH\n");
+        assert_eq!(serde_json::to_value(&r).unwrap()["job_priority"], "high");
+
+        let cases = [
+            (
+                "id: sales\nkey: a\nworkflow: w\njob_priority: urgent\n",
+                "r.yaml",
+            ),
+            (
+                "- id: ok\n  key: a\n  workflow: w\n- id: sales\n  key: a\n  workflow: w\n  job_priority: urgent\n",
+                "r.yaml",
+            ),
+            (
+                r#"{"id": "sales", "key": "a", "workflow": "w", "job_priority": "urgent"}"#,
+                "r.json",
+            ),
+            (
+                r#"[{"id": "ok", "key": "a", "workflow": "w"}, {"id": "sales", "key": "a", "workflow": "w", "job_priority": "urgent"}]"#,
+                "r.json",
+            ),
+            // A priority that is not text at all.
+            (
+                "id: sales\nkey: a\nworkflow: w\njob_priority: 3\n",
+                "r.yaml",
+            ),
+        ];
+        for (text, source) in cases {
+            let e = parse_rules_document(text, source).unwrap_err().to_string();
+            assert!(e.starts_with(source) && e.contains("`sales`"), "{e}");
+            assert!(
+                e.contains("job priority") || e.contains("job_priority"),
+                "{e}"
+            );
+            if source.ends_with(".yaml") {
+                assert!(e.contains("job_priority: "), "YAML names the field: {e}");
+            }
+            if text.contains("urgent") {
+                assert!(
+                    e.contains("\"urgent\" is not low, medium, high or critical"),
+                    "{e}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -669,7 +715,7 @@ mod tests {
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == generated,
-            "rules/schema.json is out of date with the Rule model; run `UPDATE_SCHEMA=1 cargo test -p alteryx-router --lib committed_schema` and commit it"
+            "rules/schema.json is out of date with the Rule model; run `UPDATE_SCHEMA=1 cargo test -p alteryx-router-core --lib committed_schema` and commit it"
         );
     }
 

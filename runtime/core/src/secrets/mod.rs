@@ -18,10 +18,22 @@ pub use crate::secret_string::SecretString;
 mod pool;
 pub use pool::ClientPool;
 
+/// The AWS SDK's error for `GetSecretValue` (boxed: it is large, and errors travel far).
+pub type SecretsManagerError = Box<
+    aws_sdk_secretsmanager::error::SdkError<
+        aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError,
+    >,
+>;
+
+/// Why credentials could not be had. `Display` names the secret and the field, never a value;
+/// the cause (the AWS SDK's error, the Alteryx configuration error) is the
+/// [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
     #[error("secret `{secret_id}` does not exist (Secrets Manager)")]
     NotFound { secret_id: String },
+    /// No `#[source]` on purpose: the JSON error is reduced to its position, so no part of
+    /// the secret's text can reach a message.
     #[error(
         "secret `{secret_id}` is not JSON ({detail}); expected {{\"ALTERYX_URL\", \"ALTERYX_KEY\", \"ALTERYX_SECRET\"}}"
     )]
@@ -31,10 +43,18 @@ pub enum SecretsError {
         secret_id: String,
         field: &'static str,
     },
-    #[error("not allowed to read secret `{secret_id}`: {message}")]
-    AccessDenied { secret_id: String, message: String },
-    #[error("reading secret `{secret_id}`: {message}")]
-    Aws { secret_id: String, message: String },
+    #[error("not allowed to read secret `{secret_id}`")]
+    AccessDenied {
+        secret_id: String,
+        #[source]
+        source: SecretsManagerError,
+    },
+    #[error("reading secret `{secret_id}`")]
+    Aws {
+        secret_id: String,
+        #[source]
+        source: SecretsManagerError,
+    },
     #[error("environment variable {var} is not set")]
     MissingEnv { var: &'static str },
     #[error(
@@ -160,22 +180,20 @@ impl SecretsManagerSource {
             .send()
             .await
             .map_err(|e| {
-                let message = aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string();
+                let secret_id = secret_id.to_string();
                 match e.as_service_error() {
                     Some(GetSecretValueError::ResourceNotFoundException(_)) => {
-                        SecretsError::NotFound {
-                            secret_id: secret_id.to_string(),
-                        }
+                        SecretsError::NotFound { secret_id }
                     }
                     Some(s) if s.meta().code() == Some("AccessDeniedException") => {
                         SecretsError::AccessDenied {
-                            secret_id: secret_id.to_string(),
-                            message,
+                            secret_id,
+                            source: Box::new(e),
                         }
                     }
                     _ => SecretsError::Aws {
-                        secret_id: secret_id.to_string(),
-                        message,
+                        secret_id,
+                        source: Box::new(e),
                     },
                 }
             })?;
@@ -253,5 +271,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
+        // The Alteryx configuration error is kept as the cause, secret-free as well.
+        let chain = crate::error_chain(&e);
+        assert!(
+            chain.starts_with("secret `s` does not describe a usable Alteryx Server: ")
+                && chain.contains("ALTERYX_URL"),
+            "{chain}"
+        );
+        assert!(!chain.contains("hunter2") && !format!("{e:?}").contains("hunter2"));
     }
 }

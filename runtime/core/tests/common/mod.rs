@@ -155,6 +155,7 @@ pub fn execution(
         updated_at: created_at,
         submitted_at: None,
         finished_at: None,
+        stuck_at: None,
         lease_until: None,
         expires_at: created_at + 90 * 86400,
         source: "test".into(),

@@ -1,0 +1,193 @@
+//! [`AlteryxClient`]: the Gallery API operations the router, the tracker and the CLI use —
+//! list workflows, a workflow's questions, submit a job, get a job, list a workflow's jobs —
+//! each in its v1 and v3 shape. Which routes and bodies each API version wants lives here;
+//! how a request is authenticated, sent and retried lives in [`super::transport`].
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use super::auth::RFC3986;
+use super::models::{Job, JobQuery, JobRequest, Question, Workflow};
+use super::transport::{Call, Idempotence, Transport};
+use super::{AlteryxError, ApiVersion, ClientOptions, ServerConfig};
+
+/// An Alteryx Server client. Cheap to clone; clones share connections and the OAuth2 token.
+#[derive(Clone)]
+pub struct AlteryxClient {
+    transport: Arc<Transport>,
+}
+
+impl std::fmt::Debug for AlteryxClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let config = self.transport.config();
+        f.debug_struct("AlteryxClient")
+            .field("base_url", &config.base_url.as_str())
+            .field("auth", &config.auth)
+            .field("api", &config.api)
+            .finish()
+    }
+}
+
+impl AlteryxClient {
+    pub fn new(config: ServerConfig, options: ClientOptions) -> Result<Self, AlteryxError> {
+        Ok(Self {
+            transport: Arc::new(Transport::new(config, options)?),
+        })
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        self.transport.config()
+    }
+
+    fn v3(&self) -> bool {
+        self.config().api == ApiVersion::V3
+    }
+
+    /// Workflows the credentials can run (v1: the subscription's studio; v3: all, admin).
+    pub async fn list_workflows(&self) -> Result<Vec<Workflow>, AlteryxError> {
+        let path = if self.v3() {
+            "v3/workflows"
+        } else {
+            "v1/workflows/subscription/"
+        };
+        let value = self
+            .transport
+            .call(Call::get("list workflows", path.into(), Vec::new()))
+            .await?;
+        let items = value
+            .as_array()
+            .ok_or_else(|| AlteryxError::InvalidResponse {
+                operation: "list workflows",
+                status: 200,
+                detail: "expected a JSON list of workflows".into(),
+                source: None,
+            })?;
+        Ok(items.iter().filter_map(Workflow::from_json).collect())
+    }
+
+    /// The questions (app interface fields) of a workflow.
+    ///
+    /// v3 asks `v3/workflows/{id}/questions`; Alteryx's help pages do not list that route
+    /// (only a third-party OpenAPI compilation does), so on a 404 the v1 route, which every
+    /// `/webapi/` server serves with the same bearer token, is asked too. A workflow that
+    /// really does not exist is a 404 on both, and that second answer is returned.
+    pub async fn questions(&self, workflow_id: &str) -> Result<Vec<Question>, AlteryxError> {
+        let id = segment(workflow_id);
+        let v1 = || {
+            Call::get(
+                "get questions",
+                format!("v1/workflows/{id}/questions/"),
+                Vec::new(),
+            )
+        };
+        let value = if self.v3() {
+            let v3 = Call::get(
+                "get questions",
+                format!("v3/workflows/{id}/questions"),
+                Vec::new(),
+            );
+            match self.transport.call(v3).await {
+                Err(AlteryxError::Api { status: 404, .. }) => {
+                    tracing::debug!(
+                        workflow_id,
+                        "v3 questions route answered 404; asking the v1 route"
+                    );
+                    self.transport.call(v1()).await?
+                }
+                other => other?,
+            }
+        } else {
+            self.transport.call(v1()).await?
+        };
+        parse("get questions", value)
+    }
+
+    /// Queue a job with question values. Not idempotent: see the transport's retry policy.
+    pub async fn submit_job(
+        &self,
+        workflow_id: &str,
+        request: &JobRequest,
+    ) -> Result<Job, AlteryxError> {
+        let id = segment(workflow_id);
+        let (path, priority) = if self.v3() {
+            (
+                format!("v3/workflows/{id}/jobs"),
+                request.priority.map(|p| p.to_string()),
+            )
+        } else {
+            (
+                format!("v1/workflows/{id}/jobs/"),
+                request.priority.map(|p| p.to_string().to_ascii_lowercase()),
+            )
+        };
+        let mut body = serde_json::json!({ "questions": request.questions });
+        if let Some(p) = priority {
+            body["priority"] = Value::String(p);
+        }
+        let value = self
+            .transport
+            .call(Call {
+                operation: "submit job",
+                method: Method::POST,
+                path,
+                query: Vec::new(),
+                body: Some(&body),
+                idempotence: Idempotence::Unsafe,
+            })
+            .await?;
+        parse("submit job", value)
+    }
+
+    /// One job: status, disposition, messages, outputs.
+    pub async fn get_job(&self, job_id: &str) -> Result<Job, AlteryxError> {
+        let id = segment(job_id);
+        let path = if self.v3() {
+            format!("v3/jobs/{id}")
+        } else {
+            format!("v1/jobs/{id}/")
+        };
+        let value = self
+            .transport
+            .call(Call::get("get job", path, Vec::new()))
+            .await?;
+        parse("get job", value)
+    }
+
+    /// A workflow's jobs.
+    pub async fn list_jobs(
+        &self,
+        workflow_id: &str,
+        query: &JobQuery,
+    ) -> Result<Vec<Job>, AlteryxError> {
+        let id = segment(workflow_id);
+        let path = if self.v3() {
+            format!("v3/workflows/{id}/jobs")
+        } else {
+            format!("v1/workflows/{id}/jobs/")
+        };
+        let value = self
+            .transport
+            .call(Call::get("list jobs", path, query.pairs()))
+            .await?;
+        parse("list jobs", value)
+    }
+}
+
+/// An id as one path segment (ids come from rules and users: `/` or `?` must not escape it).
+fn segment(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, RFC3986).to_string()
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    operation: &'static str,
+    value: Value,
+) -> Result<T, AlteryxError> {
+    serde_json::from_value(value).map_err(|e| AlteryxError::InvalidResponse {
+        operation,
+        status: 200,
+        detail: "the JSON does not have the expected shape".into(),
+        source: Some(e),
+    })
+}
