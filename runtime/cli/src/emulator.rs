@@ -125,7 +125,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
 fn describe_settings(config: &EmulatorConfig) -> String {
     let slots = config.slots.map_or_else(
         || "no slot limit".to_string(),
-        |n| format!("{n} worker slots"),
+        |n| format!("{n} worker slot(s)"),
     );
     let mut out = format!("{slots}, jobs run {} s", config.job_duration.as_secs_f64());
     if !config.worker_tags.is_empty() {
