@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use alteryx_router_emulator::{self as emulator, DEMO_KEY, DEMO_SECRET, EmulatorConfig};
+use alteryx_router_emulator::{
+    self as emulator, DEMO_KEY, DEMO_SECRET, EmulatorConfig, config::seconds,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct EmulatorArgs {
@@ -28,9 +30,20 @@ pub struct EmulatorArgs {
     /// OAuth2 token lifetime in seconds.
     #[arg(long)]
     pub token_ttl: Option<u64>,
-    /// How long each job runs, in seconds.
+    /// How long each job runs, in seconds (workflows with their own `job_seconds` excepted).
     #[arg(long)]
     pub job_seconds: Option<f64>,
+    /// Worker slots: at most N jobs Running at once, the others wait Queued (priority, then
+    /// arrival). Without it, every job runs as soon as it is queued.
+    #[arg(long, value_name = "N")]
+    pub slots: Option<usize>,
+    /// A worker tag the server knows (repeatable; adds to the workflows file's `worker_tags`).
+    /// A v3 job request naming another is refused.
+    #[arg(long = "worker-tag", value_name = "TAG")]
+    pub worker_tags: Vec<String>,
+    /// A credential id the server knows (repeatable; adds to the file's `credential_ids`).
+    #[arg(long = "credential-id", value_name = "ID")]
+    pub credential_ids: Vec<String>,
 }
 
 pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
@@ -43,9 +56,21 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         config.token_ttl = Duration::from_secs(t);
     }
     if let Some(j) = args.job_seconds {
-        config.job_duration = Duration::from_secs_f64(j.max(0.0));
+        config.job_duration = seconds("--job-seconds", j)?;
     }
-    let workflows = config.workflows.clone();
+    if args.slots.is_some() {
+        config.slots = args.slots;
+    }
+    config.worker_tags.extend(args.worker_tags.iter().cloned());
+    config
+        .credential_ids
+        .extend(args.credential_ids.iter().cloned());
+    let settings = describe_settings(&config);
+    let workflows: Vec<_> = config
+        .workflows
+        .iter()
+        .map(|w| (w.clone(), config.run_time(&w.id)))
+        .collect();
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .with_context(|| format!("{}:{} is not a socket address", args.host, args.port))?;
@@ -64,17 +89,19 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         }
     );
     println!(
-        "  received jobs:    http://{}/_emulator/jobs",
+        "  received jobs:    http://{}/_emulator/jobs  (stats, faults, ...: docs/emulator.md)",
         handle.addr()
     );
+    println!("  settings:         {settings}");
     println!("workflows:");
-    for w in &workflows {
+    for (w, run_time) in &workflows {
         let names: Vec<&str> = w.questions.iter().map(|q| q.name.as_str()).collect();
         println!(
-            "  {}  {}  [{}]  jobs end {:?}",
+            "  {}  {}  [{}]  jobs run {} s and end {:?}",
             w.id,
             w.name,
             names.join(", "),
+            run_time.as_secs_f64(),
             w.outcome
         );
     }
@@ -92,6 +119,25 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
     wait_for_stop().await;
     handle.shutdown().await;
     Ok(())
+}
+
+/// Slots, run time, worker tags and credential ids in one line.
+fn describe_settings(config: &EmulatorConfig) -> String {
+    let slots = config.slots.map_or_else(
+        || "no slot limit".to_string(),
+        |n| format!("{n} worker slot(s)"),
+    );
+    let mut out = format!("{slots}, jobs run {} s", config.job_duration.as_secs_f64());
+    if !config.worker_tags.is_empty() {
+        out.push_str(&format!(", worker tags {}", config.worker_tags.join(", ")));
+    }
+    if !config.credential_ids.is_empty() {
+        out.push_str(&format!(
+            ", credential ids {}",
+            config.credential_ids.join(", ")
+        ));
+    }
+    out
 }
 
 async fn wait_for_stop() {
