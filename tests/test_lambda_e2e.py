@@ -403,7 +403,7 @@ def build_csv_header_plugin(router_bin) -> Path:
         return Path(built) / "csv-header.cwasm"
 
     src = ROOT / "plugins/examples/csv-header"
-    digest = hashlib.sha256((src / "app.py").read_bytes() + (ROOT / "plugins/wit/plugin.wit").read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256((src / "app.py").read_bytes() + (ROOT / "plugins/wit/0.1.0/plugin.wit").read_bytes()).hexdigest()[:16]
     out = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/alteryx-router/target")) / "plugin-cache-e2e" / digest
     cwasm = out / "csv-header.cwasm"
     if not cwasm.exists():

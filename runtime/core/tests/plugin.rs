@@ -209,7 +209,7 @@ pub fn build_python(source_dir: &Path, name: &str) -> PathBuf {
     }
     let mut h = sha2::Sha256::new();
     h.update(std::fs::read(source_dir.join("app.py")).unwrap());
-    h.update(std::fs::read(common::repo_root().join("plugins/wit/plugin.wit")).unwrap());
+    h.update(std::fs::read(common::repo_root().join("plugins/wit/0.1.0/plugin.wit")).unwrap());
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| common::repo_root().join("target"));
@@ -228,7 +228,7 @@ pub fn build_python(source_dir: &Path, name: &str) -> PathBuf {
             .current_dir(source_dir)
             .args([
                 "-d",
-                common::repo_root().join("plugins/wit").to_str().unwrap(),
+                common::repo_root().join("plugins/wit/0.1.0").to_str().unwrap(),
                 "-w",
                 "router-plugin",
                 "componentize",
