@@ -185,10 +185,7 @@ macro_rules! export_plugin {
 
 /// The generated types to the SDK's, the call, and back.
 #[doc(hidden)]
-pub fn __dispatch(
-    request: bindings::Request,
-    route: Route,
-) -> Result<bindings::Outcome, String> {
+pub fn __dispatch(request: bindings::Request, route: Route) -> Result<bindings::Outcome, String> {
     use bindings::alteryx_router::plugin::types::{QuestionValue, WorkflowChoice};
     let o = request.object;
     let request = Request {

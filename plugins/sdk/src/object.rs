@@ -73,28 +73,37 @@ impl Object {
         if length == 0 {
             return Vec::new();
         }
-        if offset >= self.size {
-            refuse(format!(
-                "asked to read {length} bytes at offset {offset}, at or past the end of the {}-byte object",
-                self.size
-            ));
-        }
-        let length = length.min(self.size - offset);
-        if self.used + length > self.budget {
-            refuse(format!(
-                "asked to read {length} bytes at offset {offset}, beyond its read budget: {} of {} bytes already read (plugin.read_budget_bytes)",
-                self.used, self.budget
-            ));
-        }
         let bytes = match &self.source {
+            // The router applies the rules below itself, ending the call with an error that
+            // names the plugin, the rule and the values.
             #[cfg(target_arch = "wasm32")]
-            Source::Host => crate::bindings::alteryx_router::plugin::host::read_range(offset, length),
+            Source::Host => {
+                crate::bindings::alteryx_router::plugin::host::read_range(offset, length)
+            }
             #[cfg(not(target_arch = "wasm32"))]
             Source::Host => unreachable!("the host object exists only inside the router"),
-            Source::Local(bytes) => bytes[offset as usize..(offset + length) as usize].to_vec(),
+            Source::Local(bytes) => {
+                if offset >= self.size {
+                    refuse(format!(
+                        "asked to read {length} bytes at offset {offset}, at or past the end of the {}-byte object",
+                        self.size
+                    ));
+                }
+                let length = length.min(self.size - offset);
+                if self.used + length > self.budget {
+                    refuse(format!(
+                        "asked to read {length} bytes at offset {offset}, beyond its read budget: {} of {} bytes already read (plugin.read_budget_bytes)",
+                        self.used, self.budget
+                    ));
+                }
+                bytes[offset as usize..(offset + length) as usize].to_vec()
+            }
         };
-        self.used += length;
-        self.reads.push(Read { offset, length });
+        self.used += bytes.len() as u64;
+        self.reads.push(Read {
+            offset,
+            length: bytes.len() as u64,
+        });
         bytes
     }
 
