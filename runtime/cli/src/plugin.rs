@@ -9,13 +9,13 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 
 use crate::output;
+use alteryx_router_core::config::RulesLocation;
 use alteryx_router_core::event::ObjectCreated;
 use alteryx_router_core::plugin::{
     DirPluginStore, FileObjectReader, FilePluginStore, ObjectVersion, PluginHost, PluginInput,
     PluginLimits, PluginOutcome, PluginSpec, PluginStore, ReadStats, S3PluginStore,
     check_component, compile_to_cwasm, is_precompiled, read_head,
 };
-use alteryx_router_core::config::RulesLocation;
 use alteryx_router_core::rules::DEFAULT_READ_BUDGET_BYTES;
 
 /// The CPU of the function in template.yaml (`Architectures: [arm64]`).
@@ -296,9 +296,9 @@ fn human_run_report(report: &RunReport) -> String {
     ));
     match report.fuel_used {
         Some(fuel) => out.push_str(&format!("fuel: {fuel} units (instantiation and call)\n")),
-        None => out.push_str(
-            "fuel: not metered for a precompiled .cwasm (run the .wasm to count it)\n",
-        ),
+        None => {
+            out.push_str("fuel: not metered for a precompiled .cwasm (run the .wasm to count it)\n")
+        }
     }
     let r = &report.reads;
     out.push_str(&format!(
@@ -359,11 +359,11 @@ async fn publish(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
-    let uri = to.or_else(|| settings.plugin_s3_uri.clone()).context(
-        "say where plugins live: --to s3://bucket/prefix/ (or set PLUGIN_S3_URI)",
-    )?;
-    let wasm = std::fs::read(&wasm_path)
-        .with_context(|| format!("reading {}", wasm_path.display()))?;
+    let uri = to
+        .or_else(|| settings.plugin_s3_uri.clone())
+        .context("say where plugins live: --to s3://bucket/prefix/ (or set PLUGIN_S3_URI)")?;
+    let wasm =
+        std::fs::read(&wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
     if is_precompiled(&wasm) {
         bail!(
             "{} is already compiled; publish the .wasm component, which it compiles for the function's CPU",
@@ -371,8 +371,12 @@ async fn publish(
         );
     }
     // Refuse what the router could not load before anything is uploaded.
-    let interface = check_component(&wasm)
-        .with_context(|| format!("{} is not a plugin the router can load", wasm_path.display()))?;
+    let interface = check_component(&wasm).with_context(|| {
+        format!(
+            "{} is not a plugin the router can load",
+            wasm_path.display()
+        )
+    })?;
     let target_triple = (target != "host").then_some(target.as_str());
     let cwasm = compile_to_cwasm(&wasm, target_triple)?;
     let sha256 = {
@@ -425,10 +429,12 @@ async fn publish(
         if let Some(p) = rule.plugin.as_mut() {
             p.sha256 = Some(sha256.clone());
         }
-        rules_store
-            .put(&rule)
-            .await
-            .with_context(|| format!("{location} is uploaded, but pinning rule `{}` failed; run `plugin publish` again", rule.id))?;
+        rules_store.put(&rule).await.with_context(|| {
+            format!(
+                "{location} is uploaded, but pinning rule `{}` failed; run `plugin publish` again",
+                rule.id
+            )
+        })?;
         pinned_rules.push(rule.id);
     }
     let report = PublishReport {

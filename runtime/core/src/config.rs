@@ -409,15 +409,30 @@ mod tests {
         assert_eq!(s.track_stuck_after, Duration::from_secs(3600));
         assert_eq!(s.home, PathBuf::from("/home/u/.alteryx-router"));
         assert!(s.rules.is_none() && !s.in_lambda);
-        assert!(s.plugin_require_pin, "plugins from S3 must be pinned unless turned off");
+        assert!(
+            s.plugin_require_pin,
+            "plugins from S3 must be pinned unless turned off"
+        );
     }
 
     #[test]
     fn the_plugin_pin_requirement_is_a_clear_boolean() {
-        assert!(!settings(&[("PLUGIN_REQUIRE_PIN", "false")]).unwrap().plugin_require_pin);
-        assert!(settings(&[("PLUGIN_REQUIRE_PIN", "TRUE")]).unwrap().plugin_require_pin);
+        assert!(
+            !settings(&[("PLUGIN_REQUIRE_PIN", "false")])
+                .unwrap()
+                .plugin_require_pin
+        );
+        assert!(
+            settings(&[("PLUGIN_REQUIRE_PIN", "TRUE")])
+                .unwrap()
+                .plugin_require_pin
+        );
         let e = settings(&[("PLUGIN_REQUIRE_PIN", "sometimes")]).unwrap_err();
-        assert!(e.to_string().starts_with("PLUGIN_REQUIRE_PIN=\"sometimes\""), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("PLUGIN_REQUIRE_PIN=\"sometimes\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -24,8 +24,8 @@ use serde::Serialize;
 use crate::alteryx::{AlteryxError, JobRequest, Priority, QuestionValue};
 use crate::event::{self, Decoded, ObjectCreated};
 use crate::executions::{
-    Claim, Execution, ExecutionError, ExecutionStatus, ExecutionStore, PluginSummary,
-    execution_id, now_unix,
+    Claim, Execution, ExecutionError, ExecutionStatus, ExecutionStore, PluginSummary, execution_id,
+    now_unix,
 };
 use crate::plugin::{ObjectReader, ObjectVersion, PluginHost, PluginInput, PluginOutcome};
 use crate::rules::{CompiledRule, RuleError, RuleSource};

@@ -88,7 +88,9 @@ pub fn read_schema(object: &mut Object) -> Result<Schema, String> {
     let end = tail.len();
     match &tail[end - 4..] {
         b"PAR1" => {}
-        b"PARE" => return Err("the Parquet footer is encrypted; this plugin reads plain footers".into()),
+        b"PARE" => {
+            return Err("the Parquet footer is encrypted; this plugin reads plain footers".into());
+        }
         _ => return Err("not a Parquet file: it does not end with PAR1".into()),
     }
     let mut len = [0u8; 4];

@@ -116,7 +116,9 @@ impl Input<'_> {
                 }
                 Ok(())
             }),
-            k => Err(format!("not a valid Parquet footer: unknown Thrift type {k}")),
+            k => Err(format!(
+                "not a valid Parquet footer: unknown Thrift type {k}"
+            )),
         }
     }
 
@@ -167,7 +169,9 @@ pub fn file_schema(metadata: &[u8]) -> Result<Schema, String> {
             (2, 9) => {
                 let (size, elem) = input.list_header()?;
                 if elem != 12 {
-                    return Err("not a valid Parquet footer: the schema is not a list of structs".into());
+                    return Err(
+                        "not a valid Parquet footer: the schema is not a list of structs".into(),
+                    );
                 }
                 for _ in 0..size {
                     elements.push(input.nested(element)?);
@@ -250,7 +254,15 @@ mod tests {
         for cut_at in 0..f.len() {
             let _ = file_schema(&f[..cut_at]);
         }
-        assert!(file_schema(&[0x19, 0x4c]).unwrap_err().contains("cut short"));
-        assert!(file_schema(&[0x1d]).unwrap_err().contains("unknown Thrift type 13"));
+        assert!(
+            file_schema(&[0x19, 0x4c])
+                .unwrap_err()
+                .contains("cut short")
+        );
+        assert!(
+            file_schema(&[0x1d])
+                .unwrap_err()
+                .contains("unknown Thrift type 13")
+        );
     }
 }

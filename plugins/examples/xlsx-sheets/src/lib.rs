@@ -113,9 +113,18 @@ mod tests {
             parse_sheet_names(xml).unwrap(),
             vec!["Sales & Costs".to_string(), "日本".to_string()]
         );
-        let prefixed = br#"<x:workbook xmlns:x="x"><x:sheets><x:sheet name="A"/></x:sheets></x:workbook>"#;
+        let prefixed =
+            br#"<x:workbook xmlns:x="x"><x:sheets><x:sheet name="A"/></x:sheets></x:workbook>"#;
         assert_eq!(parse_sheet_names(prefixed).unwrap(), vec!["A".to_string()]);
-        assert!(parse_sheet_names(b"<workbook/>").unwrap_err().contains("no sheets"));
-        assert!(parse_sheet_names(b"<a><b></a>").unwrap_err().contains("not XML"));
+        assert!(
+            parse_sheet_names(b"<workbook/>")
+                .unwrap_err()
+                .contains("no sheets")
+        );
+        assert!(
+            parse_sheet_names(b"<a><b></a>")
+                .unwrap_err()
+                .contains("not XML")
+        );
     }
 }

@@ -68,7 +68,8 @@ impl Directory {
                 .checked_sub(20)
                 .and_then(|l| (u32_at(&tail, l) == Some(ZIP64_LOCATOR)).then_some(l))
                 .ok_or_else(|| truncated("the ZIP64 locator"))?;
-            let zip64_at = u64_at(&tail, locator + 8).ok_or_else(|| truncated("the ZIP64 locator"))?;
+            let zip64_at =
+                u64_at(&tail, locator + 8).ok_or_else(|| truncated("the ZIP64 locator"))?;
             let record = slice_or_read(object, &tail, tail_start, zip64_at, 56)?;
             if u32_at(&record, 0) != Some(ZIP64_EOCD) {
                 return Err(truncated("the ZIP64 end record"));

@@ -63,7 +63,9 @@ pub enum ReadError {
     Deleted { uri: String },
     #[error("{uri} was overwritten since the event ({detail})")]
     Overwritten { uri: String, detail: String },
-    #[error("access denied reading {uri} (bucket `{bucket}`, key `{key}`): the function may not read it")]
+    #[error(
+        "access denied reading {uri} (bucket `{bucket}`, key `{key}`): the function may not read it"
+    )]
     AccessDenied {
         uri: String,
         bucket: String,
@@ -194,50 +196,44 @@ impl ObjectReader for S3ObjectReader {
             let body = out.body.collect().await.map_err(|e| io(Box::new(e)))?;
             Ok::<_, ReadOrSdk>((content_range, content_type, body.into_bytes()))
         };
-        let (content_range, content_type, bytes) =
-            match tokio::time::timeout(READ_TIMEOUT, fetch).await {
-                Err(_) => {
-                    return Err(io(format!(
-                        "no answer within {} s",
-                        READ_TIMEOUT.as_secs()
-                    )
-                    .into()));
-                }
-                Ok(Ok(read)) => read,
-                Ok(Err(ReadOrSdk::Read(e))) => return Err(e),
-                Ok(Err(ReadOrSdk::Sdk(e))) => {
-                    let status = e.raw_response().map(|r| r.status().as_u16());
-                    let code = e.code().map(str::to_string);
-                    return Err(match (status, code.as_deref()) {
-                        (_, Some("NoSuchKey" | "NoSuchVersion")) | (Some(404), _) => {
-                            ReadError::Deleted { uri: object.uri() }
-                        }
-                        (_, Some("PreconditionFailed")) | (Some(412), _) => {
-                            ReadError::Overwritten {
-                                uri: object.uri(),
-                                detail: format!(
-                                    "its ETag is no longer {}",
-                                    object.etag.as_deref().unwrap_or("the event's")
-                                ),
-                            }
-                        }
-                        (_, Some("InvalidRange")) | (Some(416), _) => ReadError::Overwritten {
-                            uri: object.uri(),
-                            detail: format!(
-                                "it no longer has the event's {} bytes",
-                                object.size
-                            ),
-                        },
-                        (_, Some("AccessDenied")) => ReadError::AccessDenied {
-                            uri: object.uri(),
-                            bucket: object.bucket.clone(),
-                            key: object.key.clone(),
-                            source: aws_sdk_s3::error::DisplayErrorContext(e).to_string().into(),
-                        },
-                        _ => io(aws_sdk_s3::error::DisplayErrorContext(e).to_string().into()),
-                    });
-                }
-            };
+        let (content_range, content_type, bytes) = match tokio::time::timeout(READ_TIMEOUT, fetch)
+            .await
+        {
+            Err(_) => {
+                return Err(io(
+                    format!("no answer within {} s", READ_TIMEOUT.as_secs()).into()
+                ));
+            }
+            Ok(Ok(read)) => read,
+            Ok(Err(ReadOrSdk::Read(e))) => return Err(e),
+            Ok(Err(ReadOrSdk::Sdk(e))) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                let code = e.code().map(str::to_string);
+                return Err(match (status, code.as_deref()) {
+                    (_, Some("NoSuchKey" | "NoSuchVersion")) | (Some(404), _) => {
+                        ReadError::Deleted { uri: object.uri() }
+                    }
+                    (_, Some("PreconditionFailed")) | (Some(412), _) => ReadError::Overwritten {
+                        uri: object.uri(),
+                        detail: format!(
+                            "its ETag is no longer {}",
+                            object.etag.as_deref().unwrap_or("the event's")
+                        ),
+                    },
+                    (_, Some("InvalidRange")) | (Some(416), _) => ReadError::Overwritten {
+                        uri: object.uri(),
+                        detail: format!("it no longer has the event's {} bytes", object.size),
+                    },
+                    (_, Some("AccessDenied")) => ReadError::AccessDenied {
+                        uri: object.uri(),
+                        bucket: object.bucket.clone(),
+                        key: object.key.clone(),
+                        source: aws_sdk_s3::error::DisplayErrorContext(e).to_string().into(),
+                    },
+                    _ => io(aws_sdk_s3::error::DisplayErrorContext(e).to_string().into()),
+                });
+            }
+        };
         // Without a pin (no version id, no ETag) the total size is the only check left.
         if let Some(total) = content_range
             .as_deref()

@@ -305,9 +305,7 @@ fn validate_plugin(p: &PluginSpec) -> Result<(), (&'static str, String)> {
     {
         return Err((
             "memory_mb",
-            format!(
-                "must be between 1 and {MAX_PLUGIN_MEMORY_MB} (half of the function's 256 MB)"
-            ),
+            format!("must be between 1 and {MAX_PLUGIN_MEMORY_MB} (half of the function's 256 MB)"),
         ));
     }
     if let Some(budget) = p.read_budget_bytes
@@ -321,7 +319,10 @@ fn validate_plugin(p: &PluginSpec) -> Result<(), (&'static str, String)> {
     if p.workflows.len() > MAX_PLUGIN_WORKFLOWS {
         return Err((
             "workflows",
-            format!("lists {} workflows; at most {MAX_PLUGIN_WORKFLOWS}", p.workflows.len()),
+            format!(
+                "lists {} workflows; at most {MAX_PLUGIN_WORKFLOWS}",
+                p.workflows.len()
+            ),
         ));
     }
     for (i, w) in p.workflows.iter().enumerate() {
