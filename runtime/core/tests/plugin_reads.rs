@@ -544,3 +544,42 @@ async fn the_excel_and_parquet_examples_read_kilobytes_of_50_mib_objects() {
         run.reads
     );
 }
+
+/// The Python example of interface 0.2.0 (`plugins/examples/file-kind-py`, componentize-py):
+/// two 4-byte ranged reads of a 50 MiB Parquet file, and a workflow chosen by kind.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_example_reads_eight_bytes_and_chooses_a_workflow() {
+    let dir = std::env::var_os("BUILT_PLUGINS_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.join("file-kind.cwasm").exists() || d.join("file-kind.wasm").exists())
+        .expect("file-kind not in BUILT_PLUGINS_DIR: run scripts/test, or plugins/examples/file-kind-py/build.sh DIR and set BUILT_PLUGINS_DIR=DIR");
+    let s3 = s3().await;
+    let bucket = common::unique("kinds");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let table = fixture("parquet", &["--columns", "id,amount", "--mib", "50"]);
+    let size = table.len() as u64;
+    let etag = put(&s3, &bucket, "in/t.parquet", table).await;
+    let object = facts(&bucket, "in/t.parquet", size, etag);
+    let host =
+        PluginHost::new(Arc::new(DirPluginStore::new(dir)), PluginLimits::default()).unwrap();
+    let mut kind = spec(
+        "file-kind",
+        1 << 20,
+        serde_json::json!({"workflows": {"parquet": "wf-eu"}}),
+    );
+    kind.timeout_ms = Some(5000);
+    let reader: Arc<dyn ObjectReader> = Arc::new(S3ObjectReader::new(s3.clone()));
+    let run = call(&host, &kind, &object, reader).await.unwrap();
+    assert_eq!(
+        run.outcome,
+        PluginOutcome::Workflow {
+            workflow: "wf-eu".into(),
+            questions: vec![
+                ("Kind".into(), "parquet".into()),
+                ("BytesRead".into(), "8".into())
+            ],
+        }
+    );
+    assert_eq!(run.interface, "0.2.0");
+    assert_eq!((run.reads.range_reads, run.reads.total_bytes()), (2, 8));
+}
