@@ -191,7 +191,7 @@ impl RangeSession {
             Err(source) => Err(self.end_call(PluginError::Read {
                 plugin: self.plugin.clone(),
                 rule: self.rule.clone(),
-                source,
+                source: Box::new(source),
             })),
         }
     }

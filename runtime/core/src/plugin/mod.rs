@@ -233,7 +233,7 @@ pub enum PluginError {
         plugin: String,
         rule: String,
         #[source]
-        source: ReadError,
+        source: Box<ReadError>,
     },
     #[error("plugin `{plugin}`: {what}")]
     Io {

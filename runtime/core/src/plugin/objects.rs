@@ -258,9 +258,11 @@ impl ObjectReader for S3ObjectReader {
 enum ReadOrSdk {
     Read(ReadError),
     Sdk(
-        aws_sdk_s3::error::SdkError<
-            aws_sdk_s3::operation::get_object::GetObjectError,
-            aws_smithy_runtime_api::http::Response,
+        Box<
+            aws_sdk_s3::error::SdkError<
+                aws_sdk_s3::operation::get_object::GetObjectError,
+                aws_smithy_runtime_api::http::Response,
+            >,
         >,
     ),
 }
@@ -279,7 +281,7 @@ impl
             aws_smithy_runtime_api::http::Response,
         >,
     ) -> Self {
-        ReadOrSdk::Sdk(e)
+        ReadOrSdk::Sdk(Box::new(e))
     }
 }
 
