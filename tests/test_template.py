@@ -107,3 +107,18 @@ def test_functions_are_arm64_rust_and_wired_to_the_dlq_and_schedule():
     tracker = resources["TrackerFunction"]["Properties"]
     assert tracker["Events"]["EveryMinute"]["Properties"]["Schedule"] == "rate(1 minute)"
     assert tracker["Environment"]["Variables"]["ROUTER_MODE"] == "tracker"
+
+
+def test_only_operators_may_write_the_plugin_bucket():
+    """A .cwasm is native code that runs with the functions' role: the functions read the
+    plugin bucket, the publisher policy (for operators running `plugin publish`) writes it."""
+    resources = template()["Resources"]
+    for name in ("RouterFunction", "TrackerFunction"):
+        for s in statements(resources[name]["Properties"].get("Policies", [])):
+            actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+            assert not any(a.startswith("s3:Put") or a.startswith("s3:Delete") for a in actions), f"{name} may write S3: {s}"
+    publisher = list(statements(resources["PluginPublisherPolicy"]["Properties"]["PolicyDocument"]))
+    assert any("s3:PutObject" in s["Action"] for s in publisher)
+    assert any("dynamodb:PutItem" in s["Action"] for s in publisher)
+    reads = [s for s in statements(resources["RouterFunction"]["Properties"]["Policies"]) if s.get("Sid") == "ReadObjectsForPlugins"]
+    assert reads and "s3:GetObjectVersion" in reads[0]["Action"], "plugins read the event's version"

@@ -12,7 +12,10 @@ use serde::Serialize;
 use crate::output;
 use alteryx_router_core::config::{RulesLocation, Settings};
 use alteryx_router_core::event::ObjectCreated;
-use alteryx_router_core::plugin::{PluginHost, PluginInput, PluginLimits, PluginOutcome};
+use alteryx_router_core::plugin::{
+    FileObjectReader, ObjectReader, ObjectVersion, PluginHost, PluginInput, PluginLimits,
+    PluginOutcome, read_head,
+};
 use alteryx_router_core::rules::{
     CompiledRule, DynamoRuleStore, FileRuleSource, MatchVerdict, Rule, RuleSet, RuleSource,
 };
@@ -298,9 +301,14 @@ async fn test(
         if let (true, Some(spec), Some(host), Some(path)) =
             (is_match, &rule.rule.plugin, &host, object)
         {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let head = &bytes[..bytes.len().min(spec.read_bytes as usize)];
+            let reader: Arc<dyn ObjectReader> = Arc::new(FileObjectReader::new(path.to_path_buf()));
+            let mut facts = obj.clone();
+            facts.size = std::fs::metadata(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .len();
+            let head = read_head(reader.as_ref(), &ObjectVersion::of(&facts), spec.read_bytes)
+                .await
+                .with_context(|| format!("reading {}", path.display()))?;
             let config = if spec.config.is_null() {
                 "{}".to_string()
             } else {
@@ -308,10 +316,12 @@ async fn test(
             };
             let input = PluginInput {
                 rule_id: &rule.rule.id,
-                object: obj,
+                object: &facts,
                 content_type: None,
-                head,
+                head: &head.bytes,
                 config_json: &config,
+                workflow: &rule.rule.workflow,
+                reader,
             };
             tested.plugin = Some(match host.run(spec, input).await {
                 Ok(run) => match run.outcome {
@@ -320,6 +330,19 @@ async fn test(
                             q.extend(values);
                         }
                         format!("{}: ok in {:?}", spec.name, run.elapsed)
+                    }
+                    PluginOutcome::Workflow {
+                        workflow,
+                        questions: values,
+                    } => {
+                        if let Some(q) = tested.questions.as_mut() {
+                            q.extend(values);
+                        }
+                        tested.workflow = Some(workflow.clone());
+                        format!(
+                            "{}: ok in {:?}, chose workflow {workflow}",
+                            spec.name, run.elapsed
+                        )
                     }
                     PluginOutcome::Skip(reason) => format!("{}: skip ({reason})", spec.name),
                 },

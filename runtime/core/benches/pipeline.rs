@@ -248,6 +248,8 @@ fn plugins(c: &mut Criterion) {
         sha256: None,
         timeout_ms: None,
         memory_mb: None,
+        read_budget_bytes: None,
+        workflows: Vec::new(),
     };
     let head = vec![b'x'; 4096];
     for name in ["aot", "jit"] {
@@ -333,6 +335,11 @@ fn bench_input<'a>(object: &'a ObjectCreated, head: &'a [u8]) -> PluginInput<'a>
         content_type: None,
         head,
         config_json: "{}",
+        workflow: "bench-workflow",
+        // These plugins read only the head.
+        reader: std::sync::Arc::new(alteryx_router_core::plugin::FileObjectReader::new(
+            "/dev/null".into(),
+        )),
     }
 }
 

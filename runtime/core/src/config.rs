@@ -101,6 +101,9 @@ pub struct Settings {
     pub plugin_s3_uri: Option<String>,
     /// `PLUGIN_CACHE_SECONDS` (default 60).
     pub plugin_cache: Duration,
+    /// `PLUGIN_REQUIRE_PIN` (default true): plugins from `PLUGIN_S3_URI` run only when their
+    /// rule pins their sha256. `false` is for local development only.
+    pub plugin_require_pin: bool,
     /// `LOCAL_OBJECTS_DIR`: read objects from `DIR/<bucket>/<key>` instead of S3.
     pub local_objects_dir: Option<PathBuf>,
     /// `CLAIM_LEASE_SECONDS` (default 300).
@@ -141,6 +144,21 @@ impl Env<'_> {
 
     fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
         self.number(name, default).map(Duration::from_secs)
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.text(name) {
+            None => Ok(default),
+            Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(ConfigError::Invalid {
+                    name,
+                    value,
+                    message: "expected true or false".into(),
+                }),
+            },
+        }
     }
 }
 
@@ -218,6 +236,7 @@ impl Settings {
             plugin_dir: env.text("PLUGIN_DIR").map(PathBuf::from),
             plugin_s3_uri: env.text("PLUGIN_S3_URI"),
             plugin_cache: env.seconds("PLUGIN_CACHE_SECONDS", 60)?,
+            plugin_require_pin: env.flag("PLUGIN_REQUIRE_PIN", true)?,
             local_objects_dir: env.text("LOCAL_OBJECTS_DIR").map(PathBuf::from),
             claim_lease: env.seconds("CLAIM_LEASE_SECONDS", 300)?,
             execution_ttl: Duration::from_secs(env.number("EXECUTION_TTL_DAYS", 90)? * 24 * 3600),
@@ -302,7 +321,8 @@ impl Settings {
             let sdk = crate::aws::sdk_config().await;
             stores.push(Arc::new(
                 S3PluginStore::new(aws_sdk_s3::Client::new(&sdk), uri)
-                    .map_err(ConfigError::Plugins)?,
+                    .map_err(ConfigError::Plugins)?
+                    .require_pin(self.plugin_require_pin),
             ));
         }
         Ok(match stores.len() {
@@ -389,6 +409,30 @@ mod tests {
         assert_eq!(s.track_stuck_after, Duration::from_secs(3600));
         assert_eq!(s.home, PathBuf::from("/home/u/.alteryx-router"));
         assert!(s.rules.is_none() && !s.in_lambda);
+        assert!(
+            s.plugin_require_pin,
+            "plugins from S3 must be pinned unless turned off"
+        );
+    }
+
+    #[test]
+    fn the_plugin_pin_requirement_is_a_clear_boolean() {
+        assert!(
+            !settings(&[("PLUGIN_REQUIRE_PIN", "false")])
+                .unwrap()
+                .plugin_require_pin
+        );
+        assert!(
+            settings(&[("PLUGIN_REQUIRE_PIN", "TRUE")])
+                .unwrap()
+                .plugin_require_pin
+        );
+        let e = settings(&[("PLUGIN_REQUIRE_PIN", "sometimes")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("PLUGIN_REQUIRE_PIN=\"sometimes\""),
+            "{e}"
+        );
     }
 
     #[test]

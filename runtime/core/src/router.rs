@@ -25,9 +25,10 @@ use crate::alteryx::{AlteryxError, JobRequest, QuestionValue};
 use crate::error_chain;
 use crate::event::{self, Decoded, ObjectCreated};
 use crate::executions::{
-    Claim, Execution, ExecutionError, ExecutionStatus, ExecutionStore, execution_id, now_unix,
+    Claim, Execution, ExecutionError, ExecutionStatus, ExecutionStore, PluginSummary, execution_id,
+    now_unix,
 };
-use crate::plugin::{ObjectReader, PluginHost, PluginInput, PluginOutcome};
+use crate::plugin::{ObjectReader, ObjectVersion, PluginHost, PluginInput, PluginOutcome};
 use crate::rules::{CompiledRule, RuleError, RuleSource};
 use crate::secrets::ClientPool;
 
@@ -385,6 +386,7 @@ impl Router {
     ) -> RuleOutcome {
         record.workflow = rule.rule.workflow.clone();
         record.secret_id = rule.rule.secret_id.clone();
+        record.plugin = None;
         let result = self.questions_for(rule, object).await;
         let now = now_unix();
         match result {
@@ -393,15 +395,24 @@ impl Router {
                 record.message = Some(failure.message);
                 record.retryable = failure.retryable;
             }
-            Ok(Questions::Skip { questions, reason }) => {
+            Ok(Questions::Skip {
+                questions,
+                reason,
+                plugin,
+            }) => {
                 record.questions = questions;
+                record.plugin = plugin;
                 record.status = ExecutionStatus::Skipped;
                 record.message = Some(reason);
                 record.finished_at = Some(now);
             }
-            Ok(Questions::Values(questions)) => {
+            Ok(Questions::Values { questions, plugin }) => {
                 record.questions = questions;
-                match self.submit(rule, &record.questions).await {
+                if let Some(chosen) = plugin.as_ref().and_then(|p| p.workflow.as_ref()) {
+                    record.workflow = chosen.clone();
+                }
+                record.plugin = plugin;
+                match self.submit(rule, &record.workflow, &record.questions).await {
                     Ok(job_id) => {
                         record.status = ExecutionStatus::Submitted;
                         record.job_id = Some(job_id);
@@ -439,7 +450,8 @@ impl Router {
         outcome_of(&record)
     }
 
-    /// Template values, then the plugin's (which win on the same name).
+    /// Template values, then the plugin's (which win on the same name), and what the plugin
+    /// read and chose. An object deleted or overwritten since the event is skipped.
     async fn questions_for(
         &self,
         rule: &CompiledRule,
@@ -447,7 +459,10 @@ impl Router {
     ) -> Result<Questions, Failure> {
         let mut questions = rule.render_questions(object);
         let Some(spec) = &rule.rule.plugin else {
-            return Ok(Questions::Values(questions));
+            return Ok(Questions::Values {
+                questions,
+                plugin: None,
+            });
         };
         let (Some(host), Some(objects)) = (&self.plugins, &self.objects) else {
             return Err(Failure {
@@ -458,13 +473,28 @@ impl Router {
                 retryable: false,
             });
         };
-        let (head, content_type) = objects
-            .read_head(&object.bucket, &object.key, spec.read_bytes)
-            .await
-            .map_err(|e| Failure {
-                retryable: e.is_retryable(),
-                message: error_chain(&e),
-            })?;
+        let head = match crate::plugin::read_head(
+            objects.as_ref(),
+            &ObjectVersion::of(object),
+            spec.read_bytes,
+        )
+        .await
+        {
+            Ok(head) => head,
+            Err(e) if e.is_gone() => {
+                return Ok(Questions::Skip {
+                    questions,
+                    reason: e.to_string(),
+                    plugin: None,
+                });
+            }
+            Err(e) => {
+                return Err(Failure {
+                    retryable: e.is_retryable(),
+                    message: crate::error_chain(&e),
+                });
+            }
+        };
         let config_json = if spec.config.is_null() {
             "{}".to_string()
         } else {
@@ -473,24 +503,58 @@ impl Router {
         let input = PluginInput {
             rule_id: &rule.rule.id,
             object,
-            content_type: content_type.as_deref(),
-            head: &head,
+            content_type: head.content_type.as_deref(),
+            head: &head.bytes,
             config_json: &config_json,
+            workflow: &rule.rule.workflow,
+            reader: Arc::clone(objects),
         };
-        let run = host.run(spec, input).await.map_err(|e| Failure {
-            retryable: e.is_retryable(),
-            message: error_chain(&e),
-        })?;
+        let run = match host.run(spec, input).await {
+            Ok(run) => run,
+            Err(e) => {
+                if let Some(gone) = e.object_gone() {
+                    return Ok(Questions::Skip {
+                        questions,
+                        reason: gone.to_string(),
+                        plugin: None,
+                    });
+                }
+                return Err(Failure {
+                    retryable: e.is_retryable(),
+                    message: crate::error_chain(&e),
+                });
+            }
+        };
         tracing::debug!(rule = %rule.rule.id, plugin = %spec.name,
-            elapsed_us = run.elapsed.as_micros() as u64, "plugin ran");
+            elapsed_us = run.elapsed.as_micros() as u64, bytes_read = run.reads.total_bytes(),
+            "plugin ran");
+        let mut summary = PluginSummary {
+            workflow: None,
+            reads: run.reads,
+        };
         match run.outcome {
             PluginOutcome::Questions(values) => {
                 questions.extend(values);
-                Ok(Questions::Values(questions))
+                Ok(Questions::Values {
+                    questions,
+                    plugin: Some(summary),
+                })
+            }
+            PluginOutcome::Workflow {
+                workflow,
+                questions: values,
+            } => {
+                questions.extend(values);
+                summary.workflow = Some(workflow);
+                Ok(Questions::Values {
+                    questions,
+                    plugin: Some(summary),
+                })
             }
             PluginOutcome::Skip(reason) => Ok(Questions::Skip {
                 questions,
                 reason: format!("plugin `{}` skipped the object: {reason}", spec.name),
+                plugin: Some(summary),
             }),
         }
     }
@@ -498,6 +562,7 @@ impl Router {
     async fn submit(
         &self,
         rule: &CompiledRule,
+        workflow: &str,
         questions: &BTreeMap<String, String>,
     ) -> Result<String, Failure> {
         let secret_id = rule.rule.secret_id.as_deref();
@@ -515,7 +580,7 @@ impl Router {
                 .collect(),
             priority: rule.rule.job_priority,
         };
-        match client.submit_job(&rule.rule.workflow, &request).await {
+        match client.submit_job(workflow, &request).await {
             Ok(job) => Ok(job.id),
             Err(e) => {
                 if matches!(e, AlteryxError::Unauthorized { .. }) {
@@ -560,15 +625,20 @@ impl Router {
             lease_until: Some(now + self.settings.claim_lease.as_secs() as i64),
             expires_at: now + self.settings.execution_ttl.as_secs() as i64,
             source: object.source.clone(),
+            plugin: None,
         }
     }
 }
 
 enum Questions {
-    Values(BTreeMap<String, String>),
+    Values {
+        questions: BTreeMap<String, String>,
+        plugin: Option<PluginSummary>,
+    },
     Skip {
         questions: BTreeMap<String, String>,
         reason: String,
+        plugin: Option<PluginSummary>,
     },
 }
 

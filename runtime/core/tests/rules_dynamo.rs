@@ -111,6 +111,8 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
             sha256: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),
             timeout_ms: Some(250),
             memory_mb: Some(64),
+            read_budget_bytes: Some(65536),
+            workflows: vec!["5f3c0e5a2c1b0a0001d1e002".into()],
         }),
         is_final: true,
         job_priority: Some(Priority::High),

@@ -159,5 +159,6 @@ pub fn execution(
         lease_until: None,
         expires_at: created_at + 90 * 86400,
         source: "test".into(),
+        plugin: None,
     }
 }
