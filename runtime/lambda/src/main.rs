@@ -2,7 +2,8 @@
 //!
 //! Everything expensive (AWS config, clients, the plugin engine, the rule cache) is created
 //! once per cold start and shared by every invocation of the sandbox. `ROUTER_MODE=tracker`
-//! turns the same binary into the scheduled job tracker.
+//! turns the same binary into the scheduled job tracker, `ROUTER_MODE=rules` into the function
+//! that republishes the rules snapshot when the rules table changes.
 
 use std::sync::Arc;
 
@@ -28,6 +29,25 @@ async fn main() -> Result<(), Error> {
         }))
         .await;
     }
+    if settings.mode == Mode::Rules {
+        let publisher = Arc::new(
+            settings
+                .snapshot_publisher(true)
+                .await
+                .map_err(|e| init_failed(&e))?,
+        );
+        return lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+            let publisher = Arc::clone(&publisher);
+            async move {
+                publisher.handle_event(&event.payload).await.map_err(|e| {
+                    let message = alteryx_router_core::error_chain(&e);
+                    tracing::error!(error = %message, "rules snapshot not published; the stream batch is retried");
+                    Error::from(message)
+                })
+            }
+        }))
+        .await;
+    }
     let router = Arc::new(settings.router().await.map_err(|e| init_failed(&e))?);
     router.warm_up().await;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
@@ -45,8 +65,9 @@ fn init_failed(e: &(dyn std::error::Error + 'static)) -> Error {
 
 async fn route(router: &Router, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let summary = router.handle_payload(&event.payload).await.map_err(|e| {
-        tracing::error!(request_id = %event.context.request_id, error = %e, "invocation failed");
-        Error::from(e.to_string())
+        let message = alteryx_router_core::error_chain(&e);
+        tracing::error!(request_id = %event.context.request_id, error = %message, "invocation failed");
+        Error::from(message)
     })?;
     if summary.sqs {
         // Partial batch response: only the listed messages are redelivered.
