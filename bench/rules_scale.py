@@ -218,6 +218,7 @@ def main() -> int:
     ap.add_argument("--snapshot", action="store_true", help="publish a rules snapshot (RULES_SNAPSHOT_URI) for the cold starts")
     ap.add_argument("--json-out", help="also write the raw numbers here")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    ap.add_argument("--before", help="an earlier run's --json-out, shown beside this one")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     cold_sizes = [int(s) for s in args.cold_sizes.split(",") if s]
@@ -279,8 +280,88 @@ def main() -> int:
 
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    before = json.loads(Path(args.before).read_text()) if args.before else None
+    table = render(results, before)
+    print(table)
+    if not args.no_write:
+        path = ROOT / "BENCHMARKS.md"
+        text = path.read_text()
+        section = f"{BEGIN}\n{table}\n{END}"
+        if BEGIN in text and END in text:
+            text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+        else:
+            text = text.rstrip() + "\n\n" + section + "\n"
+        path.write_text(text)
     return 0
+
+
+def render(after: dict, before: dict | None) -> str:
+    """Markdown tables: the CLI and the cold start, before beside after when given."""
+    def cell(run: dict | None, *path):
+        try:
+            for p in path:
+                run = run[p] if not isinstance(run, dict) or p in run else run[str(p)]
+            return run
+        except (KeyError, TypeError):
+            return None
+
+    def fmt_s(v):
+        return "–" if v is None else f"{v:.2f} s"
+
+    def fmt_mib(v):
+        return "–" if v is None else f"{v / 1024:.1f} MiB"
+
+    def fmt_ms(v):
+        return "–" if v is None else f"{v * 1000:.1f} ms"
+
+    lines = ["## Rules at scale (bench/rules-scale)", "",
+             f"Machine: {machine()}. Rules shaped `incoming/partner-NNNNN/**/*.csv`, one per partner; medians of the runs.", "",
+             "CLI over a file of rules (`rules validate FILE`; `rules test --rules FILE --bucket acme-landing --key incoming/partner-00003/2026/x.csv`), wall time and peak RSS:", "",
+             "| rules | validate" + (" before" if before else "") + " | validate | test" + (" before" if before else "") + " | test |",
+             "|---|" + ("---|" * (4 if before else 2))]
+    for n in sorted(int(k) for k in after["cli"]):
+        row = [f"{n:,}"]
+        for cmd in ("validate", "test"):
+            if before:
+                b = cell(before, "cli", n, cmd)
+                row.append(f"{fmt_s(b and b['wall_s'])}, {fmt_mib(b and b['rss_kib'])}" if b else "–")
+            a = cell(after, "cli", n, cmd)
+            row.append(f"{fmt_s(a['wall_s'])}, {fmt_mib(a['rss_kib'])}")
+        lines.append("| " + " | ".join(row) + " |")
+    if after["cold"]:
+        lines += ["", "Cold start of the real `bootstrap` (spawn → first event routed, one job submitted), rules in DynamoDB (moto) "
+                  "and, after, the snapshot in S3 (moto): process CPU time (user + system, all threads) and peak RSS; requests "
+                  "for the rules and how many of them ran one after the other:", "",
+                  "| rules | CPU" + (" before" if before else "") + " | CPU | peak RSS" + (" before" if before else "") + " | peak RSS | rules requests (sequential)" + (" before" if before else "") + " | rules requests (sequential) |",
+                  "|---|" + ("---|" * (6 if before else 3))]
+        base = cell(after, "cold", min(int(k) for k in after["cold"]))
+        for n in sorted(int(k) for k in after["cold"]):
+            a = cell(after, "cold", n)
+            b = cell(before, "cold", n) if before else None
+            row = [f"{n:,}"]
+            if before:
+                row.append(fmt_ms(b and b["cpu_s"]))
+            row.append(fmt_ms(a["cpu_s"]) + (f" (+{(a['cpu_s'] - base['cpu_s']) * 1000:.1f})" if n != min(int(k) for k in after['cold']) else ""))
+            if before:
+                row.append(fmt_mib(b and b["rss_kib"]))
+            row.append(fmt_mib(a["rss_kib"]) + (f" (+{(a['rss_kib'] - base['rss_kib']) / 1024:.1f})" if n != min(int(k) for k in after['cold']) else ""))
+            if before:
+                row.append("–" if not b else f"{b['rules_requests']:.0f} ({b['rules_sequential']:.0f})")
+            row.append(f"{a['rules_requests']:.0f} ({a['rules_sequential']:.0f})")
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":
