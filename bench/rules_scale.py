@@ -182,11 +182,16 @@ def cold_start(bootstrap: str, env: dict[str, str], recorder: Recorder, emulator
         full_env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
         full_env.update({"LANG": "en_US.UTF-8", "TZ": ":UTC", "LOG_FORMAT": "json", "RUST_LOG": "warn",
                          "AWS_LAMBDA_RUNTIME_API": api.address, "AWS_LAMBDA_FUNCTION_NAME": "rules-scale",
-                         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256"})
+                         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                         "AWS_LAMBDA_LOG_STREAM_NAME": "bench", "AWS_LAMBDA_LOG_GROUP_NAME": "bench"})
         full_env.update(env)
         t0 = time.perf_counter()
         proc = subprocess.Popen([bootstrap], env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        result = api.wait(rid, 900)
+        try:
+            result = api.wait(rid, 900)
+        except TimeoutError:
+            proc.kill()
+            raise RuntimeError(f"bootstrap gave no answer: {proc.stderr.read().decode()[-3000:]}")
         wall = time.perf_counter() - t0
         # Idle now, waiting for the next event: its CPU time and peak RSS are the cold start's.
         proc.send_signal(signal.SIGKILL)

@@ -638,6 +638,31 @@ mod tests {
     }
 
     #[test]
+    fn long_lists_are_paged_and_counted() {
+        assert_eq!(
+            list_summary(100_000, 2, 100_000, 200, Some("p00199")),
+            "100000 rule(s) in all, 2 invalid; 200 shown; next page: --after p00199"
+        );
+        assert_eq!(
+            list_summary(100_000, 2, 11, 11, Some("p00019")),
+            "100000 rule(s) in all, 2 invalid; 11 selected; 11 shown"
+        );
+        let many: Vec<String> = (0..25).map(|i| format!("r{i}")).collect();
+        let listed = id_list(many.iter().map(String::as_str));
+        assert!(listed.ends_with("r19, … and 5 more"), "{listed}");
+        assert_eq!(id_list(["a", "b"].into_iter()), "a, b");
+        let f = filter(Some("partner-00*"), "--id").unwrap().unwrap();
+        assert!(f.is_match("partner-0042") && !f.is_match("partner-1"));
+        let k = filter(Some("incoming/*"), "--key").unwrap().unwrap();
+        assert!(
+            k.is_match("incoming/p/**/*.csv"),
+            "`*` crosses `/` in filters"
+        );
+        let bad = filter(Some("[a"), "--id").unwrap_err();
+        assert!(format!("{bad:#}").contains("--id \"[a\""), "{bad:#}");
+    }
+
+    #[test]
     fn put_and_delete_without_a_table_say_what_to_do() {
         assert_eq!(
             rules_table("put", Some(&RulesLocation::Table("rules".into()))).unwrap(),
