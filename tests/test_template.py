@@ -87,6 +87,10 @@ def test_tables_match_the_cli_definition(router_bin):
             want_indexes.append({"IndexName": index["name"], "KeySchema": keys, "Projection": {"ProjectionType": index["projection"]}})
         assert {a["AttributeName"]: a["AttributeType"] for a in res["AttributeDefinitions"]} == want_attrs
         assert res.get("GlobalSecondaryIndexes", []) == want_indexes
+        if table["stream_view"]:
+            assert res["StreamSpecification"] == {"StreamViewType": table["stream_view"]}
+        else:
+            assert "StreamSpecification" not in res
         if table["ttl_attribute"]:
             assert res["TimeToLiveSpecification"] == {"AttributeName": table["ttl_attribute"], "Enabled": True}
         else:
@@ -97,7 +101,7 @@ def test_functions_are_arm64_rust_and_wired_to_the_dlq_and_schedule():
     resources = template()["Resources"]
     globals_ = template()["Globals"]["Function"]
     assert globals_["Runtime"] == "provided.al2023" and globals_["Architectures"] == ["arm64"]
-    for name in ("RouterFunction", "TrackerFunction"):
+    for name in ("RouterFunction", "TrackerFunction", "RulesSnapshotFunction"):
         assert resources[name]["Metadata"]["BuildMethod"] == "rust-cargolambda"
     router = resources["RouterFunction"]["Properties"]
     assert router["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
@@ -107,6 +111,10 @@ def test_functions_are_arm64_rust_and_wired_to_the_dlq_and_schedule():
     tracker = resources["TrackerFunction"]["Properties"]
     assert tracker["Events"]["EveryMinute"]["Properties"]["Schedule"] == "rate(1 minute)"
     assert tracker["Environment"]["Variables"]["ROUTER_MODE"] == "tracker"
+    snapshot = resources["RulesSnapshotFunction"]["Properties"]
+    assert snapshot["Environment"]["Variables"]["ROUTER_MODE"] == "rules"
+    assert snapshot["Events"]["RulesChanged"]["Properties"]["Stream"] == {"GetAtt": "RulesTable.StreamArn"}
+    assert "RULES_SNAPSHOT_URI" in globals_["Environment"]["Variables"]
 
 
 def test_only_operators_may_write_the_plugin_bucket():

@@ -22,6 +22,9 @@ use crate::plugin::{
     PluginLimits, PluginStore, S3ObjectReader, S3PluginStore,
 };
 use crate::router::{Router, RouterSettings};
+use crate::rules::problems::{LogProblemNotifier, ProblemNotifier, SnsProblemNotifier};
+use crate::rules::publish::SnapshotPublisher;
+use crate::rules::snapshot_store::{SnapshotLocation, SnapshotStore};
 use crate::rules::{DynamoRuleStore, FileRuleSource, RuleSource};
 use crate::secrets::{
     ClientPool, CredentialSource, SecretString, SecretsError, SecretsManagerSource,
@@ -48,6 +51,10 @@ pub enum ConfigError {
         "no rules configured: set RULES_TABLE (DynamoDB table) or RULES_FILE (YAML/JSON file or directory)"
     )]
     NoRules,
+    #[error("RULES_TABLE is not set: the rules snapshot is built from the DynamoDB rules table")]
+    NoRulesTable,
+    #[error("RULES_SNAPSHOT_URI is not set (s3://BUCKET/KEY of the rules snapshot)")]
+    NoSnapshotUri,
     #[error(
         "EXECUTIONS_TABLE is not set; inside Lambda a local execution store would be lost with the sandbox"
     )]
@@ -71,6 +78,9 @@ pub enum Mode {
     Router,
     /// Records job outcomes on a schedule (`ROUTER_MODE=tracker`).
     Tracker,
+    /// Publishes the rules snapshot after rules-table changes and notifies invalid rules
+    /// (`ROUTER_MODE=rules`, fed by the table's DynamoDB stream).
+    Rules,
 }
 
 /// Where the rules are.
@@ -89,6 +99,11 @@ pub struct Settings {
     pub rules: Option<RulesLocation>,
     /// `RULES_CACHE_SECONDS` (default 60): how long a loaded rule set is used.
     pub rules_cache: Duration,
+    /// `RULES_MAX_STALE_SECONDS` (default 600): how long the last good rule set keeps routing
+    /// when the rules cannot be read.
+    pub rules_max_stale: Duration,
+    /// `RULES_SNAPSHOT_URI` (`s3://bucket/key`): the compiled rules snapshot of `RULES_TABLE`.
+    pub rules_snapshot: Option<SnapshotLocation>,
     /// `EXECUTIONS_TABLE`.
     pub executions_table: Option<String>,
     /// `ALTERYX_ROUTER_HOME` (default `~/.alteryx-router`): the CLI's local execution store.
@@ -175,13 +190,24 @@ impl Settings {
             None => Mode::Router,
             Some(m) if m.trim().eq_ignore_ascii_case("router") => Mode::Router,
             Some(m) if m.trim().eq_ignore_ascii_case("tracker") => Mode::Tracker,
+            Some(m) if m.trim().eq_ignore_ascii_case("rules") => Mode::Rules,
             Some(value) => {
                 return Err(ConfigError::Invalid {
                     name: "ROUTER_MODE",
                     value,
-                    message: "expected `router` (default) or `tracker`".into(),
+                    message: "expected `router` (default), `tracker` or `rules`".into(),
                 });
             }
+        };
+        let rules_snapshot = match env.text("RULES_SNAPSHOT_URI") {
+            None => None,
+            Some(value) => Some(SnapshotLocation::parse(value.trim()).map_err(|message| {
+                ConfigError::Invalid {
+                    name: "RULES_SNAPSHOT_URI",
+                    value,
+                    message,
+                }
+            })?),
         };
         let rules = match (env.text("RULES_TABLE"), env.text("RULES_FILE")) {
             (Some(table), _) => Some(RulesLocation::Table(table)),
@@ -229,6 +255,11 @@ impl Settings {
             mode,
             rules,
             rules_cache: env.seconds("RULES_CACHE_SECONDS", 60)?,
+            rules_max_stale: env.seconds(
+                "RULES_MAX_STALE_SECONDS",
+                crate::rules::store::DEFAULT_MAX_STALE.as_secs(),
+            )?,
+            rules_snapshot,
             executions_table: env.text("EXECUTIONS_TABLE"),
             home,
             default_secret_id: env.text("ALTERYX_SECRET_ID"),
@@ -258,14 +289,53 @@ impl Settings {
         }
     }
 
-    /// The DynamoDB rule store for `table`.
+    /// The DynamoDB rule store for `table` (reading the snapshot when `RULES_SNAPSHOT_URI`
+    /// is set).
     pub async fn dynamo_rules(&self, table: &str) -> DynamoRuleStore {
         let sdk = crate::aws::sdk_config().await;
-        DynamoRuleStore::new(
+        let store = DynamoRuleStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             table.to_string(),
             self.rules_cache,
         )
+        .with_max_stale(self.rules_max_stale);
+        match self.snapshot_store().await {
+            Some(snapshot) => store.with_snapshot(snapshot),
+            None => store,
+        }
+    }
+
+    /// The rules snapshot named by `RULES_SNAPSHOT_URI`.
+    pub async fn snapshot_store(&self) -> Option<SnapshotStore> {
+        let location = self.rules_snapshot.clone()?;
+        let sdk = crate::aws::sdk_config().await;
+        Some(SnapshotStore::new(aws_sdk_s3::Client::new(&sdk), location))
+    }
+
+    /// What publishes the snapshot of `RULES_TABLE` to `RULES_SNAPSHOT_URI`; with `notify`,
+    /// new invalid rules are also published to `FAILURE_TOPIC_ARN` (logged without it).
+    pub async fn snapshot_publisher(&self, notify: bool) -> Result<SnapshotPublisher, ConfigError> {
+        let table = match &self.rules {
+            Some(RulesLocation::Table(table)) => table.clone(),
+            _ => return Err(ConfigError::NoRulesTable),
+        };
+        let store = self
+            .snapshot_store()
+            .await
+            .ok_or(ConfigError::NoSnapshotUri)?;
+        let sdk = crate::aws::sdk_config().await;
+        let publisher = SnapshotPublisher::new(aws_sdk_dynamodb::Client::new(&sdk), table, store);
+        if !notify {
+            return Ok(publisher);
+        }
+        let notifier: Arc<dyn ProblemNotifier> = match &self.failure_topic_arn {
+            Some(arn) => Arc::new(SnsProblemNotifier::new(
+                aws_sdk_sns::Client::new(&sdk),
+                arn.clone(),
+            )),
+            None => Arc::new(LogProblemNotifier),
+        };
+        Ok(publisher.with_notifier(notifier))
     }
 
     /// The execution store named by `EXECUTIONS_TABLE`, else (outside Lambda, with the `sqlite`
@@ -404,6 +474,8 @@ mod tests {
         let s = settings(&[("RULES_CACHE_SECONDS", " "), ("HOME", "/home/u")]).unwrap();
         assert_eq!(s.mode, Mode::Router);
         assert_eq!(s.rules_cache, Duration::from_secs(60));
+        assert_eq!(s.rules_max_stale, Duration::from_secs(600));
+        assert_eq!(s.rules_snapshot, None);
         assert_eq!(s.claim_lease, Duration::from_secs(300));
         assert_eq!(s.execution_ttl, Duration::from_secs(90 * 86400));
         assert_eq!(s.track_stuck_after, Duration::from_secs(3600));
@@ -439,6 +511,7 @@ mod tests {
     fn malformed_numbers_name_the_variable_for_lambda_and_cli_alike() {
         for name in [
             "RULES_CACHE_SECONDS",
+            "RULES_MAX_STALE_SECONDS",
             "PLUGIN_CACHE_SECONDS",
             "CLAIM_LEASE_SECONDS",
             "EXECUTION_TTL_DAYS",
@@ -457,6 +530,24 @@ mod tests {
         }
         let e = settings(&[("ROUTER_MODE", "batch")]).unwrap_err();
         assert!(e.to_string().starts_with("ROUTER_MODE=\"batch\""), "{e}");
+        let e = settings(&[("RULES_SNAPSHOT_URI", "bucket/key")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("RULES_SNAPSHOT_URI=\"bucket/key\": expected s3://"),
+            "{e}"
+        );
+        let s = settings(&[
+            ("RULES_SNAPSHOT_URI", "s3://b/rules.snapshot"),
+            ("ROUTER_MODE", "rules"),
+            ("RULES_MAX_STALE_SECONDS", "30"),
+        ])
+        .unwrap();
+        assert_eq!(s.mode, Mode::Rules);
+        assert_eq!(s.rules_max_stale, Duration::from_secs(30));
+        assert_eq!(
+            s.rules_snapshot.map(|l| l.to_string()).as_deref(),
+            Some("s3://b/rules.snapshot")
+        );
     }
 
     #[test]

@@ -355,11 +355,7 @@ impl Router {
             .claim_retry(execution_id, self.settings.claim_lease)
             .await?;
         let rule_set = self.rules.rule_set().await?;
-        let Some(rule) = rule_set
-            .rules()
-            .iter()
-            .find(|r| r.rule.id == claimed.rule_id)
-        else {
+        let Some(rule) = rule_set.get(&claimed.rule_id) else {
             let rule = claimed.rule_id.clone();
             let mut record = claimed;
             record.status = ExecutionStatus::Error;
