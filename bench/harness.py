@@ -365,6 +365,9 @@ def main() -> int:
             f"| cold start, median / p95 | {med['alteryx-router']:.1f} / {p95['alteryx-router']:.1f} ms | {statistics.median(v.cold):.1f} / {pct(v.cold, 95):.1f} ms |",
             f"| peak RSS (cold) | {max(ours.rss) / 1024:.1f} MiB | {max(v.rss) / 1024:.1f} MiB |",
         ]
+    reads = ROOT / "bench" / "plugin-reads.md"  # written by bench/plugin-reads
+    if reads.exists():
+        lines += ["", reads.read_text().rstrip()]
     notes = ROOT / "bench" / "profile-notes.md"
     if notes.exists():
         lines += ["", notes.read_text().rstrip()]

@@ -64,11 +64,11 @@ def build_slow_plugin(router_bin) -> Path:
     import hashlib
 
     src = ROOT / "plugins/fixtures/python-slow"
-    digest = hashlib.sha256((src / "app.py").read_bytes() + (ROOT / "plugins/wit/plugin.wit").read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256((src / "app.py").read_bytes() + (ROOT / "plugins/wit/0.1.0/plugin.wit").read_bytes()).hexdigest()[:16]
     out = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/alteryx-router/target")) / "plugin-cache-faults" / digest
     if not (out / "python-slow.cwasm").exists():
         out.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(ROOT / ".venv/bin/componentize-py"), "-d", str(ROOT / "plugins/wit"), "-w", "router-plugin",
+        subprocess.run([str(ROOT / ".venv/bin/componentize-py"), "-d", str(ROOT / "plugins/wit/0.1.0"), "-w", "router-plugin",
                         "componentize", "app", "-o", str(out / "python-slow.wasm")], cwd=src, check=True, capture_output=True, timeout=600)
         subprocess.run([str(router_bin), "plugin", "compile", str(out / "python-slow.wasm"), "-o", str(out / "python-slow.cwasm")],
                        check=True, capture_output=True, timeout=600)

@@ -7,6 +7,7 @@ tests share one moto server without seeing each other's data."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import subprocess
@@ -417,7 +418,7 @@ def build_csv_header_plugin(router_bin) -> Path:
         return Path(built) / "csv-header.cwasm"
 
     src = ROOT / "plugins/examples/csv-header"
-    digest = hashlib.sha256((src / "app.py").read_bytes() + (ROOT / "plugins/wit/plugin.wit").read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256((src / "app.py").read_bytes() + (ROOT / "plugins/wit/0.1.0/plugin.wit").read_bytes()).hexdigest()[:16]
     out = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/alteryx-router/target")) / "plugin-cache-e2e" / digest
     cwasm = out / "csv-header.cwasm"
     if not cwasm.exists():
@@ -433,8 +434,10 @@ def test_a_plugin_from_s3_reads_the_object_and_adds_question_values(stack, runti
     for b in (plugins_bucket, landing):
         s3.create_bucket(Bucket=b)
     s3.put_object(Bucket=plugins_bucket, Key="prod/csv-header.cwasm", Body=cwasm.read_bytes())
-    s3.put_object(Bucket=landing, Key="daily/2026-11-24/eu.csv", Body=b"Region,Amount,Currency\nEU,1200.50,EUR\n" + b"x,1,EUR\n" * 5000)
-    s3.put_object(Bucket=landing, Key="daily/2026-11-24/bad.csv", Body=b"Amount,Currency\n1,EUR\n")
+    eu_body = b"Region,Amount,Currency\nEU,1200.50,EUR\n" + b"x,1,EUR\n" * 5000
+    bad_body = b"Amount,Currency\n1,EUR\n"
+    eu_put = s3.put_object(Bucket=landing, Key="daily/2026-11-24/eu.csv", Body=eu_body)
+    bad_put = s3.put_object(Bucket=landing, Key="daily/2026-11-24/bad.csv", Body=bad_body)
     stack.put_rules(f"""
 - id: csv-with-plugin
   bucket: "{landing}"
@@ -448,11 +451,14 @@ def test_a_plugin_from_s3_reads_the_object_and_adds_question_values(stack, runti
     read_bytes: 4096
     timeout_ms: 2000
     config: {{required: [Region]}}
+    sha256: "{hashlib.sha256(cwasm.read_bytes()).hexdigest()}"
 """)
     start_lambda(runtime_api, dict(stack.env, PLUGIN_S3_URI=f"s3://{plugins_bucket}/prod/"))
     good = load_event("eventbridge-object-created.json")
     good["detail"]["bucket"]["name"] = landing
-    good["detail"]["object"]["key"] = "daily/2026-11-24/eu.csv"
+    # The event of this upload: the plugin reads exactly the object it announces.
+    good["detail"]["object"].update(key="daily/2026-11-24/eu.csv", size=len(eu_body), etag=eu_put["ETag"].strip('"'))
+    good["detail"]["object"].pop("version-id", None)
     [outcome] = outcomes(runtime_api.invoke(good, timeout=120))
     assert outcome["status"] == "SUBMITTED", outcome
     [job] = stack.emulator.jobs()
@@ -463,7 +469,7 @@ def test_a_plugin_from_s3_reads_the_object_and_adds_question_values(stack, runti
         "ReportDate": "2026-11-24",
     }
     bad = copy.deepcopy(good)
-    bad["detail"]["object"]["key"] = "daily/2026-11-24/bad.csv"
+    bad["detail"]["object"].update(key="daily/2026-11-24/bad.csv", size=len(bad_body), etag=bad_put["ETag"].strip('"'))
     [skipped] = outcomes(runtime_api.invoke(bad, timeout=60))
     assert skipped["status"] == "SKIPPED" and "Region" in skipped["message"]
     record = [e for e in stack.executions() if e["key"].endswith("bad.csv")][0]

@@ -87,6 +87,10 @@ def test_tables_match_the_cli_definition(router_bin):
             want_indexes.append({"IndexName": index["name"], "KeySchema": keys, "Projection": {"ProjectionType": index["projection"]}})
         assert {a["AttributeName"]: a["AttributeType"] for a in res["AttributeDefinitions"]} == want_attrs
         assert res.get("GlobalSecondaryIndexes", []) == want_indexes
+        if table["stream_view"]:
+            assert res["StreamSpecification"] == {"StreamViewType": table["stream_view"]}
+        else:
+            assert "StreamSpecification" not in res
         if table["ttl_attribute"]:
             assert res["TimeToLiveSpecification"] == {"AttributeName": table["ttl_attribute"], "Enabled": True}
         else:
@@ -97,7 +101,7 @@ def test_functions_are_arm64_rust_and_wired_to_the_dlq_and_schedule():
     resources = template()["Resources"]
     globals_ = template()["Globals"]["Function"]
     assert globals_["Runtime"] == "provided.al2023" and globals_["Architectures"] == ["arm64"]
-    for name in ("RouterFunction", "TrackerFunction"):
+    for name in ("RouterFunction", "TrackerFunction", "RulesSnapshotFunction"):
         assert resources[name]["Metadata"]["BuildMethod"] == "rust-cargolambda"
     router = resources["RouterFunction"]["Properties"]
     assert router["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
@@ -107,6 +111,25 @@ def test_functions_are_arm64_rust_and_wired_to_the_dlq_and_schedule():
     tracker = resources["TrackerFunction"]["Properties"]
     assert tracker["Events"]["EveryMinute"]["Properties"]["Schedule"] == "rate(1 minute)"
     assert tracker["Environment"]["Variables"]["ROUTER_MODE"] == "tracker"
+    snapshot = resources["RulesSnapshotFunction"]["Properties"]
+    assert snapshot["Environment"]["Variables"]["ROUTER_MODE"] == "rules"
+    assert snapshot["Events"]["RulesChanged"]["Properties"]["Stream"] == {"GetAtt": "RulesTable.StreamArn"}
+    assert "RULES_SNAPSHOT_URI" in globals_["Environment"]["Variables"]
+
+
+def test_only_operators_may_write_the_plugin_bucket():
+    """A .cwasm is native code that runs with the functions' role: the functions read the
+    plugin bucket, the publisher policy (for operators running `plugin publish`) writes it."""
+    resources = template()["Resources"]
+    for name in ("RouterFunction", "TrackerFunction"):
+        for s in statements(resources[name]["Properties"].get("Policies", [])):
+            actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+            assert not any(a.startswith("s3:Put") or a.startswith("s3:Delete") for a in actions), f"{name} may write S3: {s}"
+    publisher = list(statements(resources["PluginPublisherPolicy"]["Properties"]["PolicyDocument"]))
+    assert any("s3:PutObject" in s["Action"] for s in publisher)
+    assert any("dynamodb:PutItem" in s["Action"] for s in publisher)
+    reads = [s for s in statements(resources["RouterFunction"]["Properties"]["Policies"]) if s.get("Sid") == "ReadObjectsForPlugins"]
+    assert reads and "s3:GetObjectVersion" in reads[0]["Action"], "plugins read the event's version"
 
 
 def policy_statements(function: str) -> list[dict]:
@@ -132,7 +155,10 @@ def test_alarms_reach_the_failure_topic_through_a_key_cloudwatch_may_use():
     assert cloudwatch[0]["Effect"] == "Allow"
     # Without a statement delegating to IAM, the functions' policies could not use the key.
     assert any(s.get("Principal", {}).get("AWS") for s in key_statements)
-    for function in ("RouterFunction", "TrackerFunction"):
+    publishers = [n for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"
+                  and "FAILURE_TOPIC_ARN" in r["Properties"].get("Environment", {}).get("Variables", {})]
+    assert {"RouterFunction", "TrackerFunction"} <= set(publishers)
+    for function in publishers:
         found = policy_statements(function)
         kms = [s for s in found if "kms:GenerateDataKey*" in actions_of(s)]
         assert kms and kms[0]["Resource"] == {"GetAtt": "FailureTopicKey.Arn"}, function

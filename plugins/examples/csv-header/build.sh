@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds csv-header.wasm from app.py with componentize-py (PyPI), against plugins/wit.
+# Builds csv-header.wasm from app.py with componentize-py (PyPI), against plugins/wit/0.1.0
+# (a plugin of interface 0.1.0, which the router keeps loading next to 0.2.0).
 # Usage: plugins/examples/csv-header/build.sh [OUT_DIR]   (default: ./build)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -12,5 +13,5 @@ if [[ ! -x "$cpy" ]]; then
 fi
 mkdir -p "$out"
 cd "$here"
-"$cpy" -d "$root/plugins/wit" -w router-plugin componentize app -o "$out/csv-header.wasm"
+"$cpy" -d "$root/plugins/wit/0.1.0" -w router-plugin componentize app -o "$out/csv-header.wasm"
 echo "built $out/csv-header.wasm ($(stat -c %s "$out/csv-header.wasm") bytes)"

@@ -23,6 +23,9 @@ use crate::plugin::{
     PluginLimits, PluginStore, S3ObjectReader, S3PluginStore,
 };
 use crate::router::{Router, RouterSettings};
+use crate::rules::problems::{LogProblemNotifier, ProblemNotifier, SnsProblemNotifier};
+use crate::rules::publish::SnapshotPublisher;
+use crate::rules::snapshot_store::{SnapshotLocation, SnapshotStore};
 use crate::rules::{DynamoRuleStore, FileRuleSource, RuleSource};
 use crate::secrets::{
     ClientPool, CredentialSource, SecretString, SecretsError, SecretsManagerSource,
@@ -56,6 +59,10 @@ pub enum ConfigError {
         "no rules configured: set RULES_TABLE (DynamoDB table) or RULES_FILE (YAML/JSON file or directory)"
     )]
     NoRules,
+    #[error("RULES_TABLE is not set: the rules snapshot is built from the DynamoDB rules table")]
+    NoRulesTable,
+    #[error("RULES_SNAPSHOT_URI is not set (s3://BUCKET/KEY of the rules snapshot)")]
+    NoSnapshotUri,
     #[error(
         "EXECUTIONS_TABLE is not set; inside Lambda a local execution store would be lost with the sandbox"
     )]
@@ -79,6 +86,9 @@ pub enum Mode {
     Router,
     /// Records job outcomes on a schedule (`ROUTER_MODE=tracker`).
     Tracker,
+    /// Publishes the rules snapshot after rules-table changes and notifies invalid rules
+    /// (`ROUTER_MODE=rules`, fed by the table's DynamoDB stream).
+    Rules,
 }
 
 /// Where the rules are.
@@ -97,6 +107,11 @@ pub struct Settings {
     pub rules: Option<RulesLocation>,
     /// `RULES_CACHE_SECONDS` (default 60): how long a loaded rule set is used.
     pub rules_cache: Duration,
+    /// `RULES_MAX_STALE_SECONDS` (default 600): how long the last good rule set keeps routing
+    /// when the rules cannot be read.
+    pub rules_max_stale: Duration,
+    /// `RULES_SNAPSHOT_URI` (`s3://bucket/key`): the compiled rules snapshot of `RULES_TABLE`.
+    pub rules_snapshot: Option<SnapshotLocation>,
     /// `EXECUTIONS_TABLE`.
     pub executions_table: Option<String>,
     /// `ALTERYX_ROUTER_HOME` (default `~/.alteryx-router`): the CLI's local execution store.
@@ -109,6 +124,9 @@ pub struct Settings {
     pub plugin_s3_uri: Option<String>,
     /// `PLUGIN_CACHE_SECONDS` (default 60).
     pub plugin_cache: Duration,
+    /// `PLUGIN_REQUIRE_PIN` (default true): plugins from `PLUGIN_S3_URI` run only when their
+    /// rule pins their sha256. `false` is for local development only.
+    pub plugin_require_pin: bool,
     /// `LOCAL_OBJECTS_DIR`: read objects from `DIR/<bucket>/<key>` instead of S3.
     pub local_objects_dir: Option<PathBuf>,
     /// `CLAIM_LEASE_MARGIN_SECONDS` (default 60): a claim's lease ends this long after the
@@ -189,6 +207,21 @@ impl Env<'_> {
     fn positive_seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
         self.positive(name, default).map(Duration::from_secs)
     }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.text(name) {
+            None => Ok(default),
+            Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(ConfigError::Invalid {
+                    name,
+                    value,
+                    message: "expected true or false".into(),
+                }),
+            },
+        }
+    }
 }
 
 impl Settings {
@@ -213,13 +246,24 @@ impl Settings {
             None => Mode::Router,
             Some(m) if m.trim().eq_ignore_ascii_case("router") => Mode::Router,
             Some(m) if m.trim().eq_ignore_ascii_case("tracker") => Mode::Tracker,
+            Some(m) if m.trim().eq_ignore_ascii_case("rules") => Mode::Rules,
             Some(value) => {
                 return Err(ConfigError::Invalid {
                     name: "ROUTER_MODE",
                     value,
-                    message: "expected `router` (default) or `tracker`".into(),
+                    message: "expected `router` (default), `tracker` or `rules`".into(),
                 });
             }
+        };
+        let rules_snapshot = match env.text("RULES_SNAPSHOT_URI") {
+            None => None,
+            Some(value) => Some(SnapshotLocation::parse(value.trim()).map_err(|message| {
+                ConfigError::Invalid {
+                    name: "RULES_SNAPSHOT_URI",
+                    value,
+                    message,
+                }
+            })?),
         };
         let rules = match (env.text("RULES_TABLE"), env.text("RULES_FILE")) {
             (Some(table), _) => Some(RulesLocation::Table(table)),
@@ -267,6 +311,11 @@ impl Settings {
             mode,
             rules,
             rules_cache: env.seconds("RULES_CACHE_SECONDS", 60)?,
+            rules_max_stale: env.seconds(
+                "RULES_MAX_STALE_SECONDS",
+                crate::rules::store::DEFAULT_MAX_STALE.as_secs(),
+            )?,
+            rules_snapshot,
             executions_table: env.text("EXECUTIONS_TABLE"),
             home,
             default_secret_id: env.text("ALTERYX_SECRET_ID"),
@@ -274,6 +323,7 @@ impl Settings {
             plugin_dir: env.text("PLUGIN_DIR").map(PathBuf::from),
             plugin_s3_uri: env.text("PLUGIN_S3_URI"),
             plugin_cache: env.seconds("PLUGIN_CACHE_SECONDS", 60)?,
+            plugin_require_pin: env.flag("PLUGIN_REQUIRE_PIN", true)?,
             local_objects_dir: env.text("LOCAL_OBJECTS_DIR").map(PathBuf::from),
             claim_lease_margin: env.seconds("CLAIM_LEASE_MARGIN_SECONDS", 60)?,
             invocation_timeout: env.positive_seconds("INVOCATION_TIMEOUT_SECONDS", 300)?,
@@ -305,14 +355,53 @@ impl Settings {
         }
     }
 
-    /// The DynamoDB rule store for `table`.
+    /// The DynamoDB rule store for `table` (reading the snapshot when `RULES_SNAPSHOT_URI`
+    /// is set).
     pub async fn dynamo_rules(&self, table: &str) -> DynamoRuleStore {
         let sdk = crate::aws::sdk_config().await;
-        DynamoRuleStore::new(
+        let store = DynamoRuleStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             table.to_string(),
             self.rules_cache,
         )
+        .with_max_stale(self.rules_max_stale);
+        match self.snapshot_store().await {
+            Some(snapshot) => store.with_snapshot(snapshot),
+            None => store,
+        }
+    }
+
+    /// The rules snapshot named by `RULES_SNAPSHOT_URI`.
+    pub async fn snapshot_store(&self) -> Option<SnapshotStore> {
+        let location = self.rules_snapshot.clone()?;
+        let sdk = crate::aws::sdk_config().await;
+        Some(SnapshotStore::new(aws_sdk_s3::Client::new(&sdk), location))
+    }
+
+    /// What publishes the snapshot of `RULES_TABLE` to `RULES_SNAPSHOT_URI`; with `notify`,
+    /// new invalid rules are also published to `FAILURE_TOPIC_ARN` (logged without it).
+    pub async fn snapshot_publisher(&self, notify: bool) -> Result<SnapshotPublisher, ConfigError> {
+        let table = match &self.rules {
+            Some(RulesLocation::Table(table)) => table.clone(),
+            _ => return Err(ConfigError::NoRulesTable),
+        };
+        let store = self
+            .snapshot_store()
+            .await
+            .ok_or(ConfigError::NoSnapshotUri)?;
+        let sdk = crate::aws::sdk_config().await;
+        let publisher = SnapshotPublisher::new(aws_sdk_dynamodb::Client::new(&sdk), table, store);
+        if !notify {
+            return Ok(publisher);
+        }
+        let notifier: Arc<dyn ProblemNotifier> = match &self.failure_topic_arn {
+            Some(arn) => Arc::new(SnsProblemNotifier::new(
+                aws_sdk_sns::Client::new(&sdk),
+                arn.clone(),
+            )),
+            None => Arc::new(LogProblemNotifier),
+        };
+        Ok(publisher.with_notifier(notifier))
     }
 
     /// The execution store named by `EXECUTIONS_TABLE`, else (outside Lambda, with the `sqlite`
@@ -379,7 +468,8 @@ impl Settings {
             let sdk = crate::aws::sdk_config().await;
             stores.push(Arc::new(
                 S3PluginStore::new(aws_sdk_s3::Client::new(&sdk), uri)
-                    .map_err(ConfigError::Plugins)?,
+                    .map_err(ConfigError::Plugins)?
+                    .require_pin(self.plugin_require_pin),
             ));
         }
         Ok(match stores.len() {
@@ -489,6 +579,8 @@ mod tests {
         let s = settings(&[("RULES_CACHE_SECONDS", " "), ("HOME", "/home/u")]).unwrap();
         assert_eq!(s.mode, Mode::Router);
         assert_eq!(s.rules_cache, Duration::from_secs(60));
+        assert_eq!(s.rules_max_stale, Duration::from_secs(600));
+        assert_eq!(s.rules_snapshot, None);
         assert_eq!(s.claim_lease_margin, Duration::from_secs(60));
         assert_eq!(s.invocation_timeout, Duration::from_secs(300));
         assert_eq!(s.alteryx_request_timeout, Duration::from_secs(30));
@@ -498,12 +590,37 @@ mod tests {
         assert_eq!(s.track_stuck_after, Duration::from_secs(3600));
         assert_eq!(s.home, PathBuf::from("/home/u/.alteryx-router"));
         assert!(s.rules.is_none() && !s.in_lambda);
+        assert!(
+            s.plugin_require_pin,
+            "plugins from S3 must be pinned unless turned off"
+        );
+    }
+
+    #[test]
+    fn the_plugin_pin_requirement_is_a_clear_boolean() {
+        assert!(
+            !settings(&[("PLUGIN_REQUIRE_PIN", "false")])
+                .unwrap()
+                .plugin_require_pin
+        );
+        assert!(
+            settings(&[("PLUGIN_REQUIRE_PIN", "TRUE")])
+                .unwrap()
+                .plugin_require_pin
+        );
+        let e = settings(&[("PLUGIN_REQUIRE_PIN", "sometimes")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("PLUGIN_REQUIRE_PIN=\"sometimes\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn malformed_numbers_name_the_variable_for_lambda_and_cli_alike() {
         for name in [
             "RULES_CACHE_SECONDS",
+            "RULES_MAX_STALE_SECONDS",
             "PLUGIN_CACHE_SECONDS",
             "CLAIM_LEASE_MARGIN_SECONDS",
             "INVOCATION_TIMEOUT_SECONDS",
@@ -541,6 +658,24 @@ mod tests {
         );
         let e = settings(&[("ROUTER_MODE", "batch")]).unwrap_err();
         assert!(e.to_string().starts_with("ROUTER_MODE=\"batch\""), "{e}");
+        let e = settings(&[("RULES_SNAPSHOT_URI", "bucket/key")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("RULES_SNAPSHOT_URI=\"bucket/key\": expected s3://"),
+            "{e}"
+        );
+        let s = settings(&[
+            ("RULES_SNAPSHOT_URI", "s3://b/rules.snapshot"),
+            ("ROUTER_MODE", "rules"),
+            ("RULES_MAX_STALE_SECONDS", "30"),
+        ])
+        .unwrap();
+        assert_eq!(s.mode, Mode::Rules);
+        assert_eq!(s.rules_max_stale, Duration::from_secs(30));
+        assert_eq!(
+            s.rules_snapshot.map(|l| l.to_string()).as_deref(),
+            Some("s3://b/rules.snapshot")
+        );
     }
 
     #[test]

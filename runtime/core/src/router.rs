@@ -32,10 +32,10 @@ use crate::executions::reconcile::{ReconcileSettings, Reconciler};
 use crate::executions::submit::{Recorder, write_within};
 use crate::executions::{
     Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, LeaseState,
-    execution_id, format_unix, now_unix,
+    PluginSummary, execution_id, format_unix, now_unix,
 };
 use crate::notify::{LogNotifier, Notifier};
-use crate::plugin::{ObjectReader, PluginHost, PluginInput, PluginOutcome};
+use crate::plugin::{ObjectReader, ObjectVersion, PluginHost, PluginInput, PluginOutcome};
 use crate::rules::{CompiledRule, RuleError, RuleSource};
 use crate::secrets::{ClientPool, PoolError};
 
@@ -439,7 +439,8 @@ impl Router {
         }
     }
 
-    /// Template values, then the plugin's (which win on the same name).
+    /// Template values, then the plugin's (which win on the same name), and what the plugin
+    /// read and chose. An object deleted or overwritten since the event is skipped.
     async fn questions_for(
         &self,
         rule: &CompiledRule,
@@ -447,7 +448,10 @@ impl Router {
     ) -> Result<Questions, Failure> {
         let mut questions = rule.render_questions(object);
         let Some(spec) = &rule.rule.plugin else {
-            return Ok(Questions::Values(questions));
+            return Ok(Questions::Values {
+                questions,
+                plugin: None,
+            });
         };
         let (Some(host), Some(objects)) = (&self.plugins, &self.objects) else {
             return Err(Failure {
@@ -458,13 +462,28 @@ impl Router {
                 retryable: false,
             });
         };
-        let (head, content_type) = objects
-            .read_head(&object.bucket, &object.key, spec.read_bytes)
-            .await
-            .map_err(|e| Failure {
-                retryable: e.is_retryable(),
-                message: error_chain(&e),
-            })?;
+        let head = match crate::plugin::read_head(
+            objects.as_ref(),
+            &ObjectVersion::of(object),
+            spec.read_bytes,
+        )
+        .await
+        {
+            Ok(head) => head,
+            Err(e) if e.is_gone() => {
+                return Ok(Questions::Skip {
+                    questions,
+                    reason: e.to_string(),
+                    plugin: None,
+                });
+            }
+            Err(e) => {
+                return Err(Failure {
+                    retryable: e.is_retryable(),
+                    message: crate::error_chain(&e),
+                });
+            }
+        };
         let config_json = if spec.config.is_null() {
             "{}".to_string()
         } else {
@@ -473,24 +492,58 @@ impl Router {
         let input = PluginInput {
             rule_id: &rule.rule.id,
             object,
-            content_type: content_type.as_deref(),
-            head: &head,
+            content_type: head.content_type.as_deref(),
+            head: &head.bytes,
             config_json: &config_json,
+            workflow: &rule.rule.workflow,
+            reader: Arc::clone(objects),
         };
-        let run = host.run(spec, input).await.map_err(|e| Failure {
-            retryable: e.is_retryable(),
-            message: error_chain(&e),
-        })?;
+        let run = match host.run(spec, input).await {
+            Ok(run) => run,
+            Err(e) => {
+                if let Some(gone) = e.object_gone() {
+                    return Ok(Questions::Skip {
+                        questions,
+                        reason: gone.to_string(),
+                        plugin: None,
+                    });
+                }
+                return Err(Failure {
+                    retryable: e.is_retryable(),
+                    message: crate::error_chain(&e),
+                });
+            }
+        };
         tracing::debug!(rule = %rule.rule.id, plugin = %spec.name,
-            elapsed_us = run.elapsed.as_micros() as u64, "plugin ran");
+            elapsed_us = run.elapsed.as_micros() as u64, bytes_read = run.reads.total_bytes(),
+            "plugin ran");
+        let mut summary = PluginSummary {
+            workflow: None,
+            reads: run.reads,
+        };
         match run.outcome {
             PluginOutcome::Questions(values) => {
                 questions.extend(values);
-                Ok(Questions::Values(questions))
+                Ok(Questions::Values {
+                    questions,
+                    plugin: Some(summary),
+                })
+            }
+            PluginOutcome::Workflow {
+                workflow,
+                questions: values,
+            } => {
+                questions.extend(values);
+                summary.workflow = Some(workflow);
+                Ok(Questions::Values {
+                    questions,
+                    plugin: Some(summary),
+                })
             }
             PluginOutcome::Skip(reason) => Ok(Questions::Skip {
                 questions,
                 reason: format!("plugin `{}` skipped the object: {reason}", spec.name),
+                plugin: Some(summary),
             }),
         }
     }
@@ -533,6 +586,7 @@ impl Router {
             reconcile_from: None,
             reconcile_after: None,
             candidates: Vec::new(),
+            plugin: None,
             expires_at: now + self.settings.execution_ttl.as_secs() as i64,
             source: object.source.clone(),
         }
@@ -586,10 +640,14 @@ fn in_progress(existing: &Execution) -> RuleOutcome {
 }
 
 enum Questions {
-    Values(BTreeMap<String, String>),
+    Values {
+        questions: BTreeMap<String, String>,
+        plugin: Option<PluginSummary>,
+    },
     Skip {
         questions: BTreeMap<String, String>,
         reason: String,
+        plugin: Option<PluginSummary>,
     },
 }
 

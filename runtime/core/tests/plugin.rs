@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use alteryx_router_core::event::ObjectCreated;
 use alteryx_router_core::plugin::{
-    DirPluginStore, ObjectReader, PluginError, PluginHost, PluginInput, PluginLimits,
-    PluginOutcome, PluginSpec, PluginStore, S3ObjectReader, S3PluginStore, compile_to_cwasm,
+    DirPluginStore, FileObjectReader, ObjectVersion, PluginError, PluginHost, PluginInput,
+    PluginLimits, PluginOutcome, PluginSpec, PluginStore, S3ObjectReader, S3PluginStore,
+    compile_to_cwasm, read_head,
 };
 
 fn object(key: &str) -> ObjectCreated {
@@ -39,6 +40,8 @@ fn spec(name: &str) -> PluginSpec {
         sha256: None,
         timeout_ms: None,
         memory_mb: None,
+        read_budget_bytes: None,
+        workflows: Vec::new(),
     }
 }
 
@@ -58,6 +61,9 @@ async fn run(
             content_type: Some("text/csv"),
             head,
             config_json: config,
+            workflow: "rule-workflow",
+            // 0.1.0 plugins read only the head.
+            reader: Arc::new(FileObjectReader::new(PathBuf::from("/nonexistent"))),
         },
     )
     .await
@@ -166,7 +172,14 @@ async fn pinned_hashes_and_foreign_cwasm_are_refused() {
     assert!(run(&host, &pinned, "k", b"", "{}").await.is_ok());
     pinned.sha256 = Some("0".repeat(64));
     match run(&host, &pinned, "k", b"", "{}").await.unwrap_err() {
-        PluginError::ChecksumMismatch { actual, .. } => assert_eq!(actual, digest),
+        e @ PluginError::ChecksumMismatch { .. } => {
+            assert!(
+                matches!(&e, PluginError::ChecksumMismatch { actual, rule, .. } if *actual == digest && rule == "rule-1")
+            );
+            // Retryable: a function whose rules are older than the plugin `plugin publish`
+            // just uploaded meets exactly this, and its retry sees the new pin.
+            assert!(e.is_retryable());
+        }
         other => panic!("{other:?}"),
     }
     // AOT: a .cwasm from our compiler loads; one from "another wasmtime" does not.
@@ -209,7 +222,7 @@ pub fn build_python(source_dir: &Path, name: &str) -> PathBuf {
     }
     let mut h = sha2::Sha256::new();
     h.update(std::fs::read(source_dir.join("app.py")).unwrap());
-    h.update(std::fs::read(common::repo_root().join("plugins/wit/plugin.wit")).unwrap());
+    h.update(std::fs::read(common::repo_root().join("plugins/wit/0.1.0/plugin.wit")).unwrap());
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| common::repo_root().join("target"));
@@ -228,7 +241,10 @@ pub fn build_python(source_dir: &Path, name: &str) -> PathBuf {
             .current_dir(source_dir)
             .args([
                 "-d",
-                common::repo_root().join("plugins/wit").to_str().unwrap(),
+                common::repo_root()
+                    .join("plugins/wit/0.1.0")
+                    .to_str()
+                    .unwrap(),
                 "-w",
                 "router-plugin",
                 "componentize",
@@ -370,20 +386,32 @@ async fn plugins_and_object_heads_come_from_s3() {
     assert_eq!(store.version("nope").await.unwrap(), None);
     assert!(S3PluginStore::new(s3.clone(), "bucket/prefix").is_err());
     let reader = S3ObjectReader::new(s3.clone());
-    let (head, content_type) = reader
-        .read_head(&bucket, "data/big.csv", 1000)
-        .await
-        .unwrap();
+    let big = ObjectVersion {
+        bucket: bucket.clone(),
+        key: "data/big.csv".into(),
+        size: 200_000,
+        version_id: None,
+        etag: None,
+    };
+    let head = read_head(&reader, &big, 1000).await.unwrap();
     assert_eq!(
-        (head.len(), content_type.as_deref()),
+        (head.bytes.len(), head.content_type.as_deref()),
         (1000, Some("text/csv")),
         "a ranged GET reads only the head"
     );
-    let missing = reader
-        .read_head(&bucket, "data/none.csv", 10)
-        .await
-        .unwrap_err();
-    assert!(missing.is_retryable() && missing.to_string().contains("data/none.csv"));
+    let none = ObjectVersion {
+        key: "data/none.csv".into(),
+        ..big
+    };
+    let missing = read_head(&reader, &none, 10).await.unwrap_err();
+    assert!(
+        missing.is_gone()
+            && !missing.is_retryable()
+            && missing
+                .to_string()
+                .contains("data/none.csv was deleted before routing"),
+        "{missing}"
+    );
 }
 
 /// Counts what a host asks of its store.
@@ -558,4 +586,107 @@ async fn the_rust_example_reads_json_fields() {
             "{err}"
         );
     }
+}
+
+/// The JavaScript example (`plugins/examples/key-facts-js`, jco componentize from npm), as
+/// `scripts/test` builds it from source: a 0.1.0 plugin, loaded beside 0.2.0 ones.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_javascript_example_reads_key_facts() {
+    let built = std::env::var_os("BUILT_PLUGINS_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.join("key-facts.wasm").exists())
+        .expect("key-facts.wasm not in BUILT_PLUGINS_DIR: run scripts/test, or build it with plugins/examples/key-facts-js/build.sh DIR and set BUILT_PLUGINS_DIR=DIR");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        built.join("key-facts.wasm"),
+        dir.path().join("key-facts.wasm"),
+    )
+    .unwrap();
+    let host = PluginHost::new(
+        Arc::new(DirPluginStore::new(dir.path().to_path_buf())),
+        PluginLimits {
+            timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let config = r#"{"prefix": "partners/", "skip_empty": true}"#;
+    let answered = run(
+        &host,
+        &spec("key-facts"),
+        "partners/globex/feed.csv",
+        b"Region,Amount\nEU,1\n",
+        config,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        answered.outcome,
+        PluginOutcome::Questions(vec![
+            ("Partner".into(), "globex".into()),
+            ("Extension".into(), "csv".into()),
+            ("FirstLine".into(), "Region,Amount".into()),
+        ])
+    );
+    assert_eq!(answered.interface, "0.1.0");
+    let skipped = run(&host, &spec("key-facts"), "other/x.csv", b"a", config)
+        .await
+        .unwrap();
+    assert_eq!(
+        skipped.outcome,
+        PluginOutcome::Skip("key does not start with partners/".into())
+    );
+}
+
+/// Plugins from S3 run only when their rule pins them (unless the store is told otherwise,
+/// `PLUGIN_REQUIRE_PIN=false`); the refusal happens before the bytes are deserialized.
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_from_s3_must_be_pinned() {
+    let sdk = common::aws_config().await;
+    let s3 = aws_sdk_s3::Client::new(&sdk);
+    let bucket = common::unique("pins");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let wasm = wat::parse_file(common::repo_root().join("plugins/fixtures/skip.wat")).unwrap();
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&wasm))
+    };
+    s3.put_object()
+        .bucket(&bucket)
+        .key("prod/skip.wasm")
+        .body(wasm.into())
+        .send()
+        .await
+        .unwrap();
+    let uri = format!("s3://{bucket}/prod/");
+    let strict = PluginHost::new(
+        Arc::new(S3PluginStore::new(s3.clone(), &uri).unwrap()),
+        PluginLimits::default(),
+    )
+    .unwrap();
+    let e = run(&strict, &spec("skip"), "k", b"", "{}")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, PluginError::PinRequired { plugin, rule, location } if plugin == "skip" && rule == "rule-1" && location.contains(&bucket)),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("plugin publish") && e.to_string().contains("PLUGIN_REQUIRE_PIN"),
+        "the message says what to do: {e}"
+    );
+    assert!(!e.is_retryable());
+    let mut pinned = spec("skip");
+    pinned.sha256 = Some(digest);
+    assert!(run(&strict, &pinned, "k", b"", "{}").await.is_ok());
+    let lax = PluginHost::new(
+        Arc::new(
+            S3PluginStore::new(s3.clone(), &uri)
+                .unwrap()
+                .require_pin(false),
+        ),
+        PluginLimits::default(),
+    )
+    .unwrap();
+    assert!(run(&lax, &spec("skip"), "k", b"", "{}").await.is_ok());
 }

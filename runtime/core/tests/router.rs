@@ -395,8 +395,13 @@ fn write_with_mtime(path: &Path, text: &str, modified: SystemTime) {
         .unwrap();
 }
 
-/// An EventBridge "Object Created" event for `s3://acme-landing/{key}`.
+/// An EventBridge "Object Created" event for `s3://acme-landing/{key}` (2048 bytes).
 fn event(key: &str, sequencer: &str) -> Value {
+    event_sized(key, sequencer, 2048)
+}
+
+/// The event of an object of `size` bytes (plugins check the object they read is the event's).
+fn event_sized(key: &str, sequencer: &str, size: usize) -> Value {
     json!({
         "version": "0",
         "id": format!("evt-{sequencer}"),
@@ -409,7 +414,7 @@ fn event(key: &str, sequencer: &str) -> Value {
         "detail": {
             "version": "0",
             "bucket": {"name": BUCKET},
-            "object": {"key": key, "size": 2048, "etag": "0123abcd", "sequencer": sequencer},
+            "object": {"key": key, "size": size, "etag": "0123abcd", "sequencer": sequencer},
             "request-id": "REQ",
             "requester": "123456789012",
             "reason": "PutObject"
@@ -689,10 +694,13 @@ const PLUGIN_RULES: &str = r#"
 /// stops the other rule on the same object.
 async fn plugins_skip_and_trap(backend: Backend) {
     let h = Harness::new(backend, PLUGIN_RULES).await;
-    h.put_object("plugins/skip/a.csv", "id,amount\n1,2\n");
-    h.put_object("plugins/crash/b.csv", "id,amount\n1,2\n");
+    let content = "id,amount\n1,2\n";
+    h.put_object("plugins/skip/a.csv", content);
+    h.put_object("plugins/crash/b.csv", content);
 
-    let summary = h.deliver(&event("plugins/skip/a.csv", "00C1")).await;
+    let summary = h
+        .deliver(&event_sized("plugins/skip/a.csv", "00C1", content.len()))
+        .await;
     assert!(!summary.needs_redelivery());
     let object = only_object(&summary);
     let skipped = &object.outcomes[0];
@@ -715,7 +723,9 @@ async fn plugins_skip_and_trap(backend: Backend) {
     assert_eq!(object.outcomes[1].rule_id, "plain");
     assert_eq!(object.outcomes[1].status, ExecutionStatus::Submitted);
 
-    let summary = h.deliver(&event("plugins/crash/b.csv", "00C2")).await;
+    let summary = h
+        .deliver(&event_sized("plugins/crash/b.csv", "00C2", content.len()))
+        .await;
     assert!(
         !summary.needs_redelivery(),
         "a trap will trap again: no redelivery"
@@ -754,7 +764,9 @@ async fn plugins_skip_and_trap(backend: Backend) {
         ]
     );
     // A redelivery of the trapped event leaves the non-retryable ERROR alone.
-    let again = h.deliver(&event("plugins/crash/b.csv", "00C2")).await;
+    let again = h
+        .deliver(&event_sized("plugins/crash/b.csv", "00C2", content.len()))
+        .await;
     assert!(only_object(&again).outcomes.iter().all(|o| o.duplicate));
     assert_eq!(h.emu.jobs().len(), 2);
     h.finish().await;

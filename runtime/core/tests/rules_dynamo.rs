@@ -111,6 +111,8 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
             sha256: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),
             timeout_ms: Some(250),
             memory_mb: Some(64),
+            read_budget_bytes: Some(65536),
+            workflows: vec!["5f3c0e5a2c1b0a0001d1e002".into()],
         }),
         is_final: true,
         job_priority: Some(Priority::High),
@@ -397,11 +399,17 @@ async fn a_missing_table_is_a_store_error_naming_it() {
     let name = common::unique("no-such-table");
     let store = DynamoRuleStore::new(client, name.clone(), Duration::ZERO);
     match store.rule_set().await {
-        Err(RuleError::Store { message }) => {
+        Err(e @ RuleError::Store { .. }) => {
+            let message = alteryx_router_core::error_chain(&e);
             assert!(
                 message.contains(&name) && message.contains("Scan"),
                 "{message}"
             );
+            assert!(
+                std::error::Error::source(&e).is_some(),
+                "the SDK error is kept as the cause"
+            );
+            assert!(message.contains("ResourceNotFound"), "{message}");
         }
         other => panic!("{other:?}"),
     }

@@ -2,7 +2,8 @@
 //!
 //! Everything expensive (AWS config, clients, the plugin engine, the rule cache) is created
 //! once per cold start and shared by every invocation of the sandbox. `ROUTER_MODE=tracker`
-//! turns the same binary into the scheduled job tracker.
+//! turns the same binary into the scheduled job tracker, `ROUTER_MODE=rules` into the function
+//! that republishes the rules snapshot when the rules table changes.
 //!
 //! Each invocation is routed by the deadline of its Lambda context, so claims end with the
 //! invocation and no job request starts that could not be recorded in time. A failed
@@ -31,6 +32,25 @@ async fn main() -> Result<(), Error> {
         return lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
             let tracker = Arc::clone(&tracker);
             async move { track(&tracker).await }
+        }))
+        .await;
+    }
+    if settings.mode == Mode::Rules {
+        let publisher = Arc::new(
+            settings
+                .snapshot_publisher(true)
+                .await
+                .map_err(|e| init_failed(&e))?,
+        );
+        return lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+            let publisher = Arc::clone(&publisher);
+            async move {
+                publisher.handle_event(&event.payload).await.map_err(|e| {
+                    let message = alteryx_router_core::error_chain(&e);
+                    tracing::error!(error = %message, "rules snapshot not published; the stream batch is retried");
+                    Error::from(message)
+                })
+            }
         }))
         .await;
     }

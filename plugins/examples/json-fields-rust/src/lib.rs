@@ -152,10 +152,10 @@ mod tests {
     }
 }
 
-/// The WebAssembly component: bindings generated from the router's WIT (`plugins/wit`).
+/// The WebAssembly component: bindings generated from interface 0.1.0 of the router's WIT (`plugins/wit/0.1.0`).
 mod wasm {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         world: "router-plugin",
     });
 

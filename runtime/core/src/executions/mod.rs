@@ -130,6 +130,20 @@ pub struct Execution {
     pub expires_at: i64,
     /// The full original event payload is not kept; this is the router's input source tag.
     pub source: String,
+    /// What the rule's plugin read and chose, when it ran and answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<PluginSummary>,
+}
+
+/// What a rule's plugin did for one execution.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginSummary {
+    /// The workflow the plugin chose from the rule's `plugin.workflows` (then also the
+    /// execution's `workflow`); absent when it kept the rule's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    /// Bytes read of the object: the head, each ranged read, the totals and the budget.
+    pub reads: crate::plugin::ReadStats,
 }
 
 /// Where the claim of a `CLAIMED` or `SUBMITTING` record stands.
@@ -592,6 +606,7 @@ mod tests {
             reconcile_from: None,
             reconcile_after: None,
             candidates: Vec::new(),
+            plugin: None,
             expires_at: 1000,
             source: "test".into(),
         }

@@ -1,39 +1,57 @@
 //! The sandboxed plugin host (wasmtime, Component Model).
 //!
 //! One `Engine` per process; each loaded plugin is compiled (or deserialized) once and
-//! pre-linked (`RouterPluginPre`); every call gets a fresh `Store` and instance, so nothing
-//! leaks from one object to the next. Limits are enforced by the engine, not by trust:
+//! pre-linked; every call gets a fresh `Store` and instance, so nothing leaks from one object
+//! to the next. Two interface versions are hosted side by side: `0.2.0` (ranged reads, a
+//! workflow choice) and `0.1.0` (the head only); which one a plugin implements is found when
+//! it is loaded, from the type of its `route` export. Limits are enforced by the engine, not
+//! by trust:
 //! - time: epoch interruption with a ticker thread (a deadline costs nothing per instruction,
-//!   unlike fuel, and bounds instantiation too); the call traps when its deadline passes;
+//!   unlike fuel, and bounds instantiation too); time spent waiting for the plugin's ranged
+//!   reads is given back, so a slow S3 answer is not charged to the plugin's compute;
 //! - memory, tables and instances: a `ResourceLimiter` that also remembers when it refused;
-//! - output: number and length of question values, log volume.
+//! - reads: a byte budget per call and the object's size, checked before any request;
+//! - output: number and length of question values, log volume, the workflow allow-list.
 //!
 //! Capabilities: the WASI imports toolchains such as componentize-py need, with no
 //! preopened directories, no environment, no arguments, no network (TCP, UDP and name lookup
-//! off, every socket address refused) and stdout/stderr captured into the call's log.
-//! Calls run on tokio's blocking pool: wasm is CPU-bound and must not stall the event loop.
+//! off, every socket address refused) and stdout/stderr captured into the call's log; and
+//! `read-range` over the one object being routed. Calls run on tokio's blocking pool: wasm is
+//! CPU-bound and must not stall the event loop (a ranged read blocks that thread on the
+//! runtime, which is allowed there).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::objects::check_length;
 use super::{
-    PluginError, PluginInput, PluginLimits, PluginOutcome, PluginRun, PluginSpec, PluginStore,
+    ByteRange, MAX_LISTED_READS, ObjectReader, ObjectVersion, PluginError, PluginInput,
+    PluginLimits, PluginOutcome, PluginRun, PluginSpec, PluginStore, ReadStats,
 };
 
-wasmtime::component::bindgen!({
-    path: "../../plugins/wit",
-    world: "router-plugin",
-});
+/// Bindings of interface 0.1.0 (`plugins/wit/0.1.0`): the head only.
+mod v1 {
+    wasmtime::component::bindgen!({
+        path: "../../plugins/wit/0.1.0",
+        world: "router-plugin",
+    });
+}
 
-use self::alteryx_router::plugin::host::Level;
-use self::alteryx_router::plugin::types::ObjectFacts;
+/// Bindings of interface 0.2.0 (`plugins/wit`): ranged reads and a workflow choice.
+mod v2 {
+    wasmtime::component::bindgen!({
+        path: "../../plugins/wit",
+        world: "router-plugin",
+        imports: { "alteryx-router:plugin/host.read-range": trappable },
+    });
+}
 
 /// Epoch tick; deadlines are rounded up to it.
 const TICK: Duration = Duration::from_millis(5);
@@ -54,6 +72,8 @@ struct CallState {
     logs: Vec<String>,
     log_bytes: usize,
     max_log_bytes: usize,
+    reads: RangeSession,
+    started: Instant,
 }
 
 impl WasiView for CallState {
@@ -65,17 +85,8 @@ impl WasiView for CallState {
     }
 }
 
-// The `types` interface has no functions; its host trait is empty.
-impl self::alteryx_router::plugin::types::Host for CallState {}
-
-impl self::alteryx_router::plugin::host::Host for CallState {
-    fn log(&mut self, level: Level, message: String) {
-        let level = match level {
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-        };
+impl CallState {
+    fn log_line(&mut self, level: &str, message: String) {
         let line: String = message.chars().take(1024).collect();
         push_log(
             &mut self.logs,
@@ -83,6 +94,113 @@ impl self::alteryx_router::plugin::host::Host for CallState {
             self.max_log_bytes,
             format!("{level}: {line}"),
         );
+    }
+}
+
+// The `types` interfaces have no functions; their host traits are empty.
+impl v1::alteryx_router::plugin::types::Host for CallState {}
+impl v2::alteryx_router::plugin::types::Host for CallState {}
+
+impl v1::alteryx_router::plugin::host::Host for CallState {
+    fn log(&mut self, level: v1::alteryx_router::plugin::host::Level, message: String) {
+        use v1::alteryx_router::plugin::host::Level;
+        let level = match level {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        self.log_line(level, message);
+    }
+}
+
+impl v2::alteryx_router::plugin::host::Host for CallState {
+    fn log(&mut self, level: v2::alteryx_router::plugin::host::Level, message: String) {
+        use v2::alteryx_router::plugin::host::Level;
+        let level = match level {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        self.log_line(level, message);
+    }
+
+    fn read_range(&mut self, offset: u64, length: u64) -> wasmtime::Result<Vec<u8>> {
+        self.reads.read(offset, length)
+    }
+}
+
+/// A call's ranged reads: the object, the budget, what was read, and why a read ended the
+/// call (the typed error the router records, rather than the trap that carried it out).
+struct RangeSession {
+    reader: Arc<dyn ObjectReader>,
+    object: ObjectVersion,
+    runtime: tokio::runtime::Handle,
+    plugin: String,
+    rule: String,
+    stats: ReadStats,
+    /// Time spent waiting for the object store: not charged to the plugin's time limit.
+    waited: Duration,
+    fault: Option<PluginError>,
+}
+
+impl RangeSession {
+    fn read(&mut self, offset: u64, length: u64) -> wasmtime::Result<Vec<u8>> {
+        if length == 0 {
+            return Ok(Vec::new());
+        }
+        let size = self.object.size;
+        if offset >= size {
+            return Err(self.end_call(PluginError::PastEnd {
+                plugin: self.plugin.clone(),
+                rule: self.rule.clone(),
+                offset,
+                length,
+                size,
+            }));
+        }
+        let length = length.min(size - offset);
+        if self.stats.range_bytes + length > self.stats.budget {
+            return Err(self.end_call(PluginError::OverBudget {
+                plugin: self.plugin.clone(),
+                rule: self.rule.clone(),
+                offset,
+                length,
+                used: self.stats.range_bytes,
+                budget: self.stats.budget,
+            }));
+        }
+        let started = Instant::now();
+        let read = self
+            .runtime
+            .block_on(self.reader.read_range(&self.object, offset, length))
+            .and_then(|read| check_length(&self.object, offset, length, read));
+        self.waited += started.elapsed();
+        match read {
+            Ok(read) => {
+                self.stats.range_reads += 1;
+                self.stats.range_bytes += length;
+                if self.stats.ranges.len() < MAX_LISTED_READS {
+                    self.stats.ranges.push(ByteRange { offset, length });
+                }
+                let mut bytes = read.bytes;
+                bytes.truncate(length as usize);
+                Ok(bytes)
+            }
+            Err(source) => Err(self.end_call(PluginError::Read {
+                plugin: self.plugin.clone(),
+                rule: self.rule.clone(),
+                source: Box::new(source),
+            })),
+        }
+    }
+
+    /// Remember why the call ends and make the trap that ends it.
+    fn end_call(&mut self, fault: PluginError) -> wasmtime::Error {
+        let trap = wasmtime::Error::msg(fault.to_string());
+        self.fault = Some(fault);
+        trap
     }
 }
 
@@ -138,7 +256,13 @@ impl wasmtime::ResourceLimiter for CallLimiter {
     }
 }
 
-type Loaded = Arc<RouterPluginPre<CallState>>;
+/// A plugin pre-linked for the interface version it implements.
+enum Prepared {
+    V2(v2::RouterPluginPre<CallState>),
+    V1(v1::RouterPluginPre<CallState>),
+}
+
+type Loaded = Arc<Prepared>;
 
 /// A loaded plugin and what it was loaded from.
 struct Cached {
@@ -149,6 +273,9 @@ struct Cached {
     digest: String,
     /// The store's version token when it was fetched (`None`: the store cannot tell).
     version: Option<String>,
+    /// Where it came from, and whether a rule must pin it to run it.
+    location: String,
+    pin_required: bool,
     checked: Instant,
 }
 
@@ -189,11 +316,7 @@ impl PluginHost {
         let mut config = engine_config();
         config.consume_fuel(limits.meter_fuel);
         let engine = Engine::new(&config).map_err(|e| load_error("(engine)", e))?;
-        let mut linker = Linker::<CallState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| load_error("(linker)", e))?;
-        RouterPlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
-            .map_err(|e| load_error("(linker)", e))?;
+        let linker = plugin_linker(&engine)?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         {
             let engine = engine.clone();
@@ -230,20 +353,26 @@ impl PluginHost {
         &self.engine
     }
 
-    /// The loaded plugin for a rule, refusing one whose hash differs from the rule's pin.
+    /// The loaded plugin for a rule, refusing one whose hash differs from the rule's pin, or
+    /// that needs a pin the rule does not give.
     ///
     /// A plugin is downloaded, hashed and compiled or deserialized once; afterwards its store is
     /// asked at most every `cache_ttl` for a version token, and it is fetched again only when
     /// that changed. (Fetching on every call downloaded a 35 MB `.cwasm` from S3 per object.)
-    async fn load(&self, spec: &PluginSpec) -> Result<Loaded, PluginError> {
+    /// A rule whose pin differs from the loaded file asks the store at once: the pin may be
+    /// newer than the cache (`plugin publish` uploads, then pins).
+    async fn load(&self, spec: &PluginSpec, rule: &str) -> Result<Loaded, PluginError> {
         let known_version = {
             let cache = self.cache()?;
             match cache.get(&spec.name) {
                 Some(entry) if entry.checked.elapsed() < self.cache_ttl => {
-                    check_pin(spec, &entry.digest)?;
-                    match &entry.pre {
-                        Some(pre) => return Ok(Arc::clone(pre)),
-                        None => entry.version.clone(),
+                    match check_pin(spec, rule, entry) {
+                        Ok(()) => match &entry.pre {
+                            Some(pre) => return Ok(Arc::clone(pre)),
+                            None => entry.version.clone(),
+                        },
+                        Err(e @ PluginError::PinRequired { .. }) => return Err(e),
+                        Err(_) => entry.version.clone(),
                     }
                 }
                 Some(entry) => entry.version.clone(),
@@ -257,49 +386,41 @@ impl PluginHost {
             let mut cache = self.cache()?;
             if let Some(entry) = cache.get_mut(&spec.name) {
                 entry.checked = Instant::now();
-                check_pin(spec, &entry.digest)?;
+                check_pin(spec, rule, entry)?;
                 if let Some(pre) = &entry.pre {
                     return Ok(Arc::clone(pre));
                 }
             }
         }
         let fetched = self.store.fetch(&spec.name).await?;
-        let digest = hex::encode(Sha256::digest(&fetched.bytes));
-        if let Err(refused) = check_pin(spec, &digest) {
+        let mut entry = Cached {
+            pre: None,
+            digest: hex::encode(Sha256::digest(&fetched.bytes)),
+            version,
+            location: fetched.location.clone(),
+            pin_required: fetched.pin_required,
+            checked: Instant::now(),
+        };
+        if let Err(refused) = check_pin(spec, rule, &entry) {
             // Remember what the store holds, so this rule's next objects are refused without
             // downloading it again.
-            self.cache()?.insert(
-                spec.name.clone(),
-                Cached {
-                    pre: None,
-                    digest,
-                    version,
-                    checked: Instant::now(),
-                },
-            );
+            self.cache()?.insert(spec.name.clone(), entry);
             return Err(refused);
         }
         let engine = self.engine.clone();
         let linker = self.linker.clone();
         let name = spec.name.clone();
-        let location = fetched.location.clone();
         let started = Instant::now();
         let pre =
             tokio::task::spawn_blocking(move || prepare(&engine, &linker, &name, &fetched.bytes))
                 .await
                 .map_err(|e| load_error(&spec.name, e))??;
-        tracing::info!(plugin = %spec.name, %location, sha256 = %digest,
-            elapsed_ms = started.elapsed().as_millis() as u64, "plugin loaded");
+        tracing::info!(plugin = %spec.name, location = %entry.location, sha256 = %entry.digest,
+            interface = pre.interface(), elapsed_ms = started.elapsed().as_millis() as u64,
+            "plugin loaded");
         let pre = Arc::new(pre);
-        self.cache()?.insert(
-            spec.name.clone(),
-            Cached {
-                pre: Some(Arc::clone(&pre)),
-                digest,
-                version,
-                checked: Instant::now(),
-            },
-        );
+        entry.pre = Some(Arc::clone(&pre));
+        self.cache()?.insert(spec.name.clone(), entry);
         Ok(pre)
     }
 
@@ -315,7 +436,7 @@ impl PluginHost {
         spec: &PluginSpec,
         input: PluginInput<'_>,
     ) -> Result<PluginRun, PluginError> {
-        let pre = self.load(spec).await?;
+        let pre = self.load(spec, input.rule_id).await?;
         let mut limits = self.limits.clone();
         if let Some(ms) = spec.timeout_ms {
             limits.timeout = Duration::from_millis(ms);
@@ -323,23 +444,36 @@ impl PluginHost {
         if let Some(mb) = spec.memory_mb {
             limits.memory_bytes = (mb as usize) << 20;
         }
-        let request = Request {
-            object: ObjectFacts {
-                bucket: input.object.bucket.clone(),
-                key: input.object.key.clone(),
-                size: input.object.size,
-                etag: input.object.etag.clone(),
-                version_id: input.object.version_id.clone(),
-                event_time: input.object.event_time.clone(),
-                content_type: input.content_type.map(str::to_string),
-            },
+        let mut workflows = vec![input.workflow.to_string()];
+        for w in &spec.workflows {
+            if !workflows.contains(w) {
+                workflows.push(w.clone());
+            }
+        }
+        let request = CallRequest {
+            object: input.object.clone(),
+            content_type: input.content_type.map(str::to_string),
             head: input.head.to_vec(),
             config: input.config_json.to_string(),
+            rule_id: input.rule_id.to_string(),
+            workflows,
+        };
+        let reads = RangeSession {
+            reader: input.reader,
+            object: ObjectVersion::of(input.object),
+            runtime: tokio::runtime::Handle::current(),
+            plugin: spec.name.clone(),
+            rule: input.rule_id.to_string(),
+            stats: ReadStats {
+                head_bytes: input.head.len() as u64,
+                budget: spec.read_budget(),
+                ..ReadStats::default()
+            },
+            waited: Duration::ZERO,
+            fault: None,
         };
         let engine = self.engine.clone();
-        let plugin = spec.name.clone();
-        let rule = input.rule_id.to_string();
-        tokio::task::spawn_blocking(move || call(&engine, &pre, request, &limits, &plugin, &rule))
+        tokio::task::spawn_blocking(move || call(&engine, &pre, request, reads, &limits))
             .await
             .map_err(|e| PluginError::Trap {
                 plugin: spec.name.clone(),
@@ -349,27 +483,55 @@ impl PluginHost {
     }
 }
 
-/// A rule may pin its plugin's sha256; anything else is refused.
-fn check_pin(spec: &PluginSpec, digest: &str) -> Result<(), PluginError> {
+/// WASI and both interface versions' imports: 0.x versions are not semver-compatible with
+/// each other, so a plugin links against exactly the one it was built for.
+fn plugin_linker(engine: &Engine) -> Result<Linker<CallState>, PluginError> {
+    let mut linker = Linker::<CallState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| load_error("(linker)", e))?;
+    v2::RouterPlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+        .map_err(|e| load_error("(linker)", e))?;
+    v1::RouterPlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+        .map_err(|e| load_error("(linker)", e))?;
+    Ok(linker)
+}
+
+/// A rule may pin its plugin's sha256, and must where the store requires it; anything else
+/// is refused.
+fn check_pin(spec: &PluginSpec, rule: &str, loaded: &Cached) -> Result<(), PluginError> {
     match &spec.sha256 {
-        Some(expected) if !expected.eq_ignore_ascii_case(digest) => {
+        Some(expected) if !expected.eq_ignore_ascii_case(&loaded.digest) => {
             Err(PluginError::ChecksumMismatch {
                 plugin: spec.name.clone(),
+                rule: rule.to_string(),
                 expected: expected.to_ascii_lowercase(),
-                actual: digest.to_string(),
+                actual: loaded.digest.clone(),
             })
         }
+        None if loaded.pin_required => Err(PluginError::PinRequired {
+            plugin: spec.name.clone(),
+            rule: rule.to_string(),
+            location: loaded.location.clone(),
+        }),
         _ => Ok(()),
     }
 }
 
-/// Compile or deserialize a plugin and pre-link it.
+impl Prepared {
+    fn interface(&self) -> &'static str {
+        match self {
+            Prepared::V2(_) => "0.2.0",
+            Prepared::V1(_) => "0.1.0",
+        }
+    }
+}
+
+/// Compile or deserialize a plugin and pre-link it for the interface version it implements.
 fn prepare(
     engine: &Engine,
     linker: &Linker<CallState>,
     name: &str,
     bytes: &[u8],
-) -> Result<RouterPluginPre<CallState>, PluginError> {
+) -> Result<Prepared, PluginError> {
     let component = match Engine::detect_precompiled(bytes) {
         Some(wasmtime::Precompiled::Component) => deserialize(engine, name, bytes)?,
         Some(wasmtime::Precompiled::Module) => {
@@ -387,17 +549,23 @@ fn prepare(
             load_error(name, format!("not a WebAssembly component (build it with a component toolchain, e.g. componentize-py): {e:#}"))
         })?,
     };
-    let instance_pre =
-        linker
-            .instantiate_pre(&component)
-            .map_err(|e| PluginError::Incompatible {
-                plugin: name.to_string(),
-                message: format!("{e:#}"),
-            })?;
-    RouterPluginPre::new(instance_pre).map_err(|e| PluginError::Incompatible {
+    let incompatible = |message: String| PluginError::Incompatible {
         plugin: name.to_string(),
-        message: format!("{e:#}"),
-    })
+        message,
+    };
+    let instance_pre: InstancePre<CallState> = linker
+        .instantiate_pre(&component)
+        .map_err(|e| incompatible(format!("{e:#}")))?;
+    // The `route` export's type tells the versions apart (its request record differs).
+    match v2::RouterPluginPre::new(instance_pre.clone()) {
+        Ok(pre) => Ok(Prepared::V2(pre)),
+        Err(v2_error) => match v1::RouterPluginPre::new(instance_pre) {
+            Ok(pre) => Ok(Prepared::V1(pre)),
+            Err(v1_error) => Err(incompatible(format!(
+                "as 0.2.0: {v2_error:#}; as 0.1.0: {v1_error:#}"
+            ))),
+        },
+    }
 }
 
 /// Load a `.cwasm`. Wasmtime refuses artifacts from another version or configuration, or for
@@ -405,9 +573,9 @@ fn prepare(
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component, PluginError> {
     // SAFETY: `Component::deserialize` trusts the bytes to be wasmtime's own compiled output.
-    // They come from the operator's plugin store (a directory or bucket only they can write,
-    // optionally pinned by sha256 in the rule), never from an uploaded object; wasmtime
-    // still checks the version, configuration and target before using them.
+    // They come from the operator's plugin store (a directory, or a bucket whose plugins
+    // must match the sha256 pinned in the rule, checked before this call), never from an
+    // uploaded object; wasmtime still checks the version, configuration and target.
     unsafe { Component::deserialize(engine, bytes) }.map_err(|e| {
         load_error(
             name,
@@ -416,15 +584,38 @@ fn deserialize(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component, P
     })
 }
 
+/// Everything a call hands the plugin, before it is shaped for the plugin's version.
+struct CallRequest {
+    object: crate::event::ObjectCreated,
+    content_type: Option<String>,
+    head: Vec<u8>,
+    config: String,
+    rule_id: String,
+    /// The rule's workflow first, then the allowed alternatives.
+    workflows: Vec<String>,
+}
+
+/// Epoch ticks until `left` has passed (at least one).
+fn ticks_for(left: Duration) -> u64 {
+    (left.as_micros() / TICK.as_micros()).max(1) as u64 + 1
+}
+
+/// What the plugin answered, before validation: values, a workflow choice, or a skip.
+enum Answer {
+    Values(Option<String>, Vec<(String, String)>),
+    Skip(String),
+}
+
 fn call(
     engine: &Engine,
-    pre: &RouterPluginPre<CallState>,
-    request: Request,
+    pre: &Prepared,
+    request: CallRequest,
+    reads: RangeSession,
     limits: &PluginLimits,
-    plugin: &str,
-    rule: &str,
 ) -> Result<PluginRun, PluginError> {
     let started = Instant::now();
+    let (plugin, rule) = (reads.plugin.clone(), reads.rule.clone());
+    let budget = reads.stats.budget;
     let stdout = MemoryOutputPipe::new(limits.max_log_bytes);
     let stderr = MemoryOutputPipe::new(limits.max_log_bytes);
     let wasi = WasiCtxBuilder::new()
@@ -447,22 +638,47 @@ fn call(
             logs: Vec::new(),
             log_bytes: 0,
             max_log_bytes: limits.max_log_bytes,
+            reads,
+            started,
         },
     );
     store.limiter(|s| &mut s.limits);
-    let ticks = (limits.timeout.as_micros() / TICK.as_micros()).max(1) as u64 + 1;
-    store.set_epoch_deadline(ticks);
-    store.epoch_deadline_trap();
+    store.set_epoch_deadline(ticks_for(limits.timeout));
+    // At each deadline: the call's time so far, minus what it spent waiting for reads, against
+    // its limit.
+    let timeout = limits.timeout;
+    store.epoch_deadline_callback(move |ctx| {
+        let state = ctx.data();
+        let spent = state.started.elapsed().saturating_sub(state.reads.waited);
+        Ok(if spent >= timeout {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Continue(ticks_for(timeout - spent))
+        })
+    });
     if limits.meter_fuel {
         // Metering only: the limit stays the epoch deadline.
         store
             .set_fuel(u64::MAX)
-            .map_err(|e| load_error(plugin, format!("{e:#}")))?;
+            .map_err(|e| load_error(&plugin, format!("{e:#}")))?;
     }
 
-    let result = pre
-        .instantiate(&mut store)
-        .and_then(|instance| instance.call_route(&mut store, &request));
+    let interface = pre.interface();
+    let workflows = request.workflows.clone();
+    let result = match pre {
+        Prepared::V2(pre) => {
+            let request = v2_request(request, budget);
+            pre.instantiate(&mut store)
+                .and_then(|instance| instance.call_route(&mut store, &request))
+                .map(|answer| answer.map(v2_answer))
+        }
+        Prepared::V1(pre) => {
+            let request = v1_request(request);
+            pre.instantiate(&mut store)
+                .and_then(|instance| instance.call_route(&mut store, &request))
+                .map(|answer| answer.map(v1_answer))
+        }
+    };
 
     let state = store.data_mut();
     let mut logs = std::mem::take(&mut state.logs);
@@ -479,14 +695,19 @@ fn call(
         }
     }
     let refused_memory = state.limits.refused_memory;
+    let read_fault = state.reads.fault.take();
+    let stats = std::mem::take(&mut state.reads.stats);
     let fuel_used = if limits.meter_fuel {
         store.get_fuel().ok().map(|left| u64::MAX - left)
     } else {
         None
     };
-    let (plugin, rule) = (plugin.to_string(), rule.to_string());
-    let outcome = match result {
+    let answer = match result {
         Err(e) => {
+            // A refused read ended the call: that, not the trap carrying it, is the cause.
+            if let Some(fault) = read_fault {
+                return Err(fault);
+            }
             let trap = e.downcast_ref::<Trap>().copied();
             return Err(if trap == Some(Trap::Interrupt) {
                 PluginError::Timeout {
@@ -530,46 +751,27 @@ fn call(
                 message: message.chars().take(2000).collect(),
             });
         }
-        Ok(Ok(Outcome::Skip(reason))) => PluginOutcome::Skip(reason.chars().take(2000).collect()),
-        Ok(Ok(Outcome::Questions(values))) => {
-            if values.len() > limits.max_questions {
-                return Err(PluginError::OutputTooLarge {
-                    plugin,
-                    rule,
-                    message: format!(
-                        "{} question values (limit {})",
-                        values.len(),
-                        limits.max_questions
-                    ),
-                });
-            }
-            let mut out = Vec::with_capacity(values.len());
-            for v in values {
-                if v.name.is_empty() || v.name.len() > 256 {
-                    return Err(PluginError::OutputTooLarge {
+        Ok(Ok(answer)) => answer,
+    };
+    let outcome = match answer {
+        Answer::Skip(reason) => PluginOutcome::Skip(reason.chars().take(2000).collect()),
+        Answer::Values(workflow, values) => {
+            let questions = checked_values(values, limits, &plugin, &rule)?;
+            match workflow {
+                None => PluginOutcome::Questions(questions),
+                Some(workflow) if workflows.contains(&workflow) => PluginOutcome::Workflow {
+                    workflow,
+                    questions,
+                },
+                Some(workflow) => {
+                    return Err(PluginError::WorkflowNotAllowed {
                         plugin,
                         rule,
-                        message: format!(
-                            "a question name is empty or longer than 256 bytes ({} bytes)",
-                            v.name.len()
-                        ),
+                        workflow: workflow.chars().take(256).collect(),
+                        allowed: workflows,
                     });
                 }
-                if v.value.len() > limits.max_value_len {
-                    return Err(PluginError::OutputTooLarge {
-                        plugin,
-                        rule,
-                        message: format!(
-                            "value of `{}` is {} bytes (limit {})",
-                            v.name,
-                            v.value.len(),
-                            limits.max_value_len
-                        ),
-                    });
-                }
-                out.push((v.name, v.value));
             }
-            PluginOutcome::Questions(out)
         }
     };
     Ok(PluginRun {
@@ -577,7 +779,126 @@ fn call(
         elapsed: started.elapsed(),
         fuel_used,
         logs,
+        reads: stats,
+        interface,
     })
+}
+
+fn v1_request(r: CallRequest) -> v1::Request {
+    use v1::alteryx_router::plugin::types::ObjectFacts;
+    v1::Request {
+        object: ObjectFacts {
+            bucket: r.object.bucket,
+            key: r.object.key,
+            size: r.object.size,
+            etag: r.object.etag,
+            version_id: r.object.version_id,
+            event_time: r.object.event_time,
+            content_type: r.content_type,
+        },
+        head: r.head,
+        config: r.config,
+    }
+}
+
+fn v2_request(r: CallRequest, read_budget: u64) -> v2::Request {
+    use v2::alteryx_router::plugin::types::ObjectFacts;
+    v2::Request {
+        object: ObjectFacts {
+            bucket: r.object.bucket,
+            key: r.object.key,
+            size: r.object.size,
+            etag: r.object.etag,
+            version_id: r.object.version_id,
+            event_time: r.object.event_time,
+            content_type: r.content_type,
+        },
+        head: r.head,
+        config: r.config,
+        rule_id: r.rule_id,
+        workflows: r.workflows,
+        read_budget,
+    }
+}
+
+fn v1_answer(outcome: v1::Outcome) -> Answer {
+    match outcome {
+        v1::Outcome::Questions(values) => Answer::Values(
+            None,
+            values.into_iter().map(|v| (v.name, v.value)).collect(),
+        ),
+        v1::Outcome::Skip(reason) => Answer::Skip(reason),
+    }
+}
+
+fn v2_answer(outcome: v2::Outcome) -> Answer {
+    match outcome {
+        v2::Outcome::Questions(values) => Answer::Values(
+            None,
+            values.into_iter().map(|v| (v.name, v.value)).collect(),
+        ),
+        v2::Outcome::Workflow(choice) => Answer::Values(
+            Some(choice.workflow),
+            choice
+                .questions
+                .into_iter()
+                .map(|v| (v.name, v.value))
+                .collect(),
+        ),
+        v2::Outcome::Skip(reason) => Answer::Skip(reason),
+    }
+}
+
+/// Question values within the limits, or an error saying which limit.
+fn checked_values(
+    values: Vec<(String, String)>,
+    limits: &PluginLimits,
+    plugin: &str,
+    rule: &str,
+) -> Result<Vec<(String, String)>, PluginError> {
+    let too_large = |message: String| PluginError::OutputTooLarge {
+        plugin: plugin.to_string(),
+        rule: rule.to_string(),
+        message,
+    };
+    if values.len() > limits.max_questions {
+        return Err(too_large(format!(
+            "{} question values (limit {})",
+            values.len(),
+            limits.max_questions
+        )));
+    }
+    for (name, value) in &values {
+        if name.is_empty() || name.len() > 256 {
+            return Err(too_large(format!(
+                "a question name is empty or longer than 256 bytes ({} bytes)",
+                name.len()
+            )));
+        }
+        if value.len() > limits.max_value_len {
+            return Err(too_large(format!(
+                "value of `{name}` is {} bytes (limit {})",
+                value.len(),
+                limits.max_value_len
+            )));
+        }
+    }
+    Ok(values)
+}
+
+/// Whether `bytes` are a precompiled artifact (`.cwasm`) rather than a component.
+pub fn is_precompiled(bytes: &[u8]) -> bool {
+    Engine::detect_precompiled(bytes).is_some()
+}
+
+/// Compile a component for this machine and link it as the router would: the interface
+/// version it implements, or why the router would refuse it (`plugin publish` checks before
+/// uploading).
+#[cfg(feature = "plugin-compiler")]
+pub fn check_component(wasm: &[u8]) -> Result<&'static str, PluginError> {
+    let engine = Engine::new(&engine_config()).map_err(|e| load_error("(check)", e))?;
+    let linker = plugin_linker(&engine)?;
+    prepare(&engine, &linker, "(check)", wasm).map(|p| p.interface())
 }
 
 #[cfg(not(feature = "plugin-compiler"))]

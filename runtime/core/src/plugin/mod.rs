@@ -1,23 +1,37 @@
-//! WebAssembly plugins: the types the router uses, the plugin stores, and the readers that
-//! fetch the start of an object. The sandboxed host itself is in [`host`].
+//! WebAssembly plugins: the types the router uses, the plugin stores ([`store`]) and what a
+//! plugin may read of an object ([`objects`]). The sandboxed host itself is in [`host`].
 //!
-//! A plugin is a component implementing `plugins/wit/plugin.wit`. It is found by name in a
+//! A plugin is a component implementing `plugins/wit/plugin.wit` (interface 0.2.0: ranged
+//! reads within a byte budget, a workflow chosen from the rule's allow-list) or its
+//! predecessor `plugins/wit/0.1.0/plugin.wit`; the host loads both. It is found by name in a
 //! [`PluginStore`] (`PLUGIN_DIR`, `PLUGIN_S3_URI`) as `<name>.cwasm` (compiled ahead of time,
 //! loaded without a compiler) or `<name>.wasm` (compiled on first use, then cached for the
-//! life of the process). A rule may pin the file's SHA-256; a different file is refused.
+//! life of the process). A rule may pin the file's SHA-256, and must for plugins from S3
+//! (native code runs with the function's role); a different file is refused.
 
 mod host;
+mod objects;
 mod store;
 
-pub use host::{PluginHost, compile_to_cwasm, engine_config};
+#[cfg(feature = "plugin-compiler")]
+pub use host::check_component;
+pub use host::{PluginHost, compile_to_cwasm, engine_config, is_precompiled};
+pub use objects::{
+    DirObjectReader, FileObjectReader, ObjectReader, ObjectVersion, READ_TIMEOUT, RangeRead,
+    ReadError, S3ObjectReader, read_head,
+};
 pub use store::{
-    ChainPluginStore, DirObjectReader, DirPluginStore, FilePluginStore, ObjectReader, PluginBytes,
-    PluginStore, S3ObjectReader, S3PluginStore,
+    ChainPluginStore, DirPluginStore, FilePluginStore, PluginBytes, PluginStore, S3PluginStore,
 };
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 pub use crate::rules::PluginSpec;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Limits every plugin call runs under; a rule may lower or raise `timeout` and memory.
 #[derive(Clone, Debug)]
@@ -52,15 +66,60 @@ pub struct PluginInput<'a> {
     pub rule_id: &'a str,
     pub object: &'a crate::event::ObjectCreated,
     pub content_type: Option<&'a str>,
+    /// The eager head (the rule's `read_bytes`), already read by the caller.
     pub head: &'a [u8],
     pub config_json: &'a str,
+    /// The rule's own workflow: always allowed, listed first in the request's `workflows`.
+    pub workflow: &'a str,
+    /// Where `host.read-range` reads the object (pinned to the event's version).
+    pub reader: Arc<dyn ObjectReader>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PluginOutcome {
+    /// Submit the rule's workflow with these values.
     Questions(Vec<(String, String)>),
+    /// Submit `workflow` (one of the rule's allowed workflows) with these values.
+    Workflow {
+        workflow: String,
+        questions: Vec<(String, String)>,
+    },
     Skip(String),
 }
+
+/// One ranged read a plugin made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteRange {
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// What one plugin call read of the object: recorded on the execution and shown by
+/// `plugin run`, so a plugin that reads megabytes where kilobytes do is visible.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadStats {
+    /// Bytes of the eager head (`read_bytes`, fewer for a smaller object).
+    pub head_bytes: u64,
+    /// The ranged reads, in order (the first [`MAX_LISTED_READS`]; `range_reads` counts all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<ByteRange>,
+    /// How many ranged reads the call made.
+    pub range_reads: u64,
+    /// Bytes returned by ranged reads (what counts against the budget).
+    pub range_bytes: u64,
+    /// The call's budget for ranged reads.
+    pub budget: u64,
+}
+
+impl ReadStats {
+    /// Head and ranges together: what the call transferred from the object store.
+    pub fn total_bytes(&self) -> u64 {
+        self.head_bytes + self.range_bytes
+    }
+}
+
+/// Ranged reads listed one by one in [`ReadStats::ranges`]; more are only counted.
+pub const MAX_LISTED_READS: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct PluginRun {
@@ -71,24 +130,40 @@ pub struct PluginRun {
     pub fuel_used: Option<u64>,
     /// The plugin's log lines and captured stdout/stderr, capped.
     pub logs: Vec<String>,
+    /// What the call read of the object.
+    pub reads: ReadStats,
+    /// Which interface version the plugin implements (`0.1.0` or `0.2.0`).
+    pub interface: &'static str,
 }
+
+/// The interface versions the host loads, newest first.
+pub const INTERFACE_VERSIONS: [&str; 2] = ["0.2.0", "0.1.0"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     #[error("plugin `{plugin}` not found in {location}")]
     NotFound { plugin: String, location: String },
     #[error(
-        "plugin `{plugin}`: sha256 is {actual}, but the rule pins {expected}; refusing to run it"
+        "plugin `{plugin}` (rule `{rule}`): sha256 is {actual}, but the rule pins {expected}; refusing to run it"
     )]
     ChecksumMismatch {
         plugin: String,
+        rule: String,
         expected: String,
         actual: String,
+    },
+    #[error(
+        "plugin `{plugin}` (rule `{rule}`) comes from {location}, whose plugins must be pinned: set the rule's plugin.sha256 (`alteryx-router plugin publish` uploads and pins in one step; PLUGIN_REQUIRE_PIN=false turns this off for local development)"
+    )]
+    PinRequired {
+        plugin: String,
+        rule: String,
+        location: String,
     },
     #[error("plugin `{plugin}` cannot be loaded: {message}")]
     Load { plugin: String, message: String },
     #[error(
-        "plugin `{plugin}` does not implement alteryx-router:plugin@0.1.0 `router-plugin`: {message}"
+        "plugin `{plugin}` implements neither alteryx-router:plugin@0.2.0 nor @0.1.0 `router-plugin`: {message}"
     )]
     Incompatible { plugin: String, message: String },
     #[error("plugin `{plugin}` (rule `{rule}`) trapped: {message}")]
@@ -121,13 +196,72 @@ pub enum PluginError {
         rule: String,
         message: String,
     },
-    #[error("plugin `{plugin}`: {message}")]
-    Io { plugin: String, message: String },
+    #[error(
+        "plugin `{plugin}` (rule `{rule}`) asked to read {length} bytes at offset {offset}, beyond its read budget: {used} of {budget} bytes already read (plugin.read_budget_bytes)"
+    )]
+    OverBudget {
+        plugin: String,
+        rule: String,
+        offset: u64,
+        length: u64,
+        used: u64,
+        budget: u64,
+    },
+    #[error(
+        "plugin `{plugin}` (rule `{rule}`) asked to read {length} bytes at offset {offset}, at or past the end of the {size}-byte object"
+    )]
+    PastEnd {
+        plugin: String,
+        rule: String,
+        offset: u64,
+        length: u64,
+        size: u64,
+    },
+    #[error(
+        "plugin `{plugin}` (rule `{rule}`) chose workflow `{workflow}`, which the rule does not allow (allowed: {})",
+        allowed.join(", ")
+    )]
+    WorkflowNotAllowed {
+        plugin: String,
+        rule: String,
+        workflow: String,
+        allowed: Vec<String>,
+    },
+    /// Reading the object failed; see [`ReadError`] for what each cause means to the router.
+    #[error("plugin `{plugin}` (rule `{rule}`)")]
+    Read {
+        plugin: String,
+        rule: String,
+        #[source]
+        source: Box<ReadError>,
+    },
+    #[error("plugin `{plugin}`: {what}")]
+    Io {
+        plugin: String,
+        what: String,
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl PluginError {
-    /// Only reading the plugin or the object can get better on its own.
+    /// Reading the plugin or the object can get better on its own; so can a pin mismatch,
+    /// which is what a function sees while `plugin publish` has uploaded a plugin and its rule
+    /// cache still holds the old pin (a tampered file stays refused through every retry and
+    /// ends in the dead-letter queue).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, PluginError::Io { .. })
+        match self {
+            PluginError::Io { .. } | PluginError::ChecksumMismatch { .. } => true,
+            PluginError::Read { source, .. } => source.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// The object was deleted or overwritten since the event: nothing to route (`SKIPPED`).
+    pub fn object_gone(&self) -> Option<&ReadError> {
+        match self {
+            PluginError::Read { source, .. } if source.is_gone() => Some(source),
+            _ => None,
+        }
     }
 }

@@ -1,5 +1,8 @@
-//! Where plugins and objects' heads come from: a directory or S3 for plugins; S3 ranged GETs
-//! (or a local directory, for `demo` and tests) for objects.
+//! Where plugins come from: a directory, one file, or S3 (objects are read in [`super::objects`]).
+//!
+//! A plugin from S3 must match its rule's `sha256` pin unless the store was built without that
+//! requirement (`PLUGIN_REQUIRE_PIN=false`, local development): a `.cwasm` is native code, and
+//! the bucket is written by other hands than the function's.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +15,8 @@ pub struct PluginBytes {
     /// A `.cwasm` (precompiled) file rather than a `.wasm` component.
     pub precompiled: bool,
     pub location: String,
+    /// The rule must pin this file's sha256 for it to run (plugins from S3, by default).
+    pub pin_required: bool,
 }
 
 #[async_trait::async_trait]
@@ -43,7 +48,8 @@ async fn file_version(path: &std::path::Path) -> std::io::Result<String> {
 fn io_error(name: &str, path: &std::path::Path, e: std::io::Error) -> PluginError {
     PluginError::Io {
         plugin: name.to_string(),
-        message: format!("reading {}: {e}", path.display()),
+        what: format!("reading {}", path.display()),
+        source: Box::new(e),
     }
 }
 
@@ -69,6 +75,7 @@ impl PluginStore for DirPluginStore {
                         bytes,
                         precompiled,
                         location: path.display().to_string(),
+                        pin_required: false,
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -129,6 +136,7 @@ impl PluginStore for FilePluginStore {
             precompiled: wasmtime::Engine::detect_precompiled(&bytes).is_some(),
             bytes,
             location: self.path.display().to_string(),
+            pin_required: false,
         })
     }
 
@@ -145,11 +153,13 @@ impl PluginStore for FilePluginStore {
     }
 }
 
-/// `s3://bucket/prefix/<name>.cwasm`, else `.wasm`.
+/// `s3://bucket/prefix/<name>.cwasm`, else `.wasm`. Its plugins must be pinned by their
+/// rule unless [`S3PluginStore::require_pin`] turned that off.
 pub struct S3PluginStore {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
+    require_pin: bool,
 }
 
 impl S3PluginStore {
@@ -173,7 +183,24 @@ impl S3PluginStore {
             client,
             bucket: bucket.to_string(),
             prefix,
+            require_pin: true,
         })
+    }
+
+    /// Whether a rule must pin (`sha256`) a plugin from this store for it to run (default
+    /// true; `PLUGIN_REQUIRE_PIN=false` for local development).
+    pub fn require_pin(mut self, required: bool) -> Self {
+        self.require_pin = required;
+        self
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The key `<name>.cwasm` is looked up under.
+    pub fn cwasm_key(&self, name: &str) -> String {
+        format!("{}{name}.cwasm", self.prefix)
     }
 }
 
@@ -194,12 +221,14 @@ impl PluginStore for S3PluginStore {
                 Ok(out) => {
                     let bytes = out.body.collect().await.map_err(|e| PluginError::Io {
                         plugin: name.to_string(),
-                        message: format!("reading s3://{}/{key}: {e}", self.bucket),
+                        what: format!("reading s3://{}/{key}", self.bucket),
+                        source: Box::new(e),
                     })?;
                     return Ok(PluginBytes {
                         bytes: bytes.into_bytes().to_vec(),
                         precompiled,
                         location: format!("s3://{}/{key}", self.bucket),
+                        pin_required: self.require_pin,
                     });
                 }
                 Err(e) if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
@@ -208,11 +237,8 @@ impl PluginStore for S3PluginStore {
                 Err(e) => {
                     return Err(PluginError::Io {
                         plugin: name.to_string(),
-                        message: format!(
-                            "fetching s3://{}/{key}: {}",
-                            self.bucket,
-                            aws_sdk_s3::error::DisplayErrorContext(e)
-                        ),
+                        what: format!("fetching s3://{}/{key}", self.bucket),
+                        source: aws_sdk_s3::error::DisplayErrorContext(e).to_string().into(),
                     });
                 }
             }
@@ -244,11 +270,8 @@ impl PluginStore for S3PluginStore {
                 Err(e) => {
                     return Err(PluginError::Io {
                         plugin: name.to_string(),
-                        message: format!(
-                            "checking s3://{}/{key}: {}",
-                            self.bucket,
-                            aws_sdk_s3::error::DisplayErrorContext(e)
-                        ),
+                        what: format!("checking s3://{}/{key}", self.bucket),
+                        source: aws_sdk_s3::error::DisplayErrorContext(e).to_string().into(),
                     });
                 }
             }
@@ -294,112 +317,5 @@ impl PluginStore for ChainPluginStore {
             .map(|s| s.describe())
             .collect::<Vec<_>>()
             .join(", then ")
-    }
-}
-
-/// Reads the first bytes of an object.
-#[async_trait::async_trait]
-pub trait ObjectReader: Send + Sync {
-    /// Up to `max_bytes` from the start, and the content type when known.
-    async fn read_head(
-        &self,
-        bucket: &str,
-        key: &str,
-        max_bytes: u64,
-    ) -> Result<(Vec<u8>, Option<String>), PluginError>;
-}
-
-/// S3 `GetObject` with `Range: bytes=0-(n-1)`: only what the plugin will see is transferred.
-pub struct S3ObjectReader {
-    client: aws_sdk_s3::Client,
-}
-
-impl S3ObjectReader {
-    pub fn new(client: aws_sdk_s3::Client) -> Self {
-        Self { client }
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectReader for S3ObjectReader {
-    async fn read_head(
-        &self,
-        bucket: &str,
-        key: &str,
-        max_bytes: u64,
-    ) -> Result<(Vec<u8>, Option<String>), PluginError> {
-        let io = |message: String| PluginError::Io {
-            plugin: "(object reader)".into(),
-            message,
-        };
-        let out = self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .range(format!("bytes=0-{}", max_bytes.saturating_sub(1)))
-            .send()
-            .await
-            .map_err(|e| {
-                io(format!(
-                    "reading s3://{bucket}/{key}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(e)
-                ))
-            })?;
-        let content_type = out.content_type.clone();
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| io(format!("reading s3://{bucket}/{key}: {e}")))?
-            .into_bytes();
-        let mut head = bytes.to_vec();
-        head.truncate(max_bytes as usize);
-        Ok((head, content_type))
-    }
-}
-
-/// `<root>/<bucket>/<key>` on the local disk (demo, `rules test`, tests).
-pub struct DirObjectReader {
-    root: PathBuf,
-}
-
-impl DirObjectReader {
-    pub fn new(root: PathBuf) -> Self {
-        Self { root }
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectReader for DirObjectReader {
-    async fn read_head(
-        &self,
-        bucket: &str,
-        key: &str,
-        max_bytes: u64,
-    ) -> Result<(Vec<u8>, Option<String>), PluginError> {
-        use tokio::io::AsyncReadExt;
-        if key.split('/').any(|s| s == "..") || bucket.contains('/') {
-            return Err(PluginError::Io {
-                plugin: "(object reader)".into(),
-                message: format!("refusing path outside the objects directory: {bucket}/{key}"),
-            });
-        }
-        let path = self.root.join(bucket).join(key);
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| PluginError::Io {
-                plugin: "(object reader)".into(),
-                message: format!("reading {}: {e}", path.display()),
-            })?;
-        let mut head = Vec::new();
-        file.take(max_bytes)
-            .read_to_end(&mut head)
-            .await
-            .map_err(|e| PluginError::Io {
-                plugin: "(object reader)".into(),
-                message: format!("reading {}: {e}", path.display()),
-            })?;
-        Ok((head, None))
     }
 }

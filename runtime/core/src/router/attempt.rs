@@ -68,6 +68,7 @@ impl Router {
     ) -> RuleOutcome {
         record.workflow = rule.rule.workflow.clone();
         record.secret_id = rule.rule.secret_id.clone();
+        record.plugin = None;
         let claimed = ExecutionStatus::Claimed;
         match self.questions_for(rule, object).await {
             Err(failure) => {
@@ -79,16 +80,26 @@ impl Router {
                 let record = after_failure(record, failure);
                 outcome_of_recorded(self.recorder().write(record, claimed, &deadline).await)
             }
-            Ok(Questions::Skip { questions, reason }) => {
+            Ok(Questions::Skip {
+                questions,
+                reason,
+                plugin,
+            }) => {
                 record.questions = questions;
+                record.plugin = plugin;
                 record.status = ExecutionStatus::Skipped;
                 record.message = Some(reason);
                 record.finished_at = Some(now_unix());
                 record.lease_until = None;
                 outcome_of_recorded(self.recorder().write(record, claimed, &deadline).await)
             }
-            Ok(Questions::Values(questions)) => {
+            Ok(Questions::Values { questions, plugin }) => {
                 record.questions = questions;
+                // The plugin may choose the workflow from the rule's allow-list.
+                if let Some(chosen) = plugin.as_ref().and_then(|p| p.workflow.as_ref()) {
+                    record.workflow = chosen.clone();
+                }
+                record.plugin = plugin;
                 self.submit(record, rule, deadline).await
             }
         }
@@ -155,7 +166,7 @@ impl Router {
                 .collect(),
             priority: rule.rule.job_priority,
         };
-        let workflow = rule.rule.workflow.as_str();
+        let workflow = record.workflow.as_str();
         let result = self
             .alteryx
             .with_client(rule.rule.secret_id.as_deref(), |client| {

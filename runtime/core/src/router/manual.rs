@@ -29,11 +29,7 @@ impl Router {
         } else {
             claimed
         };
-        let Some(rule) = rule_set
-            .rules()
-            .iter()
-            .find(|r| r.rule.id == claimed.rule_id)
-        else {
+        let Some(rule) = rule_set.get(&claimed.rule_id) else {
             let rule = claimed.rule_id.clone();
             let mut record = claimed;
             record.status = ExecutionStatus::Error;
@@ -122,11 +118,7 @@ impl Router {
             }
             Resolution::Resubmit => {
                 let rule_set = self.rules.rule_set().await?;
-                let Some(rule) = rule_set
-                    .rules()
-                    .iter()
-                    .find(|r| r.rule.id == existing.rule_id)
-                else {
+                let Some(rule) = rule_set.get(&existing.rule_id) else {
                     return Err(RouterError::RuleGone {
                         execution: existing.id,
                         rule: existing.rule_id,

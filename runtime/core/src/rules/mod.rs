@@ -3,15 +3,22 @@
 //! A rule is one DynamoDB item or one entry of a rules file, with the same fields (`docs/rules.md`).
 //! Validation is strict and happens when a rule is saved or loaded ([`CompiledRule::compile`]):
 //! unknown fields, bad globs, unknown template variables, an empty workflow or a bad id are
-//! errors naming the rule and the field. The matcher lives in [`matcher`], the stores in
-//! [`store`].
+//! errors naming the rule and the field. The matcher lives in [`matcher`] (globs in [`glob`],
+//! the rule index in [`index`]), the stores in [`store`].
 
+pub mod glob;
+mod index;
 pub mod matcher;
+pub mod problems;
+pub mod publish;
+pub mod scan;
+pub mod snapshot;
+pub mod snapshot_store;
 pub mod store;
 
 use std::collections::BTreeMap;
 
-use globset::{Glob, GlobBuilder, GlobMatcher};
+use glob::PathGlob;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -85,22 +92,55 @@ pub struct Rule {
 pub struct PluginSpec {
     /// File `<name>.cwasm` or `<name>.wasm` in the plugin store.
     pub name: String,
-    /// How many bytes from the start of the object the plugin sees.
+    /// How many bytes from the start of the object the plugin is handed up front (0: none;
+    /// a plugin of interface 0.2.0 can read what it needs with ranged reads instead).
     #[serde(default = "default_read_bytes")]
     pub read_bytes: u64,
     /// JSON handed to the plugin.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub config: serde_json::Value,
-    /// Hex SHA-256 of the plugin file; a different file is refused.
+    /// Hex SHA-256 of the plugin file; a different file is refused. Required for plugins
+    /// from S3 (`alteryx-router plugin publish` sets it) unless `PLUGIN_REQUIRE_PIN=false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    /// CPU time limit per call, in milliseconds.
+    /// Wall-clock limit per call in milliseconds, waiting for ranged reads excluded
+    /// (default 100, at most 10000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
-    /// Memory limit, in MiB.
+    /// Memory limit in MiB (default 64, at most 128).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_mb: Option<u64>,
+    /// Bytes the plugin may read with ranged reads in one call, the head not counted
+    /// (default 1048576, at most 67108864).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_budget_bytes: Option<u64>,
+    /// Workflows the plugin may choose to run instead of the rule's `workflow` (which it may
+    /// always choose); a choice outside this list is an error naming it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workflows: Vec<String>,
 }
+
+impl PluginSpec {
+    /// The byte budget of a call's ranged reads.
+    pub fn read_budget(&self) -> u64 {
+        self.read_budget_bytes.unwrap_or(DEFAULT_READ_BUDGET_BYTES)
+    }
+}
+
+/// Ranged reads a plugin may make per call unless its rule says otherwise: enough for an
+/// Excel workbook's directory or a Parquet footer many times over.
+pub const DEFAULT_READ_BUDGET_BYTES: u64 = 1 << 20;
+/// The most a rule may give: reads are held in the function's memory (and copied into the
+/// plugin's) and fetched inside the function's 60 s.
+pub const MAX_READ_BUDGET_BYTES: u64 = 64 << 20;
+/// The longest call a rule may ask for: the function has 60 s for every rule of an object,
+/// and a submit may need 30 s of it.
+pub const MAX_PLUGIN_TIMEOUT_MS: u64 = 10_000;
+/// The most memory a rule may give its plugin: half the function's 256 MB, the rest being for
+/// the router, the plugin's code (a componentize-py plugin maps 35 MB) and the bytes read.
+pub const MAX_PLUGIN_MEMORY_MB: u64 = 128;
+/// Most workflows one rule's plugin may choose from.
+pub const MAX_PLUGIN_WORKFLOWS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
@@ -114,26 +154,51 @@ pub enum RuleError {
     Duplicate { id: String },
     #[error("{source_name}: {detail}")]
     Parse { source_name: String, detail: String },
-    #[error("rule store: {message}")]
-    Store { message: String },
+    #[error("rules table {table}: {action} failed")]
+    Store {
+        table: String,
+        action: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("rule `{id}` cannot be stored as a DynamoDB item")]
+    Item {
+        id: String,
+        #[source]
+        source: serde_dynamo::Error,
+    },
+    #[error("publishing to {topic} failed")]
+    Notify {
+        topic: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("rules snapshot {location}: {action} failed")]
+    Snapshot {
+        location: String,
+        action: &'static str,
+        #[source]
+        source: BoxError,
+    },
 }
+
+/// The cause a store error keeps (an AWS SDK error, a snapshot that does not read).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A validated rule with its globs and templates compiled.
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
     pub rule: Rule,
-    pub(crate) bucket: Option<GlobMatcher>,
-    pub(crate) key_glob: Glob,
-    pub(crate) exclude: Vec<(String, GlobMatcher)>,
+    pub(crate) bucket: Option<PathGlob>,
+    pub(crate) key_glob: PathGlob,
+    pub(crate) exclude: Vec<(String, PathGlob)>,
     questions: Vec<(String, Template)>,
 }
 
-/// Path-aware globs: `*` and `?` never cross `/`, `**` does.
-pub(crate) fn path_glob(pattern: &str) -> Result<Glob, globset::Error> {
-    GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
+/// Path-aware globs: `*` and `?` never cross `/`, `**` does (`globset`'s syntax with
+/// `literal_separator` and `backslash_escape`, matched by [`glob`]).
+pub(crate) fn path_glob(pattern: &str) -> Result<PathGlob, globset::ErrorKind> {
+    PathGlob::new(pattern)
 }
 
 const MAX_READ_BYTES: u64 = 16 * 1024 * 1024;
@@ -169,20 +234,16 @@ impl CompiledRule {
                 "must be a glob, e.g. \"incoming/**/*.csv\"".into(),
             ));
         }
-        let key_glob = path_glob(&rule.key).map_err(|e| invalid("key", e.kind().to_string()))?;
+        let key_glob = path_glob(&rule.key).map_err(|e| invalid("key", e.to_string()))?;
         let bucket = match &rule.bucket {
             None => None,
-            Some(b) => Some(
-                path_glob(b)
-                    .map_err(|e| invalid("bucket", e.kind().to_string()))?
-                    .compile_matcher(),
-            ),
+            Some(b) => Some(path_glob(b).map_err(|e| invalid("bucket", e.to_string()))?),
         };
         let mut exclude = Vec::with_capacity(rule.exclude.len());
         for (i, pattern) in rule.exclude.iter().enumerate() {
-            let glob = path_glob(pattern)
-                .map_err(|e| invalid(&format!("exclude[{i}]"), e.kind().to_string()))?;
-            exclude.push((pattern.clone(), glob.compile_matcher()));
+            let glob =
+                path_glob(pattern).map_err(|e| invalid(&format!("exclude[{i}]"), e.to_string()))?;
+            exclude.push((pattern.clone(), glob));
         }
         if let (Some(min), Some(max)) = (rule.min_size, rule.max_size)
             && min > max
@@ -236,10 +297,10 @@ fn validate_plugin(p: &PluginSpec) -> Result<(), (&'static str, String)> {
             "must be a file name stem: A-Z a-z 0-9 . _ - (no path)".into(),
         ));
     }
-    if p.read_bytes == 0 || p.read_bytes > MAX_READ_BYTES {
+    if p.read_bytes > MAX_READ_BYTES {
         return Err((
             "read_bytes",
-            format!("must be between 1 and {MAX_READ_BYTES}"),
+            format!("must be between 0 and {MAX_READ_BYTES}"),
         ));
     }
     if let Some(h) = &p.sha256
@@ -247,11 +308,51 @@ fn validate_plugin(p: &PluginSpec) -> Result<(), (&'static str, String)> {
     {
         return Err(("sha256", "must be 64 hex digits".into()));
     }
-    if p.timeout_ms == Some(0) {
-        return Err(("timeout_ms", "must be at least 1".into()));
+    if let Some(ms) = p.timeout_ms
+        && !(1..=MAX_PLUGIN_TIMEOUT_MS).contains(&ms)
+    {
+        return Err((
+            "timeout_ms",
+            format!(
+                "must be between 1 and {MAX_PLUGIN_TIMEOUT_MS} (the function has 60 s for every rule of an object and its submit)"
+            ),
+        ));
     }
-    if p.memory_mb == Some(0) {
-        return Err(("memory_mb", "must be at least 1".into()));
+    if let Some(mb) = p.memory_mb
+        && !(1..=MAX_PLUGIN_MEMORY_MB).contains(&mb)
+    {
+        return Err((
+            "memory_mb",
+            format!("must be between 1 and {MAX_PLUGIN_MEMORY_MB} (half of the function's 256 MB)"),
+        ));
+    }
+    if let Some(budget) = p.read_budget_bytes
+        && budget > MAX_READ_BUDGET_BYTES
+    {
+        return Err((
+            "read_budget_bytes",
+            format!("must be between 0 and {MAX_READ_BUDGET_BYTES}"),
+        ));
+    }
+    if p.workflows.len() > MAX_PLUGIN_WORKFLOWS {
+        return Err((
+            "workflows",
+            format!(
+                "lists {} workflows; at most {MAX_PLUGIN_WORKFLOWS}",
+                p.workflows.len()
+            ),
+        ));
+    }
+    for (i, w) in p.workflows.iter().enumerate() {
+        if w.trim().is_empty() || w.trim() != w {
+            return Err((
+                "workflows",
+                format!("entry {i} ({w:?}) must be a workflow id without surrounding spaces"),
+            ));
+        }
+        if p.workflows[..i].contains(w) {
+            return Err(("workflows", format!("`{w}` is listed twice")));
+        }
     }
     if !(p.config.is_null() || p.config.is_object()) {
         return Err(("config", "must be a JSON/YAML object".into()));
@@ -285,8 +386,13 @@ pub fn parse_rules_document(text: &str, source_name: &str) -> Result<Vec<Rule>, 
             Err(_) => {}
         }
     }
-    // The untyped pass tells a list from a single rule and gives ids for messages; the typed
-    // pass then reads the text itself, so its errors keep their line and column.
+    // A list of valid rules reads in one typed pass (a third of the time and memory of an
+    // untyped tree at 100,000 rules). Otherwise the untyped pass tells a list from a single
+    // rule and gives ids for messages; the typed pass then reads the text itself, so its
+    // errors keep their line and column.
+    if let Ok(rules) = serde_yaml::from_str::<Vec<Rule>>(text) {
+        return Ok(rules);
+    }
     let value: serde_yaml::Value =
         serde_yaml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
     match value {
@@ -425,6 +531,13 @@ mod tests {
             .plugin
             .unwrap();
         assert_eq!(p.read_bytes, 65536);
+        assert_eq!(p.read_budget(), DEFAULT_READ_BUDGET_BYTES);
+        assert!(p.workflows.is_empty());
+        // A plugin may take no head at all and read ranges instead.
+        CompiledRule::compile(rule(
+            "id: a\nkey: '**'\nworkflow: w\nplugin: {name: x, read_bytes: 0, read_budget_bytes: 0}\n",
+        ))
+        .unwrap();
     }
 
     #[test]
@@ -454,7 +567,7 @@ mod tests {
             "plugin.name"
         );
         assert_eq!(
-            invalid("id: a\nkey: a\nworkflow: w\nplugin: {name: x, read_bytes: 0}").1,
+            invalid("id: a\nkey: a\nworkflow: w\nplugin: {name: x, read_bytes: 16777217}").1,
             "plugin.read_bytes"
         );
         assert_eq!(
@@ -532,13 +645,37 @@ mod tests {
                 "id: a\nkey: a\nworkflow: w\nplugin: {name: x, config: [1]}",
                 "plugin.config",
             ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: x, timeout_ms: 10001}",
+                "plugin.timeout_ms",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: x, memory_mb: 129}",
+                "plugin.memory_mb",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: x, read_budget_bytes: 67108865}",
+                "plugin.read_budget_bytes",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: x, workflows: [eu, ' us']}",
+                "plugin.workflows",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: x, workflows: [eu, eu]}",
+                "plugin.workflows",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nplugin: {name: x, workflows: ['']}",
+                "plugin.workflows",
+            ),
         ];
         for (yaml, field) in cases {
             assert_eq!(invalid(yaml).1, field, "{yaml}");
         }
         // The limits themselves are accepted.
         CompiledRule::compile(rule(
-            "id: A.b_c-9\nkey: a\nworkflow: w\nmin_size: 5\nmax_size: 5\njob_priority: CRITICAL\nplugin: {name: x, read_bytes: 16777216, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}",
+            "id: A.b_c-9\nkey: a\nworkflow: w\nmin_size: 5\nmax_size: 5\njob_priority: CRITICAL\nplugin: {name: x, read_bytes: 16777216, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, timeout_ms: 10000, memory_mb: 128, read_budget_bytes: 67108864, workflows: [eu, us]}",
         ))
         .unwrap();
         let shown = CompiledRule::compile(rule("id: sales-csv\nkey: '[a'\nworkflow: w"))

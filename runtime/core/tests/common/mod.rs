@@ -165,6 +165,7 @@ pub fn execution(
         candidates: Vec::new(),
         expires_at: created_at + 90 * 86400,
         source: "test".into(),
+        plugin: None,
     }
 }
 
