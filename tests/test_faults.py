@@ -51,7 +51,7 @@ RULES = f"""
     InputPath: "{{s3_uri}}"
   plugin:
     name: python-slow
-    timeout_ms: 20000
+    timeout_ms: 10000
     config: {{spin_seconds: 4}}
 """
 
@@ -186,7 +186,7 @@ def test_killed_during_the_plugin(stack, start_lambda, tmp_path, router_bin):
         (f.objects / "acme-landing" / "slow").mkdir(parents=True)
         (f.objects / "acme-landing" / key).write_text("a,b\n1,2\n")
         f.api.timeout_ms = 12000
-        event = eventbridge("acme-landing", key, sequencer="00F0002")
+        event = eventbridge("acme-landing", key, sequencer="00F0002", size=len("a,b\n1,2\n"))
         f.start()
         claimed = f.proxy.add("PutItem", "pass", contains='"CLAIMED"')
         f.api.submit(event)
