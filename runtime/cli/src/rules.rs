@@ -417,6 +417,9 @@ struct Tested {
     workflow: Option<String>,
     questions: Option<std::collections::BTreeMap<String, String>>,
     plugin: Option<String>,
+    /// The concurrency group whose slots a match's job takes, and its cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cap: Option<alteryx_router_core::rules::Cap>,
 }
 
 /// Every rule's verdict, in evaluation order, with the exact values of the matches.
@@ -434,6 +437,7 @@ fn verdicts(set: &RuleSet, obj: &ObjectCreated) -> Vec<Tested> {
                 workflow: is_match.then(|| rule.rule.workflow.clone()),
                 questions: is_match.then(|| rule.render_questions(obj)),
                 plugin: None,
+                cap: rule.rule.cap(),
             }
         })
         .collect()
@@ -567,10 +571,17 @@ fn human_report(obj: &ObjectCreated, tested: &[Tested]) -> String {
         if let Some(p) = &r.plugin {
             values.push_str(&format!("\nplugin {p}"));
         }
+        let mut workflow = r.workflow.clone().unwrap_or_default();
+        if let (Some(cap), MatchVerdict::Matched) = (&r.cap, &r.verdict) {
+            workflow.push_str(&format!(
+                "\ngroup {} (at most {} at once)",
+                cap.group, cap.max_concurrent_jobs
+            ));
+        }
         t.add_row(vec![
             r.rule.clone(),
             verdict_text(&r.verdict),
-            r.workflow.clone().unwrap_or_default(),
+            workflow,
             values,
         ]);
     }
@@ -617,7 +628,7 @@ mod tests {
     #[test]
     fn the_report_shows_matches_near_misses_and_only_the_first_key_misses() {
         let mut yaml = String::from(
-            "- {id: sales-csv, priority: 10, key: 'incoming/sales/**/*.csv', workflow: wf-sales, questions: {InputPath: '{s3_uri}', FileName: '{key.name}'}}\n\
+            "- {id: sales-csv, priority: 10, key: 'incoming/sales/**/*.csv', workflow: wf-sales, max_concurrent_jobs: 4, concurrency_group: nightly, questions: {InputPath: '{s3_uri}', FileName: '{key.name}'}}\n\
              - {id: big-only, priority: 20, key: 'incoming/**', min_size: 1000000, workflow: w}\n\
              - {id: no-tmp, priority: 30, key: 'incoming/**', exclude: ['**/_tmp/**', '**/*.csv'], workflow: w}\n",
         );
@@ -633,6 +644,10 @@ mod tests {
         assert!(
             report.contains("MATCH") && report.contains("wf-sales"),
             "{report}"
+        );
+        assert!(
+            report.contains("group nightly (at most 4 at once)"),
+            "a match shows the cap its job counts against: {report}"
         );
         assert!(
             report.contains("InputPath=s3://acme-landing/incoming/sales/2026/eu.csv")

@@ -72,6 +72,8 @@ fn rules(n: usize) -> Vec<Rule> {
             plugin: None,
             is_final: false,
             job_priority: None,
+            max_concurrent_jobs: None,
+            concurrency_group: None,
         })
         .collect()
 }
@@ -116,6 +118,8 @@ fn mixed_rules(n: usize) -> Vec<Rule> {
                 plugin: None,
                 is_final: false,
                 job_priority: None,
+                max_concurrent_jobs: None,
+                concurrency_group: None,
             }
         })
         .collect()

@@ -298,6 +298,7 @@ impl Router {
             errors = counts.errors,
             unknown = counts.unknown,
             uncertain = counts.uncertain,
+            waiting = counts.waiting,
             ignored = summary.skipped.len(),
             rejected = summary.rejected.len(),
             failed_messages = summary.failed_messages.len(),
@@ -589,6 +590,11 @@ impl Router {
             plugin: None,
             expires_at: now + self.settings.execution_ttl.as_secs() as i64,
             source: object.source.clone(),
+            group: rule.rule.cap().map(|c| c.group),
+            slot_held: false,
+            wait_reason: None,
+            waiting_since: None,
+            next_attempt_at: None,
         }
     }
 }

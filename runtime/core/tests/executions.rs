@@ -2,7 +2,9 @@
 //! claims and their tokens (a claimant recognises its own write), claims in progress,
 //! duplicates, concurrent claims, lease takeover, takeovers that must reconcile, retryable
 //! errors, optimistic and idempotent updates, job ownership, manual retries, the tracker's
-//! and a person's takeovers, listing with filters and a cursor.
+//! and a person's takeovers, listing with filters and a cursor; concurrency groups' slots
+//! (acquired with the intent, released exactly once, never past the cap under many concurrent
+//! acquirers) and the waiting line (dispatch, cancel).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,7 +15,8 @@ use std::time::Duration;
 
 use alteryx_router_core::executions::{
     Claim, Claimant, DynamoExecutionStore, Execution, ExecutionError, ExecutionStatus,
-    ExecutionStore, LeaseState, ListFilter, SqliteExecutionStore, Takeover, now_unix, now_unix_ms,
+    ExecutionStore, LeaseState, ListFilter, SlotGrant, SqliteExecutionStore, Takeover, WaitReason,
+    now_unix, now_unix_ms,
 };
 
 fn record(rule: &str, key: &str, created_at: i64) -> Execution {
@@ -430,13 +433,268 @@ async fn conformance(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionSt
     assert_eq!((retried.attempt, retried.stuck_at), (2, None));
 }
 
+/// The intent of a capped execution, as the router builds it: `SUBMITTING` in `group`.
+fn intent_in(claimed: &Execution, group: &str) -> Execution {
+    let mut r = claimed.clone();
+    r.status = ExecutionStatus::Submitting;
+    r.group = Some(group.into());
+    r.submit_started_at = Some(now_unix_ms());
+    r
+}
+
+async fn running(store: &dyn ExecutionStore, group: &str) -> i64 {
+    store
+        .group_usage(&[group.to_string()])
+        .await
+        .unwrap()
+        .get(group)
+        .map_or(0, |u| u.running)
+}
+
+/// Slots: acquired with the intent only while the group has room, released exactly once by
+/// the write that ends the execution's hold, kept by the statuses a job may be queued in;
+/// the waiting line and its takeovers; many acquirers at once never pass the cap.
+async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, group: &str) {
+    let now = now_unix();
+    let a = acquire(store.as_ref(), &record("capped", &format!("{group}-a"), now)).await;
+    let b = acquire(store.as_ref(), &record("capped", &format!("{group}-b"), now)).await;
+    let c = acquire(store.as_ref(), &record("capped", &format!("{group}-c"), now + 1)).await;
+    let (ia, ib, ic) = (intent_in(&a, group), intent_in(&b, group), intent_in(&c, group));
+    assert_eq!(
+        store.acquire_slot(&ia, ExecutionStatus::Claimed, 2).await.unwrap(),
+        SlotGrant::Acquired
+    );
+    assert_eq!(
+        second.acquire_slot(&ib, ExecutionStatus::Claimed, 2).await.unwrap(),
+        SlotGrant::Acquired
+    );
+    assert_eq!(
+        store.acquire_slot(&ic, ExecutionStatus::Claimed, 2).await.unwrap(),
+        SlotGrant::Full { running: 2 }
+    );
+    let stored_c = store.get(&c.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored_c.status, stored_c.slot_held),
+        (ExecutionStatus::Claimed, false),
+        "a full group writes nothing"
+    );
+    // The same acquire again (its answer lost): its own write, not a second slot.
+    assert_eq!(
+        second.acquire_slot(&ia, ExecutionStatus::Claimed, 2).await.unwrap(),
+        SlotGrant::Acquired
+    );
+    let usage = second
+        .group_usage(&[group.to_string(), "never-used".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(usage.len(), 1, "{usage:?}");
+    assert_eq!((usage[group].running, usage[group].cap), (2, Some(2)));
+    let stored_a = store.get(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored_a.status, stored_a.slot_held, stored_a.group.as_deref()),
+        (ExecutionStatus::Submitting, true, Some(group))
+    );
+
+    // A job recorded keeps the slot; its end gives it back, once, whoever writes it twice.
+    let mut submitted = stored_a.clone();
+    submitted.status = ExecutionStatus::Submitted;
+    submitted.job_id = Some(format!("{group}-job-a"));
+    store
+        .record_job(&submitted, ExecutionStatus::Submitting)
+        .await
+        .unwrap();
+    assert_eq!(running(store.as_ref(), group).await, 2);
+    let mut done = store.get(&a.id).await.unwrap().unwrap();
+    assert!(done.slot_held);
+    done.status = ExecutionStatus::Completed;
+    store.update(&done, ExecutionStatus::Submitted).await.unwrap();
+    second
+        .update(&done, ExecutionStatus::Submitted)
+        .await
+        .expect("the same release again is the same write");
+    assert_eq!(running(store.as_ref(), group).await, 1, "released exactly once");
+    let stored_a = store.get(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored_a.status, stored_a.slot_held),
+        (ExecutionStatus::Completed, false)
+    );
+
+    // The freed slot goes to the next intent; a definite failure gives its slot back.
+    assert_eq!(
+        store.acquire_slot(&ic, ExecutionStatus::Claimed, 2).await.unwrap(),
+        SlotGrant::Acquired
+    );
+    let mut failed = store.get(&b.id).await.unwrap().unwrap();
+    failed.status = ExecutionStatus::Error;
+    failed.retryable = false;
+    second.update(&failed, ExecutionStatus::Submitting).await.unwrap();
+    assert_eq!(running(store.as_ref(), group).await, 1);
+    // A record that believes it holds a slot the store says it does not: nothing to give back.
+    let mut never = acquire(store.as_ref(), &record("capped", &format!("{group}-never"), now)).await;
+    never.group = Some(group.into());
+    never.slot_held = true;
+    never.status = ExecutionStatus::Skipped;
+    store.update(&never, ExecutionStatus::Claimed).await.unwrap();
+    assert_eq!(running(store.as_ref(), group).await, 1);
+    // An outcome-unknown SUBMITTING record keeps its slot through a takeover.
+    let mut unknown = store.get(&c.id).await.unwrap().unwrap();
+    unknown.lease_until = None;
+    store.update(&unknown, ExecutionStatus::Submitting).await.unwrap();
+    let retaken = second
+        .claim_retry(&c.id, &claimant(), Takeover::Stale)
+        .await
+        .unwrap();
+    assert!(retaken.slot_held && retaken.must_reconcile());
+    assert_eq!(running(store.as_ref(), group).await, 1);
+
+    // The waiting line: WAITING records are listed oldest first, a redelivery is a duplicate,
+    // the tracker's dispatch takes one over keeping its place, an operator cancels one.
+    let mut w1 = acquire(store.as_ref(), &record("capped", &format!("{group}-w1"), now - 20)).await;
+    let mut w2 = acquire(store.as_ref(), &record("capped", &format!("{group}-w2"), now - 10)).await;
+    for w in [&mut w1, &mut w2] {
+        w.status = ExecutionStatus::Waiting;
+        w.group = Some(group.into());
+        w.wait_reason = Some(WaitReason::Cap);
+        w.waiting_since = Some(now - 5);
+        w.lease_until = None;
+        store.update(w, ExecutionStatus::Claimed).await.unwrap();
+    }
+    let line = second
+        .list(&ListFilter {
+            status: Some(ExecutionStatus::Waiting),
+            oldest_first: true,
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = line
+        .iter()
+        .filter(|r| r.group.as_deref() == Some(group))
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(ids, [w1.id.as_str(), w2.id.as_str()]);
+    assert!(matches!(
+        store.claim(claimed(&w1, LEASE)).await.unwrap(),
+        Claim::Duplicate(d) if d.status == ExecutionStatus::Waiting
+    ));
+    let dispatched = second
+        .claim_retry(&w1.id, &claimant(), Takeover::Dispatch)
+        .await
+        .unwrap();
+    assert_eq!(
+        (dispatched.status, dispatched.attempt, dispatched.waiting_since),
+        (ExecutionStatus::Claimed, 2, Some(now - 5))
+    );
+    assert_eq!(dispatched.wait_reason, None);
+    assert!(matches!(
+        store.claim_retry(&w1.id, &claimant(), Takeover::Dispatch).await,
+        Err(ExecutionError::NotRetryable { .. })
+    ));
+    let mut cancelled = w2.clone();
+    cancelled.status = ExecutionStatus::Cancelled;
+    store.update(&cancelled, ExecutionStatus::Waiting).await.unwrap();
+    assert!(matches!(
+        second.claim_retry(&w2.id, &claimant(), Takeover::Dispatch).await,
+        Err(ExecutionError::NotRetryable { .. })
+    ));
+    assert_eq!(running(store.as_ref(), group).await, 1, "waiting holds no slot");
+
+    // No listing ever shows a group item.
+    let all = store.list(&ListFilter::default()).await.unwrap();
+    assert!(all.iter().all(|r| !r.id.contains('#')), "{all:?}");
+
+    // Many acquirers at once, from two store instances, each releasing as soon as it holds a
+    // slot and trying again while the group is full: never more than the cap hold a slot at
+    // once, and every one of them gets exactly one.
+    const CAP: u32 = 3;
+    const N: usize = 16;
+    let busy = format!("{group}-busy");
+    let holding = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let most = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    // All try at once first (exactly CAP win), then the holders let go and the others keep
+    // trying while slots come and go.
+    let first_round = Arc::new(tokio::sync::Barrier::new(N));
+    let first_done = Arc::new(tokio::sync::Barrier::new(N));
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let s = if i % 2 == 0 { Arc::clone(&store) } else { Arc::clone(&second) };
+        let claimed = acquire(s.as_ref(), &record("capped", &format!("{busy}-{i}"), now)).await;
+        let intent = intent_in(&claimed, &busy);
+        let (holding, most) = (Arc::clone(&holding), Arc::clone(&most));
+        let (first_round, first_done) = (Arc::clone(&first_round), Arc::clone(&first_done));
+        tasks.push(tokio::spawn(async move {
+            let try_once = || async {
+                loop {
+                    match s.acquire_slot(&intent, ExecutionStatus::Claimed, CAP).await {
+                        Ok(SlotGrant::Acquired) => return true,
+                        Ok(SlotGrant::Full { running }) => {
+                            assert!(running >= i64::from(CAP));
+                            return false;
+                        }
+                        // A transaction that met a concurrent one: try again.
+                        Err(e) if e.is_transient() => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            };
+            first_round.wait().await;
+            let won_first = try_once().await;
+            if won_first {
+                let now_holding = holding.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                most.fetch_max(now_holding, std::sync::atomic::Ordering::SeqCst);
+            }
+            first_done.wait().await;
+            if !won_first {
+                while !try_once().await {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let now_holding = holding.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                most.fetch_max(now_holding, std::sync::atomic::Ordering::SeqCst);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            holding.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            let mut done = intent.clone();
+            done.slot_held = true;
+            done.status = ExecutionStatus::Failed;
+            loop {
+                match s.update(&done, ExecutionStatus::Submitting).await {
+                    Ok(()) => break,
+                    Err(e) if e.is_transient() => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            won_first
+        }));
+    }
+    let mut first_winners = 0;
+    for t in tasks {
+        first_winners += u32::from(t.await.unwrap());
+    }
+    assert_eq!(first_winners, CAP, "of {N} acquiring at once, exactly the cap win");
+    let most = most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most <= i64::from(CAP), "{most} held at once with a cap of {CAP}");
+    assert_eq!(running(store.as_ref(), &busy).await, 0, "every slot given back once");
+    let finished = store
+        .list(&ListFilter {
+            status: Some(ExecutionStatus::Failed),
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.key.starts_with(&format!("{busy}-")))
+        .count();
+    assert_eq!(finished, N);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_store_conforms_across_two_connections() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("executions.sqlite3");
     let a: Arc<dyn ExecutionStore> = Arc::new(SqliteExecutionStore::open(&path).unwrap());
     let b: Arc<dyn ExecutionStore> = Arc::new(SqliteExecutionStore::open(&path).unwrap());
-    conformance(a, b).await;
+    conformance(Arc::clone(&a), Arc::clone(&b)).await;
+    slots(a, b, "g1").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -529,6 +787,35 @@ async fn dynamodb_store_conforms() {
         item["stuck_at"],
         aws_sdk_dynamodb::types::AttributeValue::N("1700000000".into())
     );
+}
+
+/// Concurrency groups' slots on DynamoDB, against a moto that answers one request at a time
+/// (a cancelled transaction in moto restores the whole table, undoing concurrent writes;
+/// DynamoDB isolates transactions). Many acquirers are still in flight at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_slots_are_exact() {
+    let (sdk, _moto) = common::serial_moto().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = common::unique("executions");
+    alteryx_router_core::tables::create_tables(&client, &common::unique("rules"), &table)
+        .await
+        .unwrap();
+    let a: Arc<dyn ExecutionStore> =
+        Arc::new(DynamoExecutionStore::new(client.clone(), table.clone()));
+    let b: Arc<dyn ExecutionStore> =
+        Arc::new(DynamoExecutionStore::new(client.clone(), table.clone()));
+    slots(a, b, "g1").await;
+    // Group items are not executions: no status, so the status index never holds them.
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key("id", aws_sdk_dynamodb::types::AttributeValue::S("group#g1".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!item.contains_key("status") && item.contains_key("running"), "{item:?}");
 }
 
 /// Store errors say what was being done and where, and keep the cause as their source.

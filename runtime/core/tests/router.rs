@@ -1608,6 +1608,23 @@ impl ExecutionStore for FailingRecords {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Execution>, ExecutionError> {
         self.inner.list(filter).await
     }
+    async fn acquire_slot(
+        &self,
+        record: &Execution,
+        expected: ExecutionStatus,
+        cap: u32,
+    ) -> Result<alteryx_router_core::executions::SlotGrant, ExecutionError> {
+        self.inner.acquire_slot(record, expected, cap).await
+    }
+    async fn group_usage(
+        &self,
+        groups: &[String],
+    ) -> Result<
+        std::collections::HashMap<String, alteryx_router_core::executions::GroupUsage>,
+        ExecutionError,
+    > {
+        self.inner.group_usage(groups).await
+    }
 }
 
 /// A record write that fails after a submit never loses the job id: a few failures are

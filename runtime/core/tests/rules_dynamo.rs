@@ -116,6 +116,8 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
         }),
         is_final: true,
         job_priority: Some(Priority::High),
+        max_concurrent_jobs: Some(4),
+        concurrency_group: Some("nightly".into()),
     };
     store.put(&full).await.unwrap();
     let minimal = rule("{id: minimal, key: '**', workflow: w}");

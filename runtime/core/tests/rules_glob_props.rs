@@ -273,6 +273,8 @@ proptest! {
                 plugin: None,
                 is_final: s.is_final,
                 job_priority: None,
+                max_concurrent_jobs: None,
+                concurrency_group: None,
             };
             let bucket = s.bucket.map(|b| path_glob(b).unwrap().compile_matcher());
             let exclude = s.exclude.as_ref().map(|e| path_glob(e).unwrap().compile_matcher());

@@ -8,7 +8,11 @@
 //! the record back: it is exactly what was written.
 //!
 //! Recording a job writes the execution and a job ownership item (`job#{job_id}`, no `status`,
-//! so the status index never sees it) in one `TransactWriteItems`. Executions are found by
+//! so the status index never sees it) in one `TransactWriteItems`. A concurrency group's
+//! counter is an item too (`group#{name}`: `running`, `cap`, no `status`): the intent of a
+//! capped execution increments it (condition `running < cap`) and a write that ends the
+//! execution's slot decrements it (condition on the record's `slot_held`), each in one
+//! `TransactWriteItems` with the execution record. Executions are found by
 //! status through the `status-created_at-index` GSI, never by scanning the table.
 
 use std::collections::HashMap;
@@ -16,11 +20,15 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 
 use super::{
-    Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, Found, ListFilter,
-    Takeover, check_takeover, job_item_id, now_unix, on_claim, retried, same_write, taken_over,
+    Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, Found,
+    GroupUsage, ListFilter, SlotGrant, Takeover, check_takeover, group_item_id, job_item_id,
+    now_unix, on_claim, retried, same_write, taken_over,
 };
 use crate::tables::EXECUTIONS_STATUS_INDEX;
 
@@ -51,6 +59,12 @@ struct Expect<'a> {
 }
 
 impl Expect<'_> {
+    fn matches(&self, stored: &Execution) -> bool {
+        stored.status == self.status
+            && stored.attempt == self.attempt
+            && stored.claim_token.as_deref() == self.token
+    }
+
     fn expression(&self) -> (String, Vec<(&'static str, AttributeValue)>) {
         let mut values = vec![
             (":status", AttributeValue::S(self.status.as_str().into())),
@@ -200,6 +214,127 @@ impl DynamoExecutionStore {
             .build()
             .map_err(|e| ExecutionError::store("building TransactWriteItems", &self.table, e))?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The group counter's change of one slot, for a transaction with the execution record:
+    /// `+1` only while `running < cap` (and notes the cap), `-1` unconditionally (the record's
+    /// `slot_held` condition is what makes a release happen once).
+    fn group_update(
+        &self,
+        group: &str,
+        acquire_cap: Option<u32>,
+    ) -> Result<TransactWriteItem, ExecutionError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(group_item_id(group)))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":group", AttributeValue::S(group.to_string()));
+        update = match acquire_cap {
+            Some(cap) => update
+                .update_expression(
+                    "SET running = if_not_exists(running, :zero) + :one, cap = :cap, group_name = :group",
+                )
+                .condition_expression("attribute_not_exists(running) OR running < :cap")
+                .expression_attribute_values(":cap", AttributeValue::N(cap.to_string())),
+            None => update.update_expression(
+                "SET running = if_not_exists(running, :one) - :one, group_name = :group",
+            ),
+        };
+        let update = update
+            .build()
+            .map_err(|e| ExecutionError::store("building TransactWriteItems", &self.table, e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The execution's put, conditional on what the writer read (`expect`), plus `extra`.
+    fn conditional_put(
+        &self,
+        record: &Execution,
+        expect: &Expect<'_>,
+        extra: &str,
+        extra_values: Vec<(&'static str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, ExecutionError> {
+        let (condition, mut values) = expect.expression();
+        values.extend(extra_values);
+        self.put_request(
+            self.encode_item(record)?,
+            format!("{condition}{extra}"),
+            &[("#status", "status")],
+            values,
+        )
+    }
+
+    /// Write `record` and change its group's counter in one transaction. `Ok(true)` when it was
+    /// applied; `Ok(false)` when it was cancelled (a condition failed, or a concurrent
+    /// transaction on the same items): the caller reads what is there.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, ExecutionError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(ExecutionError::store("TransactWriteItems", &self.table, e)),
+        }
+    }
+
+    /// `record` (which holds no slot any more) over a stored record that holds one, and its
+    /// group's slot given back, once.
+    async fn release(
+        &self,
+        record: &Execution,
+        group: &str,
+        expected_status: ExecutionStatus,
+    ) -> Result<(), ExecutionError> {
+        let expect = Expect {
+            status: expected_status,
+            attempt: record.attempt,
+            token: record.claim_token.as_deref(),
+        };
+        let items = vec![
+            self.conditional_put(
+                record,
+                &expect,
+                " AND slot_held = :held",
+                vec![(":held", AttributeValue::Bool(true))],
+            )?,
+            self.group_update(group, None)?,
+        ];
+        if self.transact(items).await? {
+            return Ok(());
+        }
+        match self.read(&record.id).await? {
+            Some(stored) if same_write(&stored, record) => Ok(()),
+            Some(stored) if expect.matches(&stored) && !stored.slot_held => {
+                // Nothing to give back (it never held one): an ordinary write.
+                match self.put_if(record, &expect).await? {
+                    Put1::Written => Ok(()),
+                    Put1::ConditionFailed => self.settle_refused(record, expected_status).await,
+                }
+            }
+            Some(stored) if expect.matches(&stored) => Err(ExecutionError::store(
+                "TransactWriteItems",
+                &self.table,
+                "the transaction met a concurrent one on the same items",
+            )),
+            Some(_) => Err(ExecutionError::Conflict {
+                id: record.id.clone(),
+                expected: expected_status,
+                attempt: record.attempt,
+            }),
+            None => Err(ExecutionError::NotFound(record.id.clone())),
+        }
     }
 
     async fn query_status(
@@ -384,6 +519,12 @@ impl ExecutionStore for DynamoExecutionStore {
     ) -> Result<(), ExecutionError> {
         let mut record = record.clone();
         record.updated_at = now_unix();
+        if record.slot_held && !record.status.may_hold_slot() {
+            record.slot_held = false;
+            if let Some(group) = record.group.clone() {
+                return self.release(&record, &group, expected_status).await;
+            }
+        }
         let expect = Expect {
             status: expected_status,
             attempt: record.attempt,
@@ -447,7 +588,6 @@ impl ExecutionStore for DynamoExecutionStore {
         let Err(e) = result else {
             return Ok(());
         };
-        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
         if !matches!(
             e.as_service_error(),
             Some(TransactWriteItemsError::TransactionCanceledException(_))
@@ -577,5 +717,123 @@ impl ExecutionStore for DynamoExecutionStore {
             Some(status) => self.query_status(filter, status).await,
             None => self.scan_all(filter).await,
         }
+    }
+
+    async fn acquire_slot(
+        &self,
+        record: &Execution,
+        expected_status: ExecutionStatus,
+        cap: u32,
+    ) -> Result<SlotGrant, ExecutionError> {
+        let Some(group) = record.group.clone() else {
+            return Err(ExecutionError::Inconsistent(format!(
+                "execution {}: acquiring a slot without a group",
+                record.id
+            )));
+        };
+        let mut record = record.clone();
+        record.updated_at = now_unix();
+        record.slot_held = true;
+        let expect = Expect {
+            status: expected_status,
+            attempt: record.attempt,
+            token: record.claim_token.as_deref(),
+        };
+        let items = vec![
+            self.conditional_put(
+                &record,
+                &expect,
+                " AND NOT slot_held = :held",
+                vec![(":held", AttributeValue::Bool(true))],
+            )?,
+            self.group_update(&group, Some(cap))?,
+        ];
+        if self.transact(items).await? {
+            return Ok(SlotGrant::Acquired);
+        }
+        // Read what is there instead of trusting the cancellation reasons.
+        match self.read(&record.id).await? {
+            Some(stored) if same_write(&stored, &record) => Ok(SlotGrant::Acquired),
+            Some(stored) if expect.matches(&stored) => {
+                let usage = self.group_usage(std::slice::from_ref(&group)).await?;
+                match usage.get(&group) {
+                    Some(u) if u.running >= i64::from(cap) => {
+                        Ok(SlotGrant::Full { running: u.running })
+                    }
+                    // Not full: the transaction met a concurrent one. Try again.
+                    _ => Err(ExecutionError::store(
+                        "TransactWriteItems",
+                        &self.table,
+                        "the transaction met a concurrent one on the same items",
+                    )),
+                }
+            }
+            Some(_) => Err(ExecutionError::Conflict {
+                id: record.id.clone(),
+                expected: expected_status,
+                attempt: record.attempt,
+            }),
+            None => Err(ExecutionError::NotFound(record.id.clone())),
+        }
+    }
+
+    async fn group_usage(
+        &self,
+        groups: &[String],
+    ) -> Result<HashMap<String, GroupUsage>, ExecutionError> {
+        let mut usage = HashMap::new();
+        let mut names: Vec<&String> = groups.iter().collect();
+        names.sort();
+        names.dedup();
+        for chunk in names.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|g| HashMap::from([("id".to_string(), AttributeValue::S(group_item_id(g)))]))
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| ExecutionError::store("building BatchGetItem", &self.table, e))?,
+            );
+            while let Some(keys) = request.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| ExecutionError::store("BatchGetItem", &self.table, e))?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let number = |name: &str| match item.get(name) {
+                        Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
+                        _ => None,
+                    };
+                    if let Some(AttributeValue::S(group)) = item.get("group_name") {
+                        usage.insert(
+                            group.clone(),
+                            GroupUsage {
+                                group: group.clone(),
+                                running: number("running").unwrap_or(0),
+                                cap: number("cap").and_then(|c| u32::try_from(c).ok()),
+                            },
+                        );
+                    }
+                }
+                request = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
+                if request.is_some() {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+        Ok(usage)
     }
 }

@@ -9,7 +9,18 @@
 //!                   ├ plugin skip ──▶ SKIPPED
 //!                   └ failure before Alteryx ──▶ ERROR
 //! reconciliation that cannot attribute a job ──▶ UNCERTAIN ──`executions resolve`──▶ SUBMITTED | new attempt
+//!   cap full at the intent, Alteryx unavailable ──▶ WAITING ──tracker dispatch──▶ CLAIMED …
+//!   operator ──▶ CANCELLED (from WAITING)
 //! ```
+//!
+//! **Caps.** A capped rule's jobs take slots of its concurrency group: a group item with a
+//! `running` counter, changed only in the same transaction as the execution record. The
+//! intent (`CLAIMED → SUBMITTING`) acquires a slot ([`ExecutionStore::acquire_slot`]: only
+//! while `running < cap`) and sets the record's `slot_held`; any write that moves a record
+//! holding a slot into a status that holds none (`COMPLETED`, `FAILED`, `SKIPPED`, `ERROR`,
+//! `WAITING`, `CANCELLED`) releases it in the same transaction, on condition that the stored
+//! record still holds it, so a slot is released exactly once. `CLAIMED`, `SUBMITTING`,
+//! `SUBMITTED` and `UNCERTAIN` keep it: a job may be queued at Alteryx.
 //!
 //! A claim belongs to one invocation: a random `claim_token` and a `lease_until` (the
 //! invocation's deadline plus a margin). Every later write is conditional on the status,
@@ -47,6 +58,55 @@ pub enum ExecutionStatus {
     /// Reconciliation could not tell which job (if any) is this execution's: a person decides
     /// with `executions resolve`.
     Uncertain,
+    /// In the waiting line (`wait_reason`): its group's cap was full, or Alteryx unavailable;
+    /// the tracker dispatches it (oldest first, once `next_attempt_at` passed).
+    Waiting,
+    /// An operator took it out of the waiting line (`executions cancel`).
+    Cancelled,
+}
+
+/// Why an execution is `WAITING`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    /// Its concurrency group had no free slot.
+    Cap,
+    /// Alteryx was unreachable or answered 429/503: tried again at `next_attempt_at`.
+    Outage,
+}
+
+impl WaitReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::Cap => "cap",
+            WaitReason::Outage => "outage",
+        }
+    }
+}
+
+/// What [`ExecutionStore::acquire_slot`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotGrant {
+    /// The record is `SUBMITTING` and holds a slot of its group.
+    Acquired,
+    /// The group had `running` slots taken of its cap: nothing was written.
+    Full { running: i64 },
+}
+
+/// A concurrency group's counter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupUsage {
+    pub group: String,
+    /// Slots taken: executions between their intent and their job's end.
+    pub running: i64,
+    /// The cap of the last acquire.
+    pub cap: Option<u32>,
+}
+
+/// The item of the executions table that counts a concurrency group's slots. Like job
+/// ownership items it has no `status`, so listings never see it.
+pub(crate) fn group_item_id(group: &str) -> String {
+    format!("group#{group}")
 }
 
 /// A job that reconciliation found and could not attribute (kept on `UNCERTAIN` records).
@@ -133,6 +193,24 @@ pub struct Execution {
     /// What the rule's plugin read and chose, when it ran and answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<PluginSummary>,
+    /// The concurrency group whose slot the execution takes (its rule's `concurrency_group`,
+    /// or the rule's id when capped alone); absent for uncapped rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Whether the execution holds one of its group's slots (from its intent until its job
+    /// ends or it fails for sure). Only the stores change it, together with the group's counter.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub slot_held: bool,
+    /// Why it is `WAITING`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_reason: Option<WaitReason>,
+    /// Unix seconds: when it entered the waiting line (kept while it goes round between
+    /// `WAITING` and dispatch; the give-up age counts from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<i64>,
+    /// Unix seconds: not dispatched before (an outage's backoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<i64>,
 }
 
 /// What a rule's plugin did for one execution.
@@ -239,6 +317,8 @@ pub enum Takeover {
     /// `executions resolve --resubmit`: an `UNCERTAIN` record; a person decided that no job of
     /// Alteryx is this execution's, so the new attempt does not reconcile.
     Resubmit,
+    /// The tracker's dispatch: a `WAITING` record (its place in line and wait kept).
+    Dispatch,
 }
 
 /// Filter for [`ExecutionStore::list`].
@@ -368,6 +448,24 @@ pub trait ExecutionStore: Send + Sync {
 
     /// Newest first unless `oldest_first`.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Execution>, ExecutionError>;
+
+    /// The intent of a capped execution: write `record` (`SUBMITTING`, its `group` set, not
+    /// holding a slot yet) over the stored `expected_status` record of the same attempt and
+    /// token, and take one of the group's slots, in one transaction, only while fewer than
+    /// `cap` are taken. A full group writes nothing. A try whose earlier try was applied (its
+    /// answer lost) finds its own record: `Acquired`.
+    async fn acquire_slot(
+        &self,
+        record: &Execution,
+        expected_status: ExecutionStatus,
+        cap: u32,
+    ) -> Result<SlotGrant, ExecutionError>;
+
+    /// The counters of these groups (groups never used are absent).
+    async fn group_usage(
+        &self,
+        groups: &[String],
+    ) -> Result<HashMap<String, GroupUsage>, ExecutionError>;
 }
 
 /// Unix seconds.
@@ -410,6 +508,7 @@ pub(crate) fn on_claim(existing: &Execution, now: i64) -> Found {
             }
         }
         ExecutionStatus::Error if existing.retryable => Found::Takeover,
+        // WAITING: in line, the tracker dispatches it; a redelivery adds nothing.
         _ => Found::Done,
     }
 }
@@ -443,6 +542,8 @@ pub(crate) fn taken_over(existing: &Execution, claimant: &Claimant, now: i64) ->
     next.finished_at = None;
     next.stuck_at = None;
     next.candidates = Vec::new();
+    next.wait_reason = None;
+    next.next_attempt_at = None;
     next
 }
 
@@ -459,6 +560,9 @@ pub(crate) fn retried(
     if takeover == Takeover::Resubmit {
         next.reconcile_from = None;
         next.reconcile_after = None;
+    }
+    if takeover != Takeover::Dispatch {
+        next.waiting_since = None;
     }
     next
 }
@@ -478,9 +582,10 @@ pub(crate) fn check_takeover(
         })
     };
     const RETRY: &str =
-        "only ERROR, FAILED, or CLAIMED/SUBMITTING executions past their lease can be retried";
+        "only ERROR, FAILED, CANCELLED, or CLAIMED/SUBMITTING executions past their lease can be retried";
     const STALE: &str = "only CLAIMED/SUBMITTING executions past their lease are stale";
     const RESUBMIT: &str = "only UNCERTAIN executions are resolved";
+    const DISPATCH: &str = "only WAITING executions are dispatched";
     let claim_state = || match existing.lease_state(now) {
         Some(LeaseState::Live(until)) => {
             Some(format!(" with a live claim until {}", format_unix(until)))
@@ -492,7 +597,10 @@ pub(crate) fn check_takeover(
         _ => None,
     };
     match (takeover, existing.status) {
-        (Takeover::Retry, ExecutionStatus::Error | ExecutionStatus::Failed) => Ok(()),
+        (
+            Takeover::Retry,
+            ExecutionStatus::Error | ExecutionStatus::Failed | ExecutionStatus::Cancelled,
+        ) => Ok(()),
         (Takeover::Retry, ExecutionStatus::Claimed | ExecutionStatus::Submitting) => {
             match claim_state() {
                 Some(detail) => refuse(detail, RETRY),
@@ -509,6 +617,8 @@ pub(crate) fn check_takeover(
         (Takeover::Stale, _) => refuse(String::new(), STALE),
         (Takeover::Resubmit, ExecutionStatus::Uncertain) => Ok(()),
         (Takeover::Resubmit, _) => refuse(String::new(), RESUBMIT),
+        (Takeover::Dispatch, ExecutionStatus::Waiting) => Ok(()),
+        (Takeover::Dispatch, _) => refuse(String::new(), DISPATCH),
     }
 }
 
@@ -549,11 +659,27 @@ impl ExecutionStatus {
             ExecutionStatus::Skipped => "SKIPPED",
             ExecutionStatus::Error => "ERROR",
             ExecutionStatus::Uncertain => "UNCERTAIN",
+            ExecutionStatus::Waiting => "WAITING",
+            ExecutionStatus::Cancelled => "CANCELLED",
         }
     }
 
+    /// Whether a record in this status may hold a slot of its concurrency group: a job may be
+    /// queued at Alteryx, or be about to be. Writing a record that holds one into any other
+    /// status releases it.
+    pub fn may_hold_slot(self) -> bool {
+        matches!(
+            self,
+            ExecutionStatus::Claimed
+                | ExecutionStatus::Submitting
+                | ExecutionStatus::Submitted
+                | ExecutionStatus::Uncertain
+        )
+    }
+
     /// Every status, in the order of the life of an execution.
-    pub const ALL: [ExecutionStatus; 8] = [
+    pub const ALL: [ExecutionStatus; 10] = [
+        ExecutionStatus::Waiting,
         ExecutionStatus::Claimed,
         ExecutionStatus::Submitting,
         ExecutionStatus::Submitted,
@@ -562,6 +688,7 @@ impl ExecutionStatus {
         ExecutionStatus::Skipped,
         ExecutionStatus::Error,
         ExecutionStatus::Uncertain,
+        ExecutionStatus::Cancelled,
     ];
 }
 
@@ -609,6 +736,11 @@ mod tests {
             plugin: None,
             expires_at: 1000,
             source: "test".into(),
+            group: None,
+            slot_held: false,
+            wait_reason: None,
+            waiting_since: None,
+            next_attempt_at: None,
         }
     }
 

@@ -3,7 +3,8 @@
 //! Same guarantees as DynamoDB: every change runs in an `IMMEDIATE` transaction (a write lock
 //! taken before the read), so two processes claiming the same execution at once produce one
 //! winner; WAL mode and a busy timeout let them wait for each other instead of failing. Job
-//! ownership lives in a `jobs` table written in the same transaction as the execution.
+//! ownership lives in a `jobs` table and concurrency groups' counters in a `groups` table,
+//! each written in the same transaction as the execution.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -14,8 +15,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
 
 use super::{
-    Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, Found, ListFilter,
-    Takeover, check_takeover, now_unix, on_claim, retried, same_write, taken_over,
+    Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, Found,
+    GroupUsage, ListFilter, SlotGrant, Takeover, check_takeover, now_unix, on_claim, retried,
+    same_write, taken_over,
 };
 
 pub struct SqliteExecutionStore {
@@ -47,6 +49,11 @@ CREATE INDEX IF NOT EXISTS executions_status_created ON executions (status, crea
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     execution_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS groups (
+    name TEXT PRIMARY KEY,
+    running INTEGER NOT NULL,
+    cap INTEGER
 );
 ";
 
@@ -140,6 +147,33 @@ fn write(conn: &Connection, table: &str, record: &Execution) -> Result<(), Execu
     Ok(())
 }
 
+/// Change `group`'s counter by `delta` (noting `cap` when given).
+fn change_group(
+    tx: &Connection,
+    table: &str,
+    group: &str,
+    delta: i64,
+    cap: Option<u32>,
+) -> Result<(), ExecutionError> {
+    tx.execute(
+        "INSERT INTO groups (name, running, cap) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET running = running + ?2, cap = COALESCE(?3, cap)",
+        params![group, delta, cap],
+    )
+    .map_err(db_err("INSERT", table))?;
+    Ok(())
+}
+
+fn running(tx: &Connection, table: &str, group: &str) -> Result<i64, ExecutionError> {
+    Ok(tx
+        .query_row("SELECT running FROM groups WHERE name = ?1", [group], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()
+        .map_err(db_err("SELECT", table))?
+        .unwrap_or(0))
+}
+
 /// The stored record, checked against what the writer read: `expected` status, and the
 /// attempt and claim token of `record`. `Ok(true)` when the write may go ahead, `Ok(false)`
 /// when `record` is already stored (an earlier try whose answer was lost).
@@ -220,8 +254,20 @@ impl ExecutionStore for SqliteExecutionStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_err("BEGIN IMMEDIATE", table))?;
+            // A record that holds a slot written into a status that holds none gives it back,
+            // once: only if the stored record still holds it.
+            let release = record.slot_held && !record.status.may_hold_slot();
+            if release {
+                record.slot_held = false;
+            }
             if !check_expected(&tx, table, &record, expected_status)? {
                 return Ok(());
+            }
+            if release
+                && let Some(group) = &record.group
+                && read(&tx, table, &record.id)?.is_some_and(|stored| stored.slot_held)
+            {
+                change_group(&tx, table, group, -1, None)?;
             }
             record.updated_at = now_unix();
             write(&tx, table, &record)?;
@@ -376,6 +422,77 @@ impl ExecutionStore for SqliteExecutionStore {
                 out.push(decode(table, &text)?);
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn acquire_slot(
+        &self,
+        record: &Execution,
+        expected_status: ExecutionStatus,
+        cap: u32,
+    ) -> Result<SlotGrant, ExecutionError> {
+        let mut record = record.clone();
+        record.slot_held = true;
+        self.with_conn(move |conn, table| {
+            let Some(group) = record.group.clone() else {
+                return Err(ExecutionError::Inconsistent(format!(
+                    "execution {}: acquiring a slot without a group",
+                    record.id
+                )));
+            };
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err("BEGIN IMMEDIATE", table))?;
+            if !check_expected(&tx, table, &record, expected_status)? {
+                return Ok(SlotGrant::Acquired);
+            }
+            if read(&tx, table, &record.id)?.is_some_and(|stored| stored.slot_held) {
+                return Err(ExecutionError::Inconsistent(format!(
+                    "execution {} already holds a slot of group {group}",
+                    record.id
+                )));
+            }
+            let running = running(&tx, table, &group)?;
+            if running >= i64::from(cap) {
+                return Ok(SlotGrant::Full { running });
+            }
+            change_group(&tx, table, &group, 1, Some(cap))?;
+            record.updated_at = now_unix();
+            write(&tx, table, &record)?;
+            tx.commit().map_err(db_err("COMMIT", table))?;
+            Ok(SlotGrant::Acquired)
+        })
+        .await
+    }
+
+    async fn group_usage(
+        &self,
+        groups: &[String],
+    ) -> Result<HashMap<String, GroupUsage>, ExecutionError> {
+        let groups = groups.to_vec();
+        self.with_conn(move |conn, table| {
+            let mut stmt = conn
+                .prepare("SELECT running, cap FROM groups WHERE name = ?1")
+                .map_err(db_err("SELECT", table))?;
+            let mut usage = HashMap::new();
+            for group in groups {
+                let row: Option<(i64, Option<i64>)> = stmt
+                    .query_row([&group], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+                    .map_err(db_err("SELECT", table))?;
+                if let Some((running, cap)) = row {
+                    usage.insert(
+                        group.clone(),
+                        GroupUsage {
+                            group,
+                            running,
+                            cap: cap.and_then(|c| u32::try_from(c).ok()),
+                        },
+                    );
+                }
+            }
+            Ok(usage)
         })
         .await
     }

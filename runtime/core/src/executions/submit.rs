@@ -134,6 +134,24 @@ pub fn after_failure(mut record: Execution, failure: SubmitFailure) -> Execution
     record
 }
 
+/// `record` (`CLAIMED`, no slot) put in the waiting line: its group is full. It keeps its place
+/// (`created_at`) and, when it has waited before, its `waiting_since`.
+pub fn wait_for_slot(mut record: Execution, running: i64, cap: u32) -> Execution {
+    let group = record.group.clone().unwrap_or_default();
+    record.status = ExecutionStatus::Waiting;
+    record.wait_reason = Some(super::WaitReason::Cap);
+    record.waiting_since = record.waiting_since.or(Some(now_unix()));
+    record.next_attempt_at = None;
+    record.lease_until = None;
+    record.submit_started_at = None;
+    record.reconcile_after = None;
+    record.retryable = false;
+    record.message = Some(format!(
+        "waiting: concurrency group {group} has {running} of {cap} jobs at Alteryx; the tracker submits it when a slot frees"
+    ));
+    record
+}
+
 /// The intent: `record` (`CLAIMED`) about to send its job request, which ends by
 /// `request_until` (Unix ms); reconciliation may look once that plus `grace` has passed.
 pub fn intent(mut record: Execution, request_until_ms: i64, grace: Duration) -> Execution {
@@ -150,21 +168,21 @@ pub fn intent(mut record: Execution, request_until_ms: i64, grace: Duration) -> 
 /// next backoff is left before `deadline` (the AWS SDK retries each call too; this covers
 /// longer throttling or an outage of a few seconds). Idempotent writes only: the stores
 /// accept a write that an earlier try already applied.
-pub async fn write_within<F, Fut>(
+pub async fn write_within<T, F, Fut>(
     deadline: &Deadline,
     what: &str,
     mut write: F,
-) -> Result<(), ExecutionError>
+) -> Result<T, ExecutionError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), ExecutionError>>,
+    Fut: Future<Output = Result<T, ExecutionError>>,
 {
     let mut backoff = Duration::from_millis(100);
     let mut tries = 0u32;
     loop {
         tries += 1;
         match write().await {
-            Ok(()) => return Ok(()),
+            Ok(done) => return Ok(done),
             Err(e) if e.is_transient() && deadline.left() > backoff * 2 => {
                 let wait =
                     Duration::from_secs_f64(backoff.as_secs_f64() * rand::random_range(0.5..=1.0));

@@ -10,9 +10,9 @@ use crate::error_chain;
 use crate::event::ObjectCreated;
 use crate::executions::reconcile::Settled;
 use crate::executions::submit::{
-    Deadline, Recorded, SubmitFailure, after_failure, intent, write_within,
+    Deadline, Recorded, SubmitFailure, after_failure, intent, wait_for_slot, write_within,
 };
-use crate::executions::{Execution, ExecutionStatus, now_unix, now_unix_ms};
+use crate::executions::{Execution, ExecutionStatus, SlotGrant, now_unix, now_unix_ms};
 use crate::rules::CompiledRule;
 use crate::secrets::PoolError;
 
@@ -69,6 +69,11 @@ impl Router {
         record.workflow = rule.rule.workflow.clone();
         record.secret_id = rule.rule.secret_id.clone();
         record.plugin = None;
+        if !record.slot_held {
+            // The slot a record already holds (an earlier attempt's, whose job request may
+            // have queued a job) stays with the group it was taken from.
+            record.group = rule.rule.cap().map(|c| c.group);
+        }
         let claimed = ExecutionStatus::Claimed;
         match self.questions_for(rule, object).await {
             Err(failure) => {
@@ -139,11 +144,38 @@ impl Router {
             self.settings.reconcile_grace,
         );
         let store = recorder.store();
-        if let Err(e) = write_within(&deadline, "recording the intent", || {
-            store.update(&record, ExecutionStatus::Claimed)
-        })
-        .await
-        {
+        // A capped rule's intent takes a slot of its group with the same write; a full group
+        // puts the execution in the waiting line instead, and the invocation is done.
+        let cap = rule.rule.cap().filter(|_| !record.slot_held);
+        let written = match &cap {
+            Some(cap) => {
+                write_within(&deadline, "recording the intent", || {
+                    store.acquire_slot(&record, ExecutionStatus::Claimed, cap.max_concurrent_jobs)
+                })
+                .await
+            }
+            None => write_within(&deadline, "recording the intent", || {
+                store.update(&record, ExecutionStatus::Claimed)
+            })
+            .await
+            .map(|()| SlotGrant::Acquired),
+        };
+        let mut record = record;
+        match (&written, &cap) {
+            (Ok(SlotGrant::Full { running }), Some(cap)) => {
+                let waiting = wait_for_slot(record, *running, cap.max_concurrent_jobs);
+                tracing::info!(execution = %waiting.id, group = %cap.group, running,
+                    cap = cap.max_concurrent_jobs, "concurrency group full; execution waits in line");
+                return outcome_of_recorded(
+                    recorder
+                        .write(waiting, ExecutionStatus::Claimed, &deadline)
+                        .await,
+                );
+            }
+            (Ok(_), Some(_)) => record.slot_held = true,
+            _ => {}
+        }
+        if let Err(e) = written {
             let error = error_chain(&e);
             tracing::error!(execution = %record.id, %error, "could not record the intent; not submitting");
             return RuleOutcome {

@@ -152,6 +152,7 @@ impl InvocationSummary {
                 (_, _, ExecutionStatus::Submitted) => c.submitted += 1,
                 (_, _, ExecutionStatus::Skipped) => c.skipped += 1,
                 (_, _, ExecutionStatus::Uncertain) => c.uncertain += 1,
+                (_, _, ExecutionStatus::Waiting) => c.waiting += 1,
                 (_, _, ExecutionStatus::Submitting) => c.unknown += 1,
                 _ => c.errors += 1,
             }
@@ -170,4 +171,6 @@ pub struct OutcomeCounts {
     /// Job requests whose outcome is not recorded yet (to reconcile).
     pub unknown: usize,
     pub uncertain: usize,
+    /// Put in the waiting line (cap full, Alteryx unavailable): the tracker submits them.
+    pub waiting: usize,
 }

@@ -33,6 +33,33 @@ enum Rules {
     Snapshot(LazyRules),
 }
 
+/// Every rule of a `concurrency_group` must give the group the same `max_concurrent_jobs`.
+/// (A set loaded leniently at run time is not refused for it: each rule's jobs then count
+/// against the group with the rule's own cap, so the group's jobs stay under the largest.)
+fn check_groups(rules: &[CompiledRule]) -> Result<(), RuleError> {
+    let mut caps: std::collections::HashMap<String, (&str, u32)> = Default::default();
+    for r in rules {
+        let Some(cap) = r.rule.cap() else { continue };
+        match caps.get(&cap.group) {
+            Some((first, max)) if *max != cap.max_concurrent_jobs => {
+                return Err(RuleError::Invalid {
+                    rule: r.rule.id.clone(),
+                    field: "max_concurrent_jobs".into(),
+                    message: format!(
+                        "{} differs from {max} on rule `{first}` of the same concurrency group `{}`; every rule of a group gives it the same cap",
+                        cap.max_concurrent_jobs, cap.group
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => {
+                caps.insert(cap.group, (r.rule.id.as_str(), cap.max_concurrent_jobs));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Why a rule did or did not match an object (for `rules test`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", content = "detail", rename_all = "snake_case")]
@@ -55,6 +82,7 @@ impl RuleSet {
         for rule in rules {
             compiled.push(CompiledRule::compile(rule)?);
         }
+        check_groups(&compiled)?;
         Self::from_compiled(compiled)
     }
 

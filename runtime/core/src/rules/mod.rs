@@ -84,6 +84,37 @@ pub struct Rule {
     /// Alteryx job priority: low, medium, high or critical (any case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_priority: Option<Priority>,
+    /// At most this many of the rule's (or its `concurrency_group`'s) jobs are queued or
+    /// running at Alteryx at once, 1 – 10000; more executions wait in line (`WAITING`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_jobs: Option<u32>,
+    /// Rules naming the same group share one cap (`max_concurrent_jobs`, the same on every
+    /// member), `[A-Za-z0-9._-]+`. A rule capped without a group is the group named by its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_group: Option<String>,
+}
+
+/// The most `max_concurrent_jobs` may say.
+pub const MAX_CONCURRENT_JOBS: u32 = 10_000;
+
+/// A rule's share of the Alteryx Server: the group whose slots its jobs take and the group's cap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cap {
+    pub group: String,
+    pub max_concurrent_jobs: u32,
+}
+
+impl Rule {
+    /// The cap the rule's jobs count against, if it has one.
+    pub fn cap(&self) -> Option<Cap> {
+        self.max_concurrent_jobs.map(|max| Cap {
+            group: self
+                .concurrency_group
+                .clone()
+                .unwrap_or_else(|| self.id.clone()),
+            max_concurrent_jobs: max,
+        })
+    }
 }
 
 /// The plugin a rule runs.
@@ -261,6 +292,34 @@ impl CompiledRule {
             let template = Template::parse(text)
                 .map_err(|e| invalid(&format!("questions.{name}"), e.to_string()))?;
             questions.push((name.clone(), template));
+        }
+        if let Some(max) = rule.max_concurrent_jobs
+            && !(1..=MAX_CONCURRENT_JOBS).contains(&max)
+        {
+            return Err(invalid(
+                "max_concurrent_jobs",
+                format!("must be between 1 and {MAX_CONCURRENT_JOBS}, not {max}"),
+            ));
+        }
+        if let Some(group) = &rule.concurrency_group {
+            if group.is_empty()
+                || !group
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            {
+                return Err(invalid(
+                    "concurrency_group",
+                    "must be non-empty and use only A-Z a-z 0-9 . _ -".into(),
+                ));
+            }
+            if rule.max_concurrent_jobs.is_none() {
+                return Err(invalid(
+                    "concurrency_group",
+                    format!(
+                        "needs max_concurrent_jobs: the cap of group `{group}`, the same on every rule of the group"
+                    ),
+                ));
+            }
         }
         if let Some(plugin) = &rule.plugin {
             validate_plugin(plugin)
@@ -685,6 +744,45 @@ mod tests {
             shown.starts_with("rule `sales-csv`, field `key`: "),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn caps_name_their_group_and_members_of_a_group_agree() {
+        let alone = rule("id: nightly-a\nkey: a\nworkflow: w\nmax_concurrent_jobs: 4");
+        assert_eq!(
+            alone.cap(),
+            Some(Cap {
+                group: "nightly-a".into(),
+                max_concurrent_jobs: 4
+            })
+        );
+        let member =
+            rule("id: b\nkey: a\nworkflow: w\nmax_concurrent_jobs: 2\nconcurrency_group: shared");
+        assert_eq!(member.cap().unwrap().group, "shared");
+        assert_eq!(rule("id: c\nkey: a\nworkflow: w").cap(), None);
+        for (yaml, field, says) in [
+            ("id: a\nkey: a\nworkflow: w\nmax_concurrent_jobs: 0", "max_concurrent_jobs", "between 1 and 10000"),
+            ("id: a\nkey: a\nworkflow: w\nmax_concurrent_jobs: 10001", "max_concurrent_jobs", "not 10001"),
+            ("id: a\nkey: a\nworkflow: w\nconcurrency_group: g", "concurrency_group", "needs max_concurrent_jobs"),
+            ("id: a\nkey: a\nworkflow: w\nmax_concurrent_jobs: 1\nconcurrency_group: 'a b'", "concurrency_group", "A-Z a-z"),
+        ] {
+            let e = CompiledRule::compile(rule(yaml)).unwrap_err().to_string();
+            assert!(e.contains(&format!("field `{field}`")) && e.contains(says), "{yaml}: {e}");
+        }
+        let disagree = vec![
+            member.clone(),
+            rule("id: d\nkey: a\nworkflow: w\nmax_concurrent_jobs: 3\nconcurrency_group: shared"),
+        ];
+        let e = RuleSet::new(disagree).unwrap_err().to_string();
+        assert!(
+            e.contains("rule `d`") && e.contains("differs from 2 on rule `b`") && e.contains("`shared`"),
+            "{e}"
+        );
+        let agree = vec![
+            member,
+            rule("id: d\nkey: a\nworkflow: w\nmax_concurrent_jobs: 2\nconcurrency_group: shared"),
+        ];
+        assert_eq!(RuleSet::new(agree).unwrap().len(), 2);
     }
 
     #[test]

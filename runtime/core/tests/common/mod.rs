@@ -107,6 +107,29 @@ pub fn wait_for_port(port: u16, timeout: Duration) {
 }
 
 /// AWS SDK config pointed at moto.
+/// A moto server of this test's own that answers one request at a time
+/// (`tests/moto_serial.py`: moto's transactions are not isolated from concurrent requests), and
+/// an SDK config pointed at it. The server stops when the guard is dropped.
+pub async fn serial_moto() -> (aws_config::SdkConfig, impl Drop) {
+    set_fake_aws_env();
+    let port = free_port();
+    let child = Command::new(repo_root().join(".venv/bin/python"))
+        .arg(repo_root().join("tests/moto_serial.py"))
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tests/moto_serial.py");
+    let guard = ChildGuard(child);
+    wait_for_port(port, Duration::from_secs(30));
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    (config, guard)
+}
+
 pub async fn aws_config() -> aws_config::SdkConfig {
     let endpoint = moto();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -165,6 +188,11 @@ pub fn execution(
         candidates: Vec::new(),
         expires_at: created_at + 90 * 86400,
         source: "test".into(),
+        group: None,
+        slot_held: false,
+        wait_reason: None,
+        waiting_since: None,
+        next_attempt_at: None,
         plugin: None,
     }
 }
