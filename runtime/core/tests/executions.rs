@@ -456,20 +456,45 @@ async fn running(store: &dyn ExecutionStore, group: &str) -> i64 {
 /// the waiting line and its takeovers; many acquirers at once never pass the cap.
 async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, group: &str) {
     let now = now_unix();
-    let a = acquire(store.as_ref(), &record("capped", &format!("{group}-a"), now)).await;
-    let b = acquire(store.as_ref(), &record("capped", &format!("{group}-b"), now)).await;
-    let c = acquire(store.as_ref(), &record("capped", &format!("{group}-c"), now + 1)).await;
-    let (ia, ib, ic) = (intent_in(&a, group), intent_in(&b, group), intent_in(&c, group));
+    let a = acquire(
+        store.as_ref(),
+        &record("capped", &format!("{group}-a"), now),
+    )
+    .await;
+    let b = acquire(
+        store.as_ref(),
+        &record("capped", &format!("{group}-b"), now),
+    )
+    .await;
+    let c = acquire(
+        store.as_ref(),
+        &record("capped", &format!("{group}-c"), now + 1),
+    )
+    .await;
+    let (ia, ib, ic) = (
+        intent_in(&a, group),
+        intent_in(&b, group),
+        intent_in(&c, group),
+    );
     assert_eq!(
-        store.acquire_slot(&ia, ExecutionStatus::Claimed, 2).await.unwrap(),
+        store
+            .acquire_slot(&ia, ExecutionStatus::Claimed, 2)
+            .await
+            .unwrap(),
         SlotGrant::Acquired
     );
     assert_eq!(
-        second.acquire_slot(&ib, ExecutionStatus::Claimed, 2).await.unwrap(),
+        second
+            .acquire_slot(&ib, ExecutionStatus::Claimed, 2)
+            .await
+            .unwrap(),
         SlotGrant::Acquired
     );
     assert_eq!(
-        store.acquire_slot(&ic, ExecutionStatus::Claimed, 2).await.unwrap(),
+        store
+            .acquire_slot(&ic, ExecutionStatus::Claimed, 2)
+            .await
+            .unwrap(),
         SlotGrant::Full { running: 2 }
     );
     let stored_c = store.get(&c.id).await.unwrap().unwrap();
@@ -480,7 +505,10 @@ async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, 
     );
     // The same acquire again (its answer lost): its own write, not a second slot.
     assert_eq!(
-        second.acquire_slot(&ia, ExecutionStatus::Claimed, 2).await.unwrap(),
+        second
+            .acquire_slot(&ia, ExecutionStatus::Claimed, 2)
+            .await
+            .unwrap(),
         SlotGrant::Acquired
     );
     let usage = second
@@ -491,7 +519,11 @@ async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, 
     assert_eq!((usage[group].running, usage[group].cap), (2, Some(2)));
     let stored_a = store.get(&a.id).await.unwrap().unwrap();
     assert_eq!(
-        (stored_a.status, stored_a.slot_held, stored_a.group.as_deref()),
+        (
+            stored_a.status,
+            stored_a.slot_held,
+            stored_a.group.as_deref()
+        ),
         (ExecutionStatus::Submitting, true, Some(group))
     );
 
@@ -507,12 +539,19 @@ async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, 
     let mut done = store.get(&a.id).await.unwrap().unwrap();
     assert!(done.slot_held);
     done.status = ExecutionStatus::Completed;
-    store.update(&done, ExecutionStatus::Submitted).await.unwrap();
+    store
+        .update(&done, ExecutionStatus::Submitted)
+        .await
+        .unwrap();
     second
         .update(&done, ExecutionStatus::Submitted)
         .await
         .expect("the same release again is the same write");
-    assert_eq!(running(store.as_ref(), group).await, 1, "released exactly once");
+    assert_eq!(
+        running(store.as_ref(), group).await,
+        1,
+        "released exactly once"
+    );
     let stored_a = store.get(&a.id).await.unwrap().unwrap();
     assert_eq!(
         (stored_a.status, stored_a.slot_held),
@@ -521,25 +560,41 @@ async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, 
 
     // The freed slot goes to the next intent; a definite failure gives its slot back.
     assert_eq!(
-        store.acquire_slot(&ic, ExecutionStatus::Claimed, 2).await.unwrap(),
+        store
+            .acquire_slot(&ic, ExecutionStatus::Claimed, 2)
+            .await
+            .unwrap(),
         SlotGrant::Acquired
     );
     let mut failed = store.get(&b.id).await.unwrap().unwrap();
     failed.status = ExecutionStatus::Error;
     failed.retryable = false;
-    second.update(&failed, ExecutionStatus::Submitting).await.unwrap();
+    second
+        .update(&failed, ExecutionStatus::Submitting)
+        .await
+        .unwrap();
     assert_eq!(running(store.as_ref(), group).await, 1);
     // A record that believes it holds a slot the store says it does not: nothing to give back.
-    let mut never = acquire(store.as_ref(), &record("capped", &format!("{group}-never"), now)).await;
+    let mut never = acquire(
+        store.as_ref(),
+        &record("capped", &format!("{group}-never"), now),
+    )
+    .await;
     never.group = Some(group.into());
     never.slot_held = true;
     never.status = ExecutionStatus::Skipped;
-    store.update(&never, ExecutionStatus::Claimed).await.unwrap();
+    store
+        .update(&never, ExecutionStatus::Claimed)
+        .await
+        .unwrap();
     assert_eq!(running(store.as_ref(), group).await, 1);
     // An outcome-unknown SUBMITTING record keeps its slot through a takeover.
     let mut unknown = store.get(&c.id).await.unwrap().unwrap();
     unknown.lease_until = None;
-    store.update(&unknown, ExecutionStatus::Submitting).await.unwrap();
+    store
+        .update(&unknown, ExecutionStatus::Submitting)
+        .await
+        .unwrap();
     let retaken = second
         .claim_retry(&c.id, &claimant(), Takeover::Stale)
         .await
@@ -549,8 +604,16 @@ async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, 
 
     // The waiting line: WAITING records are listed oldest first, a redelivery is a duplicate,
     // the tracker's dispatch takes one over keeping its place, an operator cancels one.
-    let mut w1 = acquire(store.as_ref(), &record("capped", &format!("{group}-w1"), now - 20)).await;
-    let mut w2 = acquire(store.as_ref(), &record("capped", &format!("{group}-w2"), now - 10)).await;
+    let mut w1 = acquire(
+        store.as_ref(),
+        &record("capped", &format!("{group}-w1"), now - 20),
+    )
+    .await;
+    let mut w2 = acquire(
+        store.as_ref(),
+        &record("capped", &format!("{group}-w2"), now - 10),
+    )
+    .await;
     for w in [&mut w1, &mut w2] {
         w.status = ExecutionStatus::Waiting;
         w.group = Some(group.into());
@@ -582,22 +645,37 @@ async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, 
         .await
         .unwrap();
     assert_eq!(
-        (dispatched.status, dispatched.attempt, dispatched.waiting_since),
+        (
+            dispatched.status,
+            dispatched.attempt,
+            dispatched.waiting_since
+        ),
         (ExecutionStatus::Claimed, 2, Some(now - 5))
     );
     assert_eq!(dispatched.wait_reason, None);
     assert!(matches!(
-        store.claim_retry(&w1.id, &claimant(), Takeover::Dispatch).await,
+        store
+            .claim_retry(&w1.id, &claimant(), Takeover::Dispatch)
+            .await,
         Err(ExecutionError::NotRetryable { .. })
     ));
     let mut cancelled = w2.clone();
     cancelled.status = ExecutionStatus::Cancelled;
-    store.update(&cancelled, ExecutionStatus::Waiting).await.unwrap();
+    store
+        .update(&cancelled, ExecutionStatus::Waiting)
+        .await
+        .unwrap();
     assert!(matches!(
-        second.claim_retry(&w2.id, &claimant(), Takeover::Dispatch).await,
+        second
+            .claim_retry(&w2.id, &claimant(), Takeover::Dispatch)
+            .await,
         Err(ExecutionError::NotRetryable { .. })
     ));
-    assert_eq!(running(store.as_ref(), group).await, 1, "waiting holds no slot");
+    assert_eq!(
+        running(store.as_ref(), group).await,
+        1,
+        "waiting holds no slot"
+    );
 
     // No listing ever shows a group item.
     let all = store.list(&ListFilter::default()).await.unwrap();
@@ -617,7 +695,11 @@ async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, 
     let first_done = Arc::new(tokio::sync::Barrier::new(N));
     let mut tasks = Vec::new();
     for i in 0..N {
-        let s = if i % 2 == 0 { Arc::clone(&store) } else { Arc::clone(&second) };
+        let s = if i % 2 == 0 {
+            Arc::clone(&store)
+        } else {
+            Arc::clone(&second)
+        };
         let claimed = acquire(s.as_ref(), &record("capped", &format!("{busy}-{i}"), now)).await;
         let intent = intent_in(&claimed, &busy);
         let (holding, most) = (Arc::clone(&holding), Arc::clone(&most));
@@ -670,10 +752,20 @@ async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, 
     for t in tasks {
         first_winners += u32::from(t.await.unwrap());
     }
-    assert_eq!(first_winners, CAP, "of {N} acquiring at once, exactly the cap win");
+    assert_eq!(
+        first_winners, CAP,
+        "of {N} acquiring at once, exactly the cap win"
+    );
     let most = most.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(most <= i64::from(CAP), "{most} held at once with a cap of {CAP}");
-    assert_eq!(running(store.as_ref(), &busy).await, 0, "every slot given back once");
+    assert!(
+        most <= i64::from(CAP),
+        "{most} held at once with a cap of {CAP}"
+    );
+    assert_eq!(
+        running(store.as_ref(), &busy).await,
+        0,
+        "every slot given back once"
+    );
     let finished = store
         .list(&ListFilter {
             status: Some(ExecutionStatus::Failed),
@@ -809,13 +901,19 @@ async fn dynamodb_slots_are_exact() {
     let item = client
         .get_item()
         .table_name(&table)
-        .key("id", aws_sdk_dynamodb::types::AttributeValue::S("group#g1".into()))
+        .key(
+            "id",
+            aws_sdk_dynamodb::types::AttributeValue::S("group#g1".into()),
+        )
         .send()
         .await
         .unwrap()
         .item
         .unwrap();
-    assert!(!item.contains_key("status") && item.contains_key("running"), "{item:?}");
+    assert!(
+        !item.contains_key("status") && item.contains_key("running"),
+        "{item:?}"
+    );
 }
 
 /// Store errors say what was being done and where, and keep the cause as their source.

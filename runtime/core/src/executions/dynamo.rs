@@ -21,14 +21,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 
 use super::{
-    Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, Found,
-    GroupUsage, ListFilter, SlotGrant, Takeover, check_takeover, group_item_id, job_item_id,
-    now_unix, on_claim, retried, same_write, taken_over,
+    Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, Found, GroupUsage,
+    ListFilter, SlotGrant, Takeover, check_takeover, group_item_id, job_item_id, now_unix,
+    on_claim, retried, same_write, taken_over,
 };
 use crate::tables::EXECUTIONS_STATUS_INDEX;
 

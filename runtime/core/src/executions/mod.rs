@@ -581,8 +581,7 @@ pub(crate) fn check_takeover(
             allowed,
         })
     };
-    const RETRY: &str =
-        "only ERROR, FAILED, CANCELLED, or CLAIMED/SUBMITTING executions past their lease can be retried";
+    const RETRY: &str = "only ERROR, FAILED, CANCELLED, or CLAIMED/SUBMITTING executions past their lease can be retried";
     const STALE: &str = "only CLAIMED/SUBMITTING executions past their lease are stale";
     const RESUBMIT: &str = "only UNCERTAIN executions are resolved";
     const DISPATCH: &str = "only WAITING executions are dispatched";

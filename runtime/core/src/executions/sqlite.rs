@@ -15,9 +15,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
 
 use super::{
-    Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, Found,
-    GroupUsage, ListFilter, SlotGrant, Takeover, check_takeover, now_unix, on_claim, retried,
-    same_write, taken_over,
+    Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, Found, GroupUsage,
+    ListFilter, SlotGrant, Takeover, check_takeover, now_unix, on_claim, retried, same_write,
+    taken_over,
 };
 
 pub struct SqliteExecutionStore {

@@ -761,13 +761,32 @@ mod tests {
         assert_eq!(member.cap().unwrap().group, "shared");
         assert_eq!(rule("id: c\nkey: a\nworkflow: w").cap(), None);
         for (yaml, field, says) in [
-            ("id: a\nkey: a\nworkflow: w\nmax_concurrent_jobs: 0", "max_concurrent_jobs", "between 1 and 10000"),
-            ("id: a\nkey: a\nworkflow: w\nmax_concurrent_jobs: 10001", "max_concurrent_jobs", "not 10001"),
-            ("id: a\nkey: a\nworkflow: w\nconcurrency_group: g", "concurrency_group", "needs max_concurrent_jobs"),
-            ("id: a\nkey: a\nworkflow: w\nmax_concurrent_jobs: 1\nconcurrency_group: 'a b'", "concurrency_group", "A-Z a-z"),
+            (
+                "id: a\nkey: a\nworkflow: w\nmax_concurrent_jobs: 0",
+                "max_concurrent_jobs",
+                "between 1 and 10000",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nmax_concurrent_jobs: 10001",
+                "max_concurrent_jobs",
+                "not 10001",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nconcurrency_group: g",
+                "concurrency_group",
+                "needs max_concurrent_jobs",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nmax_concurrent_jobs: 1\nconcurrency_group: 'a b'",
+                "concurrency_group",
+                "A-Z a-z",
+            ),
         ] {
             let e = CompiledRule::compile(rule(yaml)).unwrap_err().to_string();
-            assert!(e.contains(&format!("field `{field}`")) && e.contains(says), "{yaml}: {e}");
+            assert!(
+                e.contains(&format!("field `{field}`")) && e.contains(says),
+                "{yaml}: {e}"
+            );
         }
         let disagree = vec![
             member.clone(),
@@ -775,7 +794,9 @@ mod tests {
         ];
         let e = RuleSet::new(disagree).unwrap_err().to_string();
         assert!(
-            e.contains("rule `d`") && e.contains("differs from 2 on rule `b`") && e.contains("`shared`"),
+            e.contains("rule `d`")
+                && e.contains("differs from 2 on rule `b`")
+                && e.contains("`shared`"),
             "{e}"
         );
         let agree = vec![
