@@ -190,9 +190,24 @@ def test_the_functions_may_make_the_calls_the_delivery_guarantees_need():
         on_table = [a for s in found if s["Resource"] == {"GetAtt": "ExecutionsTable.Arn"} for a in actions_of(s)]
         # TransactWriteItems is authorized per item as PutItem; job owners are read in batches.
         assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"} <= set(on_table), function
+        # A concurrency group's counter changes with an Update in the same transaction.
+        assert "dynamodb:UpdateItem" in on_table, function
         on_index = [a for s in found if "index/status-created_at-index" in json.dumps(s["Resource"]) for a in actions_of(s)]
         assert on_index == ["dynamodb:Query"], function
     router_env = resources["RouterFunction"]["Properties"]["Environment"]["Variables"]
     assert "CLAIM_LEASE_SECONDS" not in router_env, "retired: leases end with the invocation"
     assert int(router_env["CLAIM_LEASE_MARGIN_SECONDS"]) > 0
     assert router_env["FAILURE_TOPIC_ARN"] == {"Ref": "FailureTopic"}
+
+
+def test_the_tracker_may_dispatch_the_waiting_line():
+    """The tracker routes waiting executions: it reads the rules (table and snapshot), runs
+    plugins like the router, and is told its dispatch limits."""
+    found = policy_statements("TrackerFunction")
+    on_rules = [a for s in found if s["Resource"] == {"GetAtt": "RulesTable.Arn"} for a in actions_of(s)]
+    assert "dynamodb:Scan" in on_rules
+    assert any("rules/snapshot.bin" in json.dumps(s["Resource"]) for s in found)
+    assert any(s.get("Sid") == "ReadObjectsForPlugins" for s in found)
+    env = template()["Resources"]["TrackerFunction"]["Properties"]["Environment"]["Variables"]
+    assert int(env["TRACK_MAX_DISPATCH"]) > 0 and int(env["WAITING_GIVE_UP_SECONDS"]) >= 3600
+    assert int(env["TRACK_BUDGET_SECONDS"]) < template()["Resources"]["TrackerFunction"]["Properties"]["Timeout"]

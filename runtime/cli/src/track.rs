@@ -1,4 +1,5 @@
-//! `alteryx-router track`: check submitted jobs and record their outcome, once or repeatedly.
+//! `alteryx-router track`: check submitted jobs and record their outcome, sweep stale claims
+//! and dispatch the waiting line, once or repeatedly.
 
 use std::time::Duration;
 
@@ -59,6 +60,12 @@ fn print_report(report: &TrackReport, json: bool) -> anyhow::Result<()> {
         println!(
             "{} stale claim(s) (invocation died, lease long over): {} job(s) adopted, {} UNCERTAIN, {} left as retryable ERROR",
             report.stale_claims, report.adopted, report.uncertain, report.released
+        );
+    }
+    if report.waiting > 0 || report.dispatched > 0 {
+        println!(
+            "waiting line: {} read, {} submitted, {} back in line, {} given up",
+            report.waiting, report.dispatched, report.requeued, report.gave_up
         );
     }
     for e in &report.errors {

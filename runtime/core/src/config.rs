@@ -162,6 +162,11 @@ pub struct Settings {
     pub track_max_executions: usize,
     /// `TRACK_STALE_AFTER_SECONDS` (default 300): a claim this long past its lease is stale.
     pub track_stale_after: Duration,
+    /// `TRACK_MAX_DISPATCH` (default 100): `WAITING` executions a tracker pass submits.
+    pub track_max_dispatch: usize,
+    /// `WAITING_GIVE_UP_SECONDS` (default 86400): an execution waiting for Alteryx (an outage)
+    /// this long ends `ERROR` with a notice.
+    pub waiting_give_up: Duration,
     /// Running inside AWS Lambda (`AWS_LAMBDA_RUNTIME_API` or `AWS_LAMBDA_FUNCTION_NAME`).
     pub in_lambda: bool,
 }
@@ -342,6 +347,8 @@ impl Settings {
             track_budget: env.seconds("TRACK_BUDGET_SECONDS", 45)?,
             track_max_executions: env.positive("TRACK_MAX_EXECUTIONS", 500)? as usize,
             track_stale_after: env.seconds("TRACK_STALE_AFTER_SECONDS", 300)?,
+            track_max_dispatch: env.number("TRACK_MAX_DISPATCH", 100)? as usize,
+            waiting_give_up: env.positive_seconds("WAITING_GIVE_UP_SECONDS", 24 * 3600)?,
             in_lambda,
         })
     }
@@ -554,9 +561,18 @@ impl Settings {
             stale_after: self.track_stale_after,
             claim_lease_margin: self.claim_lease_margin,
             reconcile: self.reconcile_settings(),
+            max_dispatch: self.track_max_dispatch,
+            waiting_give_up: self.waiting_give_up,
             ..Default::default()
         };
-        Ok(Tracker::new(executions, pool, notifier, settings))
+        let tracker = Tracker::new(executions, pool, notifier, settings);
+        if self.rules.is_none() {
+            tracing::warn!(
+                "no rules configured (RULES_TABLE, RULES_SNAPSHOT_URI or RULES_FILE): the tracker leaves the waiting line alone"
+            );
+            return Ok(tracker);
+        }
+        Ok(tracker.with_dispatch(Arc::new(self.router().await?)))
     }
 }
 
@@ -586,6 +602,8 @@ mod tests {
         assert_eq!(s.alteryx_request_timeout, Duration::from_secs(30));
         assert_eq!(s.track_stale_after, Duration::from_secs(300));
         assert_eq!(s.track_max_executions, 500);
+        assert_eq!(s.track_max_dispatch, 100);
+        assert_eq!(s.waiting_give_up, Duration::from_secs(86400));
         assert_eq!(s.execution_ttl, Duration::from_secs(90 * 86400));
         assert_eq!(s.track_stuck_after, Duration::from_secs(3600));
         assert_eq!(s.home, PathBuf::from("/home/u/.alteryx-router"));

@@ -40,6 +40,7 @@ use crate::rules::{CompiledRule, RuleError, RuleSource};
 use crate::secrets::{ClientPool, PoolError};
 
 mod attempt;
+mod dispatch;
 mod manual;
 mod summary;
 
@@ -390,7 +391,7 @@ impl Router {
     }
 
     /// The least time left with which a rule is started: a job request plus its record.
-    fn time_to_start(&self) -> Duration {
+    pub fn time_to_start(&self) -> Duration {
         self.alteryx.options().request_timeout + self.settings.write_reserve
     }
 

@@ -9,7 +9,14 @@
 //!    over. It counts them (`stale_claims` in the pass's log line feeds the stale-claim alarm),
 //!    takes each over, reconciles what may have reached Alteryx (adopting the job, or
 //!    `UNCERTAIN`), and otherwise leaves a retryable `ERROR` that a redelivery, `drain-dlq` or
-//!    `executions retry` runs — with a `stale` notice, since its event may be gone.
+//!    `executions retry` runs — with a `stale` notice, since its event may be gone;
+//! 3. **dispatches the waiting line** (with a [`Router`]): `WAITING` executions, oldest first,
+//!    while their concurrency group has free slots and their `next_attempt_at` passed, each
+//!    through the router's claim → intent → submit → record path ([`Router::dispatch`]). Every
+//!    pass reads the head of the line and, when the line is longer, a window that moves on
+//!    from pass to pass (a cursor), so a group whose line is long never hides another's
+//!    executions behind it. An execution waiting for Alteryx longer than `waiting_give_up`
+//!    ends `ERROR` with a `failed` notice.
 //!
 //! Failures, jobs stuck past a limit, `UNCERTAIN` and stale executions are published to a
 //! [`Notifier`] (SNS in AWS). Each pass does bounded work: at most `max_executions` polls with
@@ -31,6 +38,8 @@ use crate::executions::{
     Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, LeaseState, ListFilter,
     Takeover, format_unix, now_unix,
 };
+use crate::executions::{WaitReason, now_unix_ms};
+use crate::router::Router;
 use crate::secrets::{ClientPool, PoolError};
 
 pub use crate::notify::{
@@ -54,6 +63,14 @@ pub struct TrackerSettings {
     /// The tracker's own takeovers hold a lease of the pass's budget plus this margin.
     pub claim_lease_margin: Duration,
     pub reconcile: ReconcileSettings,
+    /// `TRACK_MAX_DISPATCH` (default 100): `WAITING` executions submitted per pass.
+    pub max_dispatch: usize,
+    /// `WAITING` executions read per pass from the head of the line (and as many again from
+    /// the moving window behind it).
+    pub dispatch_scan: usize,
+    /// `WAITING_GIVE_UP_SECONDS` (default 86400): an execution waiting for Alteryx (an outage)
+    /// this long ends `ERROR`, with a `failed` notice.
+    pub waiting_give_up: Duration,
 }
 
 impl Default for TrackerSettings {
@@ -67,6 +84,9 @@ impl Default for TrackerSettings {
             max_stale: 50,
             claim_lease_margin: Duration::from_secs(60),
             reconcile: ReconcileSettings::default(),
+            max_dispatch: 100,
+            dispatch_scan: 500,
+            waiting_give_up: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -91,6 +111,15 @@ pub struct TrackReport {
     pub out_of_budget: bool,
     /// The poll reached the newest `SUBMITTED` execution; the next pass starts from the oldest.
     pub wrapped: bool,
+    /// `WAITING` executions read.
+    pub waiting: usize,
+    /// Of those, the ones submitted (`SUBMITTED` now).
+    pub dispatched: usize,
+    /// Of those, the ones that went back in line (their group filled meanwhile, or Alteryx
+    /// still unavailable).
+    pub requeued: usize,
+    /// Of those, the ones that waited past `waiting_give_up` and ended `ERROR`.
+    pub gave_up: usize,
 }
 
 pub struct Tracker {
@@ -101,6 +130,10 @@ pub struct Tracker {
     /// Where the next pass's poll continues: the last `SUBMITTED` execution checked
     /// (`created_at`, `id`). Kept by the process: a cold start begins with the oldest.
     cursor: Mutex<Option<(i64, String)>>,
+    /// Dispatches the waiting line; without it the line is left alone.
+    router: Option<Arc<Router>>,
+    /// Where the next pass's window over the waiting line (behind its head) starts.
+    waiting_cursor: Mutex<Option<(i64, String)>>,
 }
 
 /// How records written before [`Execution::stuck_at`] existed said "flagged as stuck": a
@@ -108,6 +141,8 @@ pub struct Tracker {
 const LEGACY_STUCK_PREFIX: &str = "stuck:";
 
 enum Checked {
+    /// Another tracker recorded it first (passes may overlap).
+    Raced,
     Completed,
     Failed,
     Running,
@@ -128,6 +163,27 @@ impl Tracker {
             notifier,
             settings,
             cursor: Mutex::new(None),
+            router: None,
+            waiting_cursor: Mutex::new(None),
+        }
+    }
+
+    /// Dispatch the waiting line with `router` (built from the same settings).
+    pub fn with_dispatch(mut self, router: Arc<Router>) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// How long of a pass polling may take: dispatch needs a job request's time and its
+    /// record's left before the pass's end.
+    fn poll_budget(&self) -> Duration {
+        match &self.router {
+            Some(router) => self
+                .settings
+                .budget
+                .saturating_sub(router.time_to_start())
+                .max(self.settings.budget / 4),
+            None => self.settings.budget,
         }
     }
 
@@ -138,6 +194,7 @@ impl Tracker {
         let mut report = TrackReport::default();
         self.poll(&mut report, started).await;
         self.sweep(&mut report, &deadline).await;
+        self.dispatch(&mut report, &deadline).await;
         tracing::info!(
             checked = report.checked,
             completed = report.completed,
@@ -151,6 +208,10 @@ impl Tracker {
             errors = report.errors.len(),
             out_of_budget = report.out_of_budget,
             wrapped = report.wrapped,
+            waiting = report.waiting,
+            dispatched = report.dispatched,
+            requeued = report.requeued,
+            gave_up = report.gave_up,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "tracker run"
         );
@@ -181,7 +242,7 @@ impl Tracker {
             .iter()
             .map(|r| (r.created_at, r.id.clone()))
             .collect();
-        let budget = self.settings.budget;
+        let budget = self.poll_budget();
         // In order, so the cursor can move to the last execution checked.
         let results: Vec<Option<Checked>> = futures::stream::iter(pending)
             .map(|record| async move {
@@ -208,6 +269,7 @@ impl Tracker {
                         Checked::Running => report.still_running += 1,
                         Checked::Stuck => report.stuck += 1,
                         Checked::Error(e) => report.errors.push(e),
+                        Checked::Raced => {}
                     }
                 }
             }
@@ -287,24 +349,32 @@ impl Tracker {
             job.status,
             age.as_secs() / 60
         ));
-        if let Err(e) = self
+        match self
             .executions
             .update(&record, ExecutionStatus::Submitted)
             .await
         {
-            return Checked::Error(format!("execution {}: {}", record.id, error_chain(&e)));
+            Ok(()) => {}
+            Err(ExecutionError::Conflict { .. }) => return Checked::Raced,
+            Err(e) => {
+                return Checked::Error(format!("execution {}: {}", record.id, error_chain(&e)));
+            }
         }
         self.publish(NoticeKind::Stuck, &record, Some(&job)).await;
         Checked::Stuck
     }
 
     async fn finish(&self, record: Execution, job: Option<&Job>) -> Checked {
-        if let Err(e) = self
+        match self
             .executions
             .update(&record, ExecutionStatus::Submitted)
             .await
         {
-            return Checked::Error(format!("execution {}: {}", record.id, error_chain(&e)));
+            Ok(()) => {}
+            Err(ExecutionError::Conflict { .. }) => return Checked::Raced,
+            Err(e) => {
+                return Checked::Error(format!("execution {}: {}", record.id, error_chain(&e)));
+            }
         }
         if record.status == ExecutionStatus::Completed {
             return Checked::Completed;
@@ -316,6 +386,197 @@ impl Tracker {
     async fn publish(&self, kind: NoticeKind, record: &Execution, job: Option<&Job>) {
         let notice = FailureNotice::with_job(kind, record, job);
         crate::notify::publish(self.notifier.as_ref(), &notice).await;
+    }
+
+    /// The head of the waiting line and, when it is longer than a scan, the window behind it
+    /// where the last pass's stopped (wrapping to the head at the end).
+    async fn waiting_line(&self, report: &mut TrackReport) -> Vec<Execution> {
+        let scan = self.settings.dispatch_scan.max(1);
+        let listing = |after: Option<(i64, String)>| ListFilter {
+            status: Some(ExecutionStatus::Waiting),
+            oldest_first: true,
+            limit: Some(scan),
+            after,
+            ..ListFilter::default()
+        };
+        let mut line = match self.executions.list(&listing(None)).await {
+            Ok(head) => head,
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("listing WAITING executions: {}", error_chain(&e)));
+                return Vec::new();
+            }
+        };
+        if line.len() < scan {
+            return line;
+        }
+        let mut cursor = self.waiting_cursor.lock().await;
+        let from = match cursor.clone() {
+            Some(c)
+                if line
+                    .last()
+                    .is_some_and(|r| (r.created_at, &r.id) < (c.0, &c.1)) =>
+            {
+                c
+            }
+            // The window starts behind the head.
+            _ => line
+                .last()
+                .map(|r| (r.created_at, r.id.clone()))
+                .unwrap_or_default(),
+        };
+        match self.executions.list(&listing(Some(from))).await {
+            Ok(window) => {
+                *cursor = match window.last() {
+                    Some(last) if window.len() == scan => Some((last.created_at, last.id.clone())),
+                    _ => None,
+                };
+                line.extend(window);
+            }
+            Err(e) => report
+                .errors
+                .push(format!("listing WAITING executions: {}", error_chain(&e))),
+        }
+        line
+    }
+
+    /// Submit waiting executions, oldest first, while their groups have free slots.
+    async fn dispatch(&self, report: &mut TrackReport, deadline: &Deadline) {
+        let Some(router) = &self.router else {
+            return;
+        };
+        let line = self.waiting_line(report).await;
+        report.waiting = line.len();
+        if line.is_empty() {
+            return;
+        }
+        let rule_set = match router.rules().rule_set().await {
+            Ok(set) => set,
+            Err(e) => {
+                report.errors.push(format!(
+                    "loading rules to dispatch the waiting line: {}",
+                    error_chain(&e)
+                ));
+                return;
+            }
+        };
+        let mut groups: Vec<String> = line.iter().filter_map(|r| r.group.clone()).collect();
+        groups.sort();
+        groups.dedup();
+        // Slots taken per group, as of now; counted up as this pass takes them.
+        let mut taken: std::collections::HashMap<String, i64> =
+            match self.executions.group_usage(&groups).await {
+                Ok(usage) => usage.into_iter().map(|(g, u)| (g, u.running)).collect(),
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("reading concurrency groups: {}", error_chain(&e)));
+                    return;
+                }
+            };
+        let give_up = self.settings.waiting_give_up.as_secs() as i64;
+        for record in line {
+            if report.dispatched >= self.settings.max_dispatch
+                || deadline.left() < router.time_to_start()
+            {
+                report.out_of_budget = true;
+                break;
+            }
+            let now = now_unix();
+            if record.wait_reason == Some(WaitReason::Outage)
+                && record
+                    .waiting_since
+                    .is_some_and(|since| since + give_up < now)
+            {
+                match self.give_up(record, deadline).await {
+                    Ok(()) => report.gave_up += 1,
+                    Err(e) => report.errors.push(e),
+                }
+                continue;
+            }
+            if record.next_attempt_at.is_some_and(|at| at > now) {
+                continue;
+            }
+            // The cap as the rule says now (a rule that is gone ends in the dispatch itself).
+            let cap = rule_set.get(&record.rule_id).and_then(|r| r.rule.cap());
+            if let Some(cap) = &cap
+                && taken.get(&cap.group).copied().unwrap_or(0) >= i64::from(cap.max_concurrent_jobs)
+            {
+                continue;
+            }
+            match router.dispatch(&record.id, *deadline).await {
+                Ok(outcome) => match outcome.status {
+                    ExecutionStatus::Submitted => {
+                        report.dispatched += 1;
+                        if let Some(cap) = &cap {
+                            *taken.entry(cap.group.clone()).or_default() += 1;
+                        }
+                    }
+                    ExecutionStatus::Waiting => {
+                        report.requeued += 1;
+                        if let Some(cap) = &cap
+                            && outcome
+                                .message
+                                .as_deref()
+                                .is_some_and(|m| m.contains("concurrency group"))
+                        {
+                            taken.insert(cap.group.clone(), i64::from(cap.max_concurrent_jobs));
+                        }
+                    }
+                    status => report.errors.push(format!(
+                        "dispatching {}: {status}: {}",
+                        record.id,
+                        outcome.message.unwrap_or_default()
+                    )),
+                },
+                // Another dispatcher, or an operator's cancel, changed it first.
+                Err(crate::router::RouterError::Execution(
+                    ExecutionError::NotRetryable { .. } | ExecutionError::Conflict { .. },
+                )) => {}
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("dispatching {}: {}", record.id, error_chain(&e)))
+                }
+            }
+        }
+    }
+
+    /// End an execution that waited for Alteryx past `waiting_give_up`: `ERROR` (retryable by
+    /// hand), with a `failed` notice.
+    async fn give_up(&self, mut record: Execution, deadline: &Deadline) -> Result<(), String> {
+        let since = record.waiting_since.unwrap_or(record.created_at);
+        record.status = ExecutionStatus::Error;
+        record.retryable = true;
+        record.finished_at = Some(now_unix());
+        record.next_attempt_at = None;
+        record.message = Some(format!(
+            "gave up after waiting since {} (WAITING_GIVE_UP_SECONDS {}) for Alteryx to take it: {}; `executions retry` runs it",
+            format_unix(since),
+            self.settings.waiting_give_up.as_secs(),
+            record.message.as_deref().unwrap_or("unavailable")
+        ));
+        let recorder = Recorder::new(Arc::clone(&self.executions), Arc::clone(&self.notifier));
+        let recorded = recorder
+            .write(record, ExecutionStatus::Waiting, deadline)
+            .await;
+        match recorded.error {
+            // Dispatched or cancelled meanwhile: not ours to end.
+            Some(ExecutionError::Conflict { .. }) => Ok(()),
+            Some(e) => Err(format!(
+                "giving up on {}: {}",
+                recorded.record.id,
+                error_chain(&e)
+            )),
+            None => {
+                tracing::warn!(execution = %recorded.record.id, waited_ms = now_unix_ms() - since * 1000,
+                    "gave up waiting for Alteryx");
+                self.publish(NoticeKind::Failed, &recorded.record, None)
+                    .await;
+                Ok(())
+            }
+        }
     }
 
     /// Find stale claims, count them, and repair as many as the pass allows.

@@ -21,7 +21,8 @@ use alteryx_router_core::alteryx::{ClientOptions, ServerConfig};
 use alteryx_router_core::error_chain;
 use alteryx_router_core::executions::{
     Claim, Claimant, DynamoExecutionStore, Execution, ExecutionError, ExecutionStatus,
-    ExecutionStore, LeaseState, ListFilter, SqliteExecutionStore, Takeover, now_unix, now_unix_ms,
+    ExecutionStore, LeaseState, ListFilter, SqliteExecutionStore, Takeover, WaitReason, now_unix,
+    now_unix_ms,
 };
 use alteryx_router_core::plugin::{DirObjectReader, DirPluginStore, PluginHost, PluginLimits};
 use alteryx_router_core::router::{
@@ -1745,3 +1746,119 @@ async fn a_bad_record_does_not_sink_its_neighbours(backend: Backend) {
     h.finish().await;
 }
 both_stores!(a_bad_record_does_not_sink_its_neighbours);
+
+const CAPPED_RULE: &str = r#"
+- id: capped
+  key: "incoming/capped/**"
+  workflow: wf-a
+  max_concurrent_jobs: 2
+  questions:
+    InputPath: "{s3_uri}"
+"#;
+
+/// A tracker that dispatches the waiting line through `router`.
+fn dispatching_tracker(h: &Harness) -> Tracker {
+    Tracker::new(
+        h.store.clone(),
+        h.pool.clone(),
+        Arc::new(LogNotifier),
+        TrackerSettings {
+            budget: Duration::from_secs(20),
+            ..TrackerSettings::default()
+        },
+    )
+    .with_dispatch(h.router.clone())
+}
+
+async fn group_running(h: &Harness, group: &str) -> i64 {
+    h.store
+        .group_usage(&[group.to_string()])
+        .await
+        .unwrap()
+        .get(group)
+        .map_or(0, |u| u.running)
+}
+
+/// A capped rule: uploads past the cap wait in line and their invocation succeeds; a
+/// redelivery of a waiting one adds nothing; the tracker records finished jobs, which frees
+/// their slots, then submits the line oldest first, never more than the cap at Alteryx.
+async fn caps_put_uploads_in_line_and_the_tracker_dispatches_them(backend: Backend) {
+    let h = Harness::new(backend, CAPPED_RULE).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let summary = h
+            .deliver(&event(
+                &format!("incoming/capped/{i}.csv"),
+                &format!("0{i}"),
+            ))
+            .await;
+        assert_eq!(
+            summary.failure(),
+            None,
+            "a wait is not a failure: {summary:?}"
+        );
+        let outcome = only_outcome(&summary);
+        let want = if i < 2 {
+            ExecutionStatus::Submitted
+        } else {
+            ExecutionStatus::Waiting
+        };
+        assert_eq!(outcome.status, want, "{outcome:?}");
+        ids.push(outcome.execution_id.clone());
+    }
+    assert_eq!(h.emu.jobs().len(), 2);
+    assert_eq!(group_running(&h, "capped").await, 2);
+    let waiting = h.record(&ids[2]).await;
+    assert_eq!(
+        (
+            waiting.wait_reason,
+            waiting.group.as_deref(),
+            waiting.slot_held
+        ),
+        (Some(WaitReason::Cap), Some("capped"), false)
+    );
+    assert!(waiting.message.unwrap().contains("2 of 2"), "says why");
+    // A redelivery of a waiting upload is a duplicate.
+    let again = h.deliver(&event("incoming/capped/2.csv", "02")).await;
+    assert!(only_outcome(&again).duplicate);
+    assert_eq!(h.emu.jobs().len(), 2);
+
+    let tracker = dispatching_tracker(&h);
+    let mut most_unfinished = 0;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let report = tracker.run_once().await;
+        assert!(report.errors.is_empty(), "{report:?}");
+        let running = group_running(&h, "capped").await;
+        assert!((0..=2).contains(&running), "{running}");
+        most_unfinished = most_unfinished.max(h.emu.stats().jobs.max_unfinished);
+        if report.waiting == 0 && running == 0 {
+            break;
+        }
+    }
+    assert!(
+        most_unfinished <= 2,
+        "the emulator held {most_unfinished} unfinished jobs at once"
+    );
+    for id in &ids {
+        let r = h.record(id).await;
+        assert_eq!(
+            (r.status, r.slot_held),
+            (ExecutionStatus::Completed, false),
+            "{r:?}"
+        );
+    }
+    // Oldest first: the jobs arrived in upload order, each upload exactly once.
+    let inputs: Vec<String> = h
+        .jobs()
+        .into_iter()
+        .map(|(_, q, _)| q["InputPath"].clone())
+        .collect();
+    let want: Vec<String> = (0..5)
+        .map(|i| format!("s3://{BUCKET}/incoming/capped/{i}.csv"))
+        .collect();
+    assert_eq!(inputs, want);
+    assert_eq!(group_running(&h, "capped").await, 0);
+    h.finish().await;
+}
+both_stores!(caps_put_uploads_in_line_and_the_tracker_dispatches_them);

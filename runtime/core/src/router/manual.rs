@@ -2,7 +2,7 @@
 //! one (`executions resolve`). Both go through the same claim, reconciliation and submit path
 //! as a delivery, so they are as safe against concurrent deliveries and each other.
 
-use super::{Resolution, Router, RouterError, RuleOutcome, object_of, outcome_of};
+use super::{Deadline, Resolution, Router, RouterError, RuleOutcome, object_of, outcome_of};
 use crate::executions::submit::Recorded;
 use crate::executions::{Claimant, ExecutionError, ExecutionStatus, Takeover, now_unix};
 
@@ -12,13 +12,25 @@ impl Router {
     /// record, with the rule as it is now (the user usually fixed it first). An attempt whose
     /// earlier job request may have reached Alteryx reconciles before anything else.
     pub async fn retry(&self, execution_id: &str) -> Result<RuleOutcome, RouterError> {
-        let deadline = self.default_deadline();
+        self.take_over_and_run(execution_id, Takeover::Retry, self.default_deadline())
+            .await
+    }
+
+    /// Take an existing record over (`takeover`) and run its rule for the stored object facts:
+    /// reconcile first if an earlier request may have reached Alteryx, then the same render
+    /// and submit path as a delivery. A rule that is gone ends the execution as an `ERROR`.
+    pub(super) async fn take_over_and_run(
+        &self,
+        execution_id: &str,
+        takeover: Takeover,
+        deadline: Deadline,
+    ) -> Result<RuleOutcome, RouterError> {
         // Rules first: when they cannot be loaded, nothing is claimed.
         let rule_set = self.rules.rule_set().await?;
         let claimant = Claimant::new(deadline.lease_until(self.settings.claim_lease_margin));
         let claimed = self
             .executions
-            .claim_retry(execution_id, &claimant, Takeover::Retry)
+            .claim_retry(execution_id, &claimant, takeover)
             .await?;
         // Reconciliation needs the workflow the earlier request went to, not the rule.
         let claimed = if claimed.must_reconcile() {

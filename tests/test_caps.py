@@ -1,0 +1,133 @@
+"""Concurrency caps and the waiting line through the real binaries: several `bootstrap`
+processes on one Lambda Runtime API take a burst of uploads for a capped rule, `alteryx-router
+track` (two processes at once each round) dispatches the line, against moto's DynamoDB and the
+Alteryx emulator with worker slots and 1 s jobs.
+
+What is asserted is what can be observed from outside: every invocation succeeds (nothing goes
+to a retry loop or the DLQ), the emulator never held more unfinished jobs than the cap
+(`/_emulator/stats`' `max_unfinished`), every upload ran exactly once, and the group's counter
+is back at zero.
+
+moto runs here one request at a time (tests/moto_serial.py): its cancelled transactions restore
+a snapshot of the whole table, which would undo the other processes' concurrent writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from conftest import ROOT, free_port, start_emulator, wait_http
+from lambda_runtime_api import RuntimeApi
+from test_lambda_e2e import SALES_WORKFLOW, Stack, eventbridge
+
+CAP = 4
+UPLOADS = 40
+FUNCTIONS = 4
+FAST = {
+    "ALTERYX_REQUEST_TIMEOUT_SECONDS": "5",
+    "OUTCOME_WRITE_RESERVE_SECONDS": "2",
+    "CLAIM_LEASE_MARGIN_SECONDS": "1",
+    "TRACK_BUDGET_SECONDS": "30",
+}
+RULES = f"""
+- id: burst
+  key: "burst/**"
+  workflow: "{SALES_WORKFLOW}"
+  max_concurrent_jobs: {CAP}
+  concurrency_group: nightly
+  questions:
+    InputPath: "{{s3_uri}}"
+"""
+
+
+@pytest.fixture()
+def serial_moto():
+    for name, value in [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_REGION", "us-east-1"), ("AWS_DEFAULT_REGION", "us-east-1")]:
+        os.environ.setdefault(name, value)
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv/bin/python"), str(ROOT / "tests/moto_serial.py"), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/moto-api/")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture()
+def slotted_emulator(router_bin):
+    """Two worker slots, 1 s jobs: a capped group's jobs queue at "Alteryx" as they would."""
+    emu = start_emulator(router_bin, "--job-seconds", "1", "--slots", "2")
+    yield emu
+    emu.proc.terminate()
+    emu.proc.wait(10)
+
+
+@pytest.fixture()
+def capped(serial_moto, slotted_emulator, router_bin, tmp_path):
+    stack = Stack(serial_moto, slotted_emulator, router_bin, tmp_path)
+    stack.put_rules(RULES)
+    return stack
+
+
+def track(stack: Stack) -> dict:
+    """One `alteryx-router track` pass; its report."""
+    done = stack.cli("track", "--json", extra_env=FAST)
+    report, _ = json.JSONDecoder().raw_decode(done.stdout)
+    return report
+
+
+def test_a_burst_from_several_functions_never_exceeds_the_cap_and_runs_every_upload_once(capped, start_lambda):
+    stack = capped
+    api = RuntimeApi(timeout_ms=60_000)
+    try:
+        for _ in range(FUNCTIONS):
+            start_lambda(api, dict(stack.env, **FAST))
+        api.wait_for_next_calls(FUNCTIONS, timeout=60)
+        keys = [f"burst/{i:03}.csv" for i in range(UPLOADS)]
+        ids = [api.submit(eventbridge("acme-landing", k, sequencer=f"00B{i:04}")) for i, k in enumerate(keys)]
+        results = [api.wait(i, timeout=180) for i in ids]
+        failed = [r.body for r in results if not r.ok]
+        assert failed == [], "a full group is a wait, not a failure"
+        statuses = [o["status"] for r in results for obj in r.body["objects"] for o in obj["outcomes"]]
+        assert statuses.count("SUBMITTED") == CAP, statuses
+        assert statuses.count("WAITING") == UPLOADS - CAP, statuses
+        # A redelivery of a waiting upload adds nothing.
+        again = api.invoke(eventbridge("acme-landing", keys[-1], sequencer=f"00B{UPLOADS - 1:04}"))
+        assert again.ok and again.body["objects"][0]["outcomes"][0]["duplicate"], again.body
+    finally:
+        api.close()
+
+    # The tracker: two processes at once each round, until the line is empty and all ran.
+    rounds = 0
+    with ThreadPoolExecutor(2) as pool:
+        while rounds < 60:
+            rounds += 1
+            time.sleep(0.5)
+            for report in list(pool.map(lambda _: track(stack), range(2))):
+                assert report["errors"] == [], report
+            records = [e for e in stack.executions() if e["rule_id"] == "burst"]
+            if all(e["status"] == "COMPLETED" for e in records):
+                break
+    records = [e for e in stack.executions() if e["rule_id"] == "burst"]
+    assert sorted(e["key"] for e in records) == keys
+    assert {e["status"] for e in records} == {"COMPLETED"}, [(e["key"], e["status"], e.get("message")) for e in records]
+    assert not any(e.get("slot_held") for e in records)
+
+    stats = stack.emulator.stats()
+    assert stats["max_unfinished"] <= CAP, stats
+    assert stats["max_unfinished"] == CAP, f"the cap was used fully: {stats}"
+    jobs = stack.emulator.jobs()
+    inputs = sorted(v for j in jobs for name, v in j["questions"] if name == "InputPath")
+    assert inputs == [f"s3://acme-landing/{k}" for k in keys], "every upload exactly once"
+    group = stack.ddb.get_item(TableName=stack.executions_table, Key={"id": {"S": "group#nightly"}}, ConsistentRead=True)["Item"]
+    assert group["running"]["N"] == "0" and "status" not in group, group
+    print(f"burst of {UPLOADS} with cap {CAP}: {rounds} tracker rounds, stats {stats}")
