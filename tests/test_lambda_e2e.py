@@ -248,19 +248,31 @@ def test_events_that_are_not_object_creation_are_skipped_with_a_reason(stack, ru
     assert stack.emulator.jobs() == []
 
 
-def test_alteryx_down_records_a_retryable_error_fails_the_invocation_and_the_redelivery_submits_once(stack, runtime_api, function):
-    stack.emulator.fault(status=503, count=1000)
+def test_alteryx_down_puts_the_upload_in_line_and_the_tracker_submits_it_once_when_due(stack, runtime_api, function):
+    """An outage drains instead of piling into the DLQ: the invocation succeeds, the execution
+    waits (`WAITING`, `wait_reason: outage`) until its next attempt, honouring Retry-After, and
+    `alteryx-router track` submits it then, once."""
+    stack.emulator.fault(unavailable=1000, retry_after=90)
     event = eventbridge("acme-landing", "incoming/sales/2026/11/27/outage.csv")
     result = runtime_api.invoke(event)
-    assert not result.ok, "a retryable failure must fail the invocation so EventBridge retries it"
+    assert result.ok, f"an outage is a wait, not a failure: {result.body}"
     record = stack.execution("sales-csv")
-    assert record["status"] == "ERROR" and record["retryable"] is True
+    assert record["status"] == "WAITING" and record["wait_reason"] == "outage", record
     assert "503" in record["message"]
+    assert record["next_attempt_at"] >= int(time.time()) + 88, "Retry-After: 90 is honoured"
+    assert [o["duplicate"] for o in outcomes(runtime_api.invoke(event))] == [True]
     stack.emulator.reset()
-    retried = outcomes(runtime_api.invoke(event))
-    assert retried[0]["status"] == "SUBMITTED" and retried[0]["attempt"] == 2
+    # Not due: the tracker leaves it.
+    report, _ = json.JSONDecoder().raw_decode(stack.cli("track", "--json").stdout)
+    assert (report["waiting"], report["dispatched"]) == (1, 0), report
+    # Due (time made to pass): submitted once.
+    stack.ddb.update_item(TableName=stack.executions_table, Key={"id": {"S": record["id"]}},
+                          UpdateExpression="SET next_attempt_at = :past", ExpressionAttributeValues={":past": {"N": "1"}})
+    report, _ = json.JSONDecoder().raw_decode(stack.cli("track", "--json").stdout)
+    assert report["dispatched"] == 1, report
     assert len(stack.emulator.jobs()) == 1
-    assert stack.execution("sales-csv")["status"] == "SUBMITTED"
+    record = stack.execution("sales-csv")
+    assert record["status"] == "SUBMITTED" and record["attempt"] == 2, record
 
 
 def test_alteryx_rejecting_a_question_is_recorded_and_not_retried(stack, runtime_api, function):

@@ -680,6 +680,9 @@ fn outcome_of(record: &Execution) -> RuleOutcome {
                 record.status,
                 ExecutionStatus::Error | ExecutionStatus::Submitting | ExecutionStatus::Claimed
             ),
+        wait_reason: record
+            .wait_reason
+            .filter(|_| record.status == ExecutionStatus::Waiting),
     }
 }
 

@@ -476,6 +476,9 @@ impl Tracker {
                 }
             };
         let give_up = self.settings.waiting_give_up.as_secs() as i64;
+        // Servers (by secret) found unavailable in this pass: their other waiting executions
+        // wait for the next pass instead of each meeting the outage again.
+        let mut unavailable: std::collections::HashSet<Option<String>> = Default::default();
         for record in line {
             if report.dispatched >= self.settings.max_dispatch
                 || deadline.left() < router.time_to_start()
@@ -495,7 +498,9 @@ impl Tracker {
                 }
                 continue;
             }
-            if record.next_attempt_at.is_some_and(|at| at > now) {
+            if record.next_attempt_at.is_some_and(|at| at > now)
+                || unavailable.contains(&record.secret_id)
+            {
                 continue;
             }
             // The cap as the rule says now (a rule that is gone ends in the dispatch itself).
@@ -515,13 +520,14 @@ impl Tracker {
                     }
                     ExecutionStatus::Waiting => {
                         report.requeued += 1;
-                        if let Some(cap) = &cap
-                            && outcome
-                                .message
-                                .as_deref()
-                                .is_some_and(|m| m.contains("concurrency group"))
-                        {
-                            taken.insert(cap.group.clone(), i64::from(cap.max_concurrent_jobs));
+                        match (outcome.wait_reason, &cap) {
+                            (Some(WaitReason::Cap), Some(cap)) => {
+                                taken.insert(cap.group.clone(), i64::from(cap.max_concurrent_jobs));
+                            }
+                            (Some(WaitReason::Outage), _) => {
+                                unavailable.insert(record.secret_id.clone());
+                            }
+                            _ => {}
                         }
                     }
                     status => report.errors.push(format!(

@@ -851,9 +851,11 @@ async fn invalid_job_priority_in_a_rules_file(backend: Backend) {
 
 // ---------------------------------------------------------------------------------------------
 
-/// Alteryx answers 503 to every attempt of one delivery: the execution is recorded as a
-/// retryable ERROR and the invocation asks for redelivery; the redelivery takes the execution
-/// over (attempt 2) and submits exactly once, even when it arrives several times at once.
+/// Alteryx answers 503 to every attempt of one delivery: the execution waits in line
+/// (`WAITING`, `wait_reason: outage`, a next attempt after a backoff) and the invocation
+/// succeeds — no retry loop, no DLQ. Redeliveries, even several at once, are duplicates. The
+/// tracker leaves it until its next attempt is due, then submits it exactly once, even with
+/// two trackers at once.
 async fn alteryx_unavailable_then_redelivered(backend: Backend) {
     let h = Harness::new(backend, ONE_RULE).await;
     let e = event("incoming/late.csv", "00E1");
@@ -862,27 +864,47 @@ async fn alteryx_unavailable_then_redelivered(backend: Backend) {
         count: SUBMIT_ATTEMPTS,
     });
     let first = h.deliver(&e).await;
-    assert!(first.needs_redelivery(), "{first:#?}");
-    let failed = only_outcome(&first).clone();
-    assert_eq!(failed.status, ExecutionStatus::Error);
-    assert!(failed.retryable && failed.job_id.is_none());
+    assert!(!first.needs_redelivery(), "{first:#?}");
+    let waiting = only_outcome(&first).clone();
+    assert_eq!(waiting.status, ExecutionStatus::Waiting);
+    assert!(!waiting.retryable && waiting.job_id.is_none());
     assert!(
-        failed.message.as_deref().unwrap_or("").contains("503"),
-        "{failed:?}"
+        waiting.message.as_deref().unwrap_or("").contains("503"),
+        "{waiting:?}"
     );
-    let record = h.record(&failed.execution_id).await;
+    let record = h.record(&waiting.execution_id).await;
     assert_eq!(
-        (record.status, record.retryable, record.attempt),
-        (ExecutionStatus::Error, true, 1)
+        (record.status, record.wait_reason, record.attempt),
+        (ExecutionStatus::Waiting, Some(WaitReason::Outage), 1)
+    );
+    let next = record.next_attempt_at.unwrap();
+    assert!(
+        (now_unix() + 10..=now_unix() + 31).contains(&next),
+        "the first backoff is 15-30 s: {next}"
     );
     assert!(h.emu.jobs().is_empty());
 
-    // Redelivered (EventBridge may deliver a retried event more than once, and at once).
-    let redeliveries = deliver_concurrently(&h, &e, 8).await;
-    let done = the_winner(&redeliveries);
-    assert_eq!(done.status, ExecutionStatus::Submitted, "{done:?}");
-    assert_eq!(done.attempt, 2);
-    assert_eq!(done.execution_id, failed.execution_id);
+    // Redelivered (EventBridge may deliver an event more than once, and at once): in line.
+    for again in deliver_concurrently(&h, &e, 8).await {
+        assert!(again.duplicate, "{again:?}");
+    }
+    assert!(h.emu.jobs().is_empty());
+
+    // Not due yet: the tracker leaves it.
+    let tracker = dispatching_tracker(&h);
+    let report = tracker.run_once().await;
+    assert_eq!((report.waiting, report.dispatched), (1, 0), "{report:?}");
+    // Due: two trackers at once submit it once.
+    let mut due = h.record(&waiting.execution_id).await;
+    due.next_attempt_at = Some(now_unix() - 1);
+    h.store
+        .update(&due, ExecutionStatus::Waiting)
+        .await
+        .unwrap();
+    let other = dispatching_tracker(&h);
+    let (a, b) = tokio::join!(tracker.run_once(), other.run_once());
+    assert_eq!(a.dispatched + b.dispatched, 1, "{a:?} {b:?}");
+    assert!(a.errors.is_empty() && b.errors.is_empty(), "{a:?} {b:?}");
     assert_eq!(
         h.jobs(),
         vec![(
@@ -894,13 +916,14 @@ async fn alteryx_unavailable_then_redelivered(backend: Backend) {
             None
         )]
     );
-    let record = h.record(&failed.execution_id).await;
+    let record = h.record(&waiting.execution_id).await;
     assert_eq!(record.status, ExecutionStatus::Submitted);
     assert_eq!(record.attempt, 2);
     assert!(!record.retryable && record.message.is_none());
     assert_eq!(record.job_id.as_deref(), Some(h.job_ids()[0].as_str()));
+    assert_eq!((record.wait_reason, record.next_attempt_at), (None, None));
 
-    // A third delivery is a plain duplicate.
+    // A later delivery is a plain duplicate.
     let third = h.deliver(&e).await;
     assert!(only_outcome(&third).duplicate);
     assert_eq!(h.emu.jobs().len(), 1);
@@ -921,9 +944,9 @@ const TWO_RULES: &str = r#"
   questions: {InputPath: "{s3_uri}"}
 "#;
 
-/// Alteryx is unavailable for the first rule's submit only: the second rule still submits; the
-/// redelivery retries the first rule and leaves the second as a duplicate, so each rule ends
-/// with exactly one job.
+/// Alteryx is unavailable for the first rule's submit only: the second rule still submits and
+/// the first waits in line; the invocation succeeds, a redelivery is a duplicate for both, and
+/// the tracker submits the first once it is due, so each rule ends with exactly one job.
 async fn a_redelivery_reruns_only_the_rule_that_failed(backend: Backend) {
     let h = Harness::new(backend, TWO_RULES).await;
     let e = event("incoming/half.csv", "00E9");
@@ -932,7 +955,7 @@ async fn a_redelivery_reruns_only_the_rule_that_failed(backend: Backend) {
         count: SUBMIT_ATTEMPTS,
     });
     let first = h.deliver(&e).await;
-    assert!(first.needs_redelivery());
+    assert!(!first.needs_redelivery());
     let outcomes = &only_object(&first).outcomes;
     assert_eq!(
         outcomes
@@ -940,12 +963,23 @@ async fn a_redelivery_reruns_only_the_rule_that_failed(backend: Backend) {
             .map(|o| (o.rule_id.as_str(), o.status, o.retryable))
             .collect::<Vec<_>>(),
         [
-            ("first", ExecutionStatus::Error, true),
+            ("first", ExecutionStatus::Waiting, false),
             ("second", ExecutionStatus::Submitted, false)
         ]
     );
     let again = h.deliver(&e).await;
     assert!(!again.needs_redelivery(), "{again:#?}");
+    let outcomes = &only_object(&again).outcomes;
+    assert!(outcomes.iter().all(|o| o.duplicate), "{outcomes:?}");
+    let mut due = h.record(&outcomes[0].execution_id).await;
+    due.next_attempt_at = Some(now_unix() - 1);
+    h.store
+        .update(&due, ExecutionStatus::Waiting)
+        .await
+        .unwrap();
+    let report = dispatching_tracker(&h).run_once().await;
+    assert_eq!(report.dispatched, 1, "{report:?}");
+    let again = h.deliver(&e).await;
     let outcomes = &only_object(&again).outcomes;
     assert_eq!(
         outcomes
@@ -953,7 +987,7 @@ async fn a_redelivery_reruns_only_the_rule_that_failed(backend: Backend) {
             .map(|o| (o.rule_id.as_str(), o.status, o.duplicate, o.attempt))
             .collect::<Vec<_>>(),
         [
-            ("first", ExecutionStatus::Submitted, false, 2),
+            ("first", ExecutionStatus::Submitted, true, 2),
             ("second", ExecutionStatus::Submitted, true, 1)
         ]
     );
@@ -1222,8 +1256,8 @@ async fn sqs_batch_with_a_bad_message(backend: Backend) {
     );
     assert_eq!(h.all_records().await.len(), 2);
 
-    // Alteryx unavailable for the first message's submit: that message fails (to be retried
-    // by SQS), the next one routes.
+    // Alteryx unavailable for the first message's submit: it waits in line (the tracker
+    // submits it later), so no message fails; the next one routes.
     h.emu.inject(Fault::Status {
         status: 503,
         count: SUBMIT_ATTEMPTS,
@@ -1233,13 +1267,13 @@ async fn sqs_batch_with_a_bad_message(backend: Backend) {
         sqs_message("m-lucky", event("incoming/four.csv", "0304").to_string()),
     ]});
     let summary = h.deliver(&batch).await;
-    assert_eq!(summary.failed_messages, ["m-unlucky"], "{summary:#?}");
-    assert!(
-        !summary.needs_redelivery(),
-        "SQS reports per message instead"
-    );
+    assert!(summary.failed_messages.is_empty(), "{summary:#?}");
+    assert!(!summary.needs_redelivery());
     assert_eq!(summary.objects.len(), 2);
-    assert!(summary.objects[0].outcomes[0].retryable);
+    assert_eq!(
+        summary.objects[0].outcomes[0].status,
+        ExecutionStatus::Waiting
+    );
     assert_eq!(
         summary.objects[1].outcomes[0].status,
         ExecutionStatus::Submitted
@@ -1764,6 +1798,11 @@ fn dispatching_tracker(h: &Harness) -> Tracker {
         Arc::new(LogNotifier),
         TrackerSettings {
             budget: Duration::from_secs(20),
+            // One poll at a time: moto updates an item without a lock, so two transactions
+            // changing the same group counter at once can lose one change there (DynamoDB
+            // does not). Concurrent slot changes are tested against a serial moto
+            // (tests/executions.rs, tests/test_caps.py).
+            concurrency: 1,
             ..TrackerSettings::default()
         },
     )
@@ -1862,3 +1901,129 @@ async fn caps_put_uploads_in_line_and_the_tracker_dispatches_them(backend: Backe
     h.finish().await;
 }
 both_stores!(caps_put_uploads_in_line_and_the_tracker_dispatches_them);
+
+/// Notices a tracker published, kept for the test to read.
+#[derive(Default)]
+struct KeptNotices(std::sync::Mutex<Vec<(String, alteryx_router_core::tracker::FailureNotice)>>);
+
+#[async_trait::async_trait]
+impl alteryx_router_core::tracker::Notifier for KeptNotices {
+    async fn notify(
+        &self,
+        subject: &str,
+        notice: &alteryx_router_core::tracker::FailureNotice,
+    ) -> Result<(), alteryx_router_core::tracker::NotifyError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((subject.to_string(), notice.clone()));
+        Ok(())
+    }
+}
+
+/// An outage: Alteryx unreachable (nothing listening) or answering 503 with a `Retry-After`
+/// puts the upload in line with its next attempt no sooner than the server asked; one that
+/// waited past the give-up age ends `ERROR` with a `failed` notice, and nothing was submitted.
+async fn outages_honour_retry_after_and_give_up_with_a_notice(backend: Backend) {
+    let h = Harness::new(backend, ONE_RULE).await;
+    h.emu.inject(Fault::Unavailable {
+        retry_after_secs: 600,
+        count: SUBMIT_ATTEMPTS,
+    });
+    let told = h.deliver(&event("incoming/told.csv", "00F1")).await;
+    assert!(!told.needs_redelivery());
+    let told = h.record(&only_outcome(&told).execution_id).await;
+    assert_eq!(told.wait_reason, Some(WaitReason::Outage));
+    assert!(
+        told.next_attempt_at.unwrap() >= now_unix() + 598,
+        "Retry-After: 600 is honoured: {told:?}"
+    );
+
+    // Nothing listening at Alteryx's address.
+    let dark = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let pool = Arc::new(ClientPool::new(
+        Arc::new(StaticSource(
+            ServerConfig::from_parts(
+                &format!("http://{dark}/gallery/api/"),
+                KEY_ID,
+                SecretString::new(KEY_SECRET),
+                None,
+                None,
+            )
+            .unwrap(),
+        )),
+        ClientOptions {
+            request_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            max_attempts: 2,
+            max_elapsed: Duration::from_secs(2),
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+        },
+    ));
+    let unreachable =
+        Router::new(h.rule_source.clone(), h.store.clone(), pool).with_settings(test_settings());
+    let down = unreachable
+        .handle_payload(&event("incoming/down.csv", "00F2"))
+        .await
+        .unwrap();
+    assert!(!down.needs_redelivery(), "{down:#?}");
+    let down = h.record(&only_outcome(&down).execution_id).await;
+    assert_eq!(
+        (down.status, down.wait_reason),
+        (ExecutionStatus::Waiting, Some(WaitReason::Outage)),
+        "{down:?}"
+    );
+    assert!(
+        down.message
+            .as_deref()
+            .unwrap()
+            .contains("cannot reach Alteryx"),
+        "{down:?}"
+    );
+
+    // Waited past the give-up age: ERROR, retryable by hand, and a notice.
+    let mut old = down.clone();
+    old.waiting_since = Some(now_unix() - 7200);
+    h.store
+        .update(&old, ExecutionStatus::Waiting)
+        .await
+        .unwrap();
+    let notices = Arc::new(KeptNotices::default());
+    let tracker = Tracker::new(
+        h.store.clone(),
+        h.pool.clone(),
+        notices.clone(),
+        TrackerSettings {
+            budget: Duration::from_secs(20),
+            waiting_give_up: Duration::from_secs(3600),
+            ..TrackerSettings::default()
+        },
+    )
+    .with_dispatch(h.router.clone());
+    let report = tracker.run_once().await;
+    assert_eq!((report.gave_up, report.dispatched), (1, 0), "{report:?}");
+    let gone = h.record(&down.id).await;
+    assert_eq!(
+        (gone.status, gone.retryable),
+        (ExecutionStatus::Error, true)
+    );
+    assert!(
+        gone.message.as_deref().unwrap().contains("gave up"),
+        "{gone:?}"
+    );
+    let kept = notices.0.lock().unwrap().clone();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].1.execution_id, down.id);
+    assert_eq!(
+        h.record(&told.id).await.status,
+        ExecutionStatus::Waiting,
+        "not due, not old"
+    );
+    assert!(h.emu.jobs().is_empty());
+    h.finish().await;
+}
+both_stores!(outages_honour_retry_after_and_give_up_with_a_notice);

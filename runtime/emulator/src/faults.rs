@@ -21,6 +21,9 @@ use crate::state::Shared;
 pub enum Fault {
     /// Answer with this status and a JSON message.
     Status { status: u16, count: u32 },
+    /// 503 Service Unavailable with a `Retry-After` of this many seconds (a server in
+    /// maintenance, or one shedding load).
+    Unavailable { retry_after_secs: u64, count: u32 },
     /// Wait, then answer 503.
     Hang { duration: Duration, count: u32 },
     /// 200 with an HTML login page, like a misconfigured proxy.
@@ -38,7 +41,7 @@ pub enum Fault {
 }
 
 /// The body `POST /_emulator/faults` accepts, for error messages.
-pub(crate) const FAULT_SPECS: &str = "expected {\"status\":N,\"count\":N} | {\"hang_ms\":N,\"count\":N} | {\"html\":N} \
+pub(crate) const FAULT_SPECS: &str = "expected {\"status\":N,\"count\":N} | {\"unavailable\":N,\"retry_after\":S} | {\"hang_ms\":N,\"count\":N} | {\"html\":N} \
      | {\"empty\":N} | {\"html_404\":N} | {\"submit_delay_ms\":N,\"count\":N} | {\"submit_lose_answer\":N} \
      | {\"submit_swallow\":N}";
 
@@ -47,6 +50,7 @@ impl Fault {
     pub fn count(&self) -> u32 {
         match self {
             Fault::Status { count, .. }
+            | Fault::Unavailable { count, .. }
             | Fault::Hang { count, .. }
             | Fault::Html { count }
             | Fault::Empty { count }
@@ -81,6 +85,12 @@ impl Fault {
             return Ok(Fault::Status {
                 status,
                 count: count(1)?,
+            });
+        }
+        if let Some(n) = number("unavailable") {
+            return Ok(Fault::Unavailable {
+                retry_after_secs: number("retry_after").unwrap_or(60),
+                count: single(n)?,
             });
         }
         if let Some(ms) = number("hang_ms") {
@@ -185,6 +195,18 @@ fn answer(fault: &Fault) -> Response {
             let code = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             crate::message(code, format!("Injected fault: {status}"))
         }
+        Fault::Unavailable {
+            retry_after_secs, ..
+        } => {
+            let mut response = crate::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Injected fault: unavailable",
+            );
+            if let Ok(value) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
         Fault::Html { .. } => html(
             StatusCode::OK,
             "<!DOCTYPE html><html><head><title>Sign in</title></head><body>Alteryx Server login</body></html>",
@@ -240,6 +262,13 @@ mod tests {
                 json!({"hang_ms": 50, "count": 3}),
                 Fault::Hang {
                     duration: Duration::from_millis(50),
+                    count: 3,
+                },
+            ),
+            (
+                json!({"unavailable": 3, "retry_after": 120}),
+                Fault::Unavailable {
+                    retry_after_secs: 120,
                     count: 3,
                 },
             ),

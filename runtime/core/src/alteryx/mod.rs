@@ -209,6 +209,8 @@ pub enum AlteryxError {
         status: u16,
         operation: &'static str,
         message: String,
+        /// The answer's `Retry-After` (seconds), when it had one.
+        retry_after: Option<Duration>,
     },
     #[error("{operation}: Alteryx refused the credentials ({status}): {message}")]
     Unauthorized {
@@ -318,6 +320,14 @@ impl AlteryxError {
             | AlteryxError::Tls(_)
             | AlteryxError::HttpClient(_)
             | AlteryxError::InvalidPath { .. } => false,
+        }
+    }
+
+    /// The server's `Retry-After`, when its answer had one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AlteryxError::Api { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 
@@ -490,6 +500,7 @@ mod tests {
             status,
             operation: "x",
             message: String::new(),
+            retry_after: None,
         };
         assert!(api(429).is_retryable());
         assert!(api(500).is_retryable() && api(503).is_retryable());

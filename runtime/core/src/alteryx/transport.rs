@@ -516,6 +516,7 @@ fn classify(
         status: code,
         operation: op,
         message,
+        retry_after,
     };
     let retryable = match call.idempotence {
         Idempotence::Safe => code == 429 || status.is_server_error(),

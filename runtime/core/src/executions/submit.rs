@@ -3,9 +3,10 @@
 //! behind ([`after_failure`]), and outcome writes retried within the deadline.
 //!
 //! [`after_failure`] is the one place that maps a kind of failure to the record's next state.
-//! Whatever may come back later (Alteryx down, too little time left, an outcome to reconcile)
-//! is released for the next attempt here; the waiting line of caps and outages changes these
-//! arms to `WAITING` without touching the callers.
+//! Alteryx unavailable (unreachable, 429, 503) puts the execution in the waiting line
+//! (`WAITING`, `wait_reason: outage`) with a next attempt after an exponential backoff with
+//! jitter that honours `Retry-After`; the tracker tries it again then. Too little time left
+//! and an outcome to reconcile are released for the next attempt (a redelivery).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -77,9 +78,15 @@ pub enum SubmitFailure {
     /// Alteryx refused it, or it cannot be sent as configured: it would be refused again until
     /// someone changes something (a question name, a secret, a certificate).
     Refused(String),
-    /// Alteryx did not take it (unreachable, 429, 503, credentials unreadable just now): a
-    /// later attempt may succeed.
+    /// It was not sent or not taken for a reason of ours that may pass (credentials unreadable
+    /// just now, the object unreadable): a redelivery may succeed.
     NotQueued(String),
+    /// Alteryx did not take it (unreachable, 429, 503, a maintenance page): the execution waits
+    /// in line and the tracker tries again after a backoff (at least `retry_after`).
+    Unavailable {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// It may have queued a job whose answer never came: the next attempt reconciles.
     OutcomeUnknown(String),
     /// Not sent: too little time was left before the deadline.
@@ -94,7 +101,10 @@ impl SubmitFailure {
         } else if error.may_have_queued_a_job() {
             SubmitFailure::OutcomeUnknown(message)
         } else if error.is_retryable() {
-            SubmitFailure::NotQueued(message)
+            SubmitFailure::Unavailable {
+                message,
+                retry_after: error.retry_after(),
+            }
         } else {
             SubmitFailure::Refused(message)
         }
@@ -117,6 +127,24 @@ pub fn after_failure(mut record: Execution, failure: SubmitFailure) -> Execution
             record.retryable = true;
             record.message = Some(message);
         }
+        SubmitFailure::Unavailable {
+            message,
+            retry_after,
+        } => {
+            let now = now_unix();
+            let wait = outage_backoff(record.attempt, retry_after);
+            record.status = ExecutionStatus::Waiting;
+            record.wait_reason = Some(super::WaitReason::Outage);
+            record.waiting_since = record.waiting_since.or(Some(now));
+            record.next_attempt_at = Some(now + wait.as_secs() as i64);
+            record.retryable = false;
+            record.submit_started_at = None;
+            record.reconcile_after = None;
+            record.message = Some(format!(
+                "waiting: Alteryx is unavailable ({message}); the tracker tries again after {}",
+                super::format_unix(now + wait.as_secs() as i64)
+            ));
+        }
         SubmitFailure::NoTime(message) => {
             record.status = ExecutionStatus::Error;
             record.retryable = true;
@@ -132,6 +160,24 @@ pub fn after_failure(mut record: Execution, failure: SubmitFailure) -> Execution
         }
     }
     record
+}
+
+/// The first wait after Alteryx was unavailable; each later attempt doubles it.
+pub const OUTAGE_BACKOFF_BASE: Duration = Duration::from_secs(30);
+/// The longest wait between two attempts during an outage.
+pub const OUTAGE_BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// How long attempt `attempt` (1 for the first) waits after finding Alteryx unavailable:
+/// `OUTAGE_BACKOFF_BASE × 2^(attempt−1)`, at most `OUTAGE_BACKOFF_MAX`, with jitter (a random
+/// half to all of it, so executions that met the same outage do not all come back at once),
+/// and never less than the server's `Retry-After`.
+pub fn outage_backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(16);
+    let full = OUTAGE_BACKOFF_BASE
+        .saturating_mul(1u32 << exponent)
+        .min(OUTAGE_BACKOFF_MAX);
+    let jittered = Duration::from_secs_f64(full.as_secs_f64() * rand::random_range(0.5..=1.0));
+    jittered.max(retry_after.unwrap_or_default())
 }
 
 /// `record` (`CLAIMED`, no slot) put in the waiting line: its group is full. It keeps its place
@@ -320,6 +366,20 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outages_back_off_exponentially_with_jitter_and_honour_retry_after() {
+        for _ in 0..50 {
+            let first = outage_backoff(1, None);
+            assert!((15..=30).contains(&first.as_secs()), "{first:?}");
+            let third = outage_backoff(3, None);
+            assert!((60..=120).contains(&third.as_secs()), "{third:?}");
+            let late = outage_backoff(40, None);
+            assert!((450..=900).contains(&late.as_secs()), "{late:?}");
+        }
+        let told = outage_backoff(1, Some(Duration::from_secs(600)));
+        assert_eq!(told, Duration::from_secs(600), "Retry-After is a floor");
+    }
 
     #[test]
     fn leases_end_after_the_deadline_by_the_margin() {

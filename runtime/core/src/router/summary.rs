@@ -29,6 +29,9 @@ pub struct RuleOutcome {
     /// A failure (or a wait) that a redelivery may fix; makes the invocation fail after it is
     /// recorded.
     pub retryable: bool,
+    /// For `WAITING`: why (its group is full, or Alteryx was unavailable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_reason: Option<crate::executions::WaitReason>,
 }
 
 /// What happened to one object.
