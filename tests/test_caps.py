@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import time
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -78,6 +79,13 @@ def capped(serial_moto, slotted_emulator, router_bin, tmp_path):
     return stack
 
 
+def cli_json(stack: Stack, *args: str):
+    """`alteryx-router --json ARGS`: its JSON answer."""
+    done = stack.cli("--json", *args, extra_env=FAST)
+    value, _ = json.JSONDecoder().raw_decode(done.stdout)
+    return value
+
+
 def track(stack: Stack) -> dict:
     """One `alteryx-router track` pass; its report."""
     done = stack.cli("track", "--json", extra_env=FAST)
@@ -106,6 +114,22 @@ def test_a_burst_from_several_functions_never_exceeds_the_cap_and_runs_every_upl
     finally:
         api.close()
 
+    # Operators see the line: per group cap, running, waiting, oldest wait; each waiting
+    # execution's group, place and what it waits for; one is taken out.
+    [group] = cli_json(stack, "status")
+    assert (group["group"], group["cap"], group["running"], group["waiting"]) == ("nightly", CAP, CAP, UPLOADS - CAP), group
+    assert group["oldest_waiting_since"] <= time.time()
+    line = cli_json(stack, "executions", "list", "--status", "WAITING", "--limit", "100")
+    assert [w["place"] for w in line] == list(range(1, UPLOADS - CAP + 1)), line
+    assert {(w["group"], w["wait_reason"]) for w in line} == {("nightly", "cap")}
+    table = stack.cli("executions", "list", "--status", "WAITING").stdout
+    assert "nightly" in table and "a free slot" in table, table
+    out = line[-1]
+    assert cli_json(stack, "executions", "cancel", out["id"])["status"] == "CANCELLED"
+    refused = stack.cli("executions", "cancel", out["id"], check=False)
+    assert refused.returncode != 0 and "only WAITING executions can be cancelled" in refused.stderr, refused
+    keys.remove(out["key"])
+
     # The tracker: two processes at once each round, until the line is empty and all ran.
     rounds = 0
     with ThreadPoolExecutor(2) as pool:
@@ -114,10 +138,10 @@ def test_a_burst_from_several_functions_never_exceeds_the_cap_and_runs_every_upl
             time.sleep(0.5)
             for report in list(pool.map(lambda _: track(stack), range(2))):
                 assert report["errors"] == [], report
-            records = [e for e in stack.executions() if e["rule_id"] == "burst"]
+            records = [e for e in stack.executions() if e["rule_id"] == "burst" and e["status"] != "CANCELLED"]
             if all(e["status"] == "COMPLETED" for e in records):
                 break
-    records = [e for e in stack.executions() if e["rule_id"] == "burst"]
+    records = [e for e in stack.executions() if e["rule_id"] == "burst" and e["status"] != "CANCELLED"]
     assert sorted(e["key"] for e in records) == keys
     assert {e["status"] for e in records} == {"COMPLETED"}, [(e["key"], e["status"], e.get("message")) for e in records]
     assert not any(e.get("slot_held") for e in records)
@@ -125,9 +149,12 @@ def test_a_burst_from_several_functions_never_exceeds_the_cap_and_runs_every_upl
     stats = stack.emulator.stats()
     assert stats["max_unfinished"] <= CAP, stats
     assert stats["max_unfinished"] == CAP, f"the cap was used fully: {stats}"
+    assert stats["jobs_received"] == UPLOADS - 1, "the cancelled one never ran"
     jobs = stack.emulator.jobs()
     inputs = sorted(v for j in jobs for name, v in j["questions"] if name == "InputPath")
     assert inputs == [f"s3://acme-landing/{k}" for k in keys], "every upload exactly once"
     group = stack.ddb.get_item(TableName=stack.executions_table, Key={"id": {"S": "group#nightly"}}, ConsistentRead=True)["Item"]
     assert group["running"]["N"] == "0" and "status" not in group, group
+    [group] = cli_json(stack, "status")
+    assert (group["running"], group["waiting"]) == (0, 0), group
     print(f"burst of {UPLOADS} with cap {CAP}: {rounds} tracker rounds, stats {stats}")

@@ -211,3 +211,13 @@ def test_the_tracker_may_dispatch_the_waiting_line():
     env = template()["Resources"]["TrackerFunction"]["Properties"]["Environment"]["Variables"]
     assert int(env["TRACK_MAX_DISPATCH"]) > 0 and int(env["WAITING_GIVE_UP_SECONDS"]) >= 3600
     assert int(env["TRACK_BUDGET_SECONDS"]) < template()["Resources"]["TrackerFunction"]["Properties"]["Timeout"]
+
+
+def test_the_router_has_a_reserved_concurrency_by_default():
+    """A burst of uploads is routed by a bounded number of functions (jobs at Alteryx are
+    capped per rule); -1 still lets an operator turn it off."""
+    t = template()
+    param = t["Parameters"]["ReservedConcurrency"]
+    assert 0 < param["Default"] <= 100 and param["MinValue"] == -1
+    router = t["Resources"]["RouterFunction"]["Properties"]
+    assert router["ReservedConcurrentExecutions"]["If"][1] == {"Ref": "ReservedConcurrency"}

@@ -1,4 +1,5 @@
-//! `alteryx-router executions list|show|retry|resolve|drain-dlq`: inspect and replay executions.
+//! `alteryx-router executions list|show|retry|resolve|cancel|drain-dlq`: inspect and replay
+//! executions, and take one out of the waiting line.
 //!
 //! Replays are safe by construction: `retry` claims a new attempt on the same record with a
 //! conditional write, so two people (or a person and a redelivery) retrying at once produce
@@ -13,17 +14,19 @@ use serde::Serialize;
 use crate::output;
 use alteryx_router_core::config::Settings;
 use alteryx_router_core::executions::{
-    Execution, ExecutionStatus, LeaseState, ListFilter, format_unix, now_unix,
+    Execution, ExecutionStatus, LeaseState, ListFilter, WaitReason, format_unix, line, now_unix,
 };
 use alteryx_router_core::router::Resolution;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ExecutionsCmd {
     /// List executions, newest first. CLAIMED and SUBMITTING ones show their lease: live
-    /// (someone works on it), expired (its invocation died) or released.
+    /// (someone works on it), expired (its invocation died) or released. `--status WAITING`
+    /// lists the waiting line in its order (oldest first) with each one's group, place in its
+    /// group's line, why it waits and its next attempt.
     List {
-        /// Only this status: CLAIMED, SUBMITTING, SUBMITTED, COMPLETED, FAILED, SKIPPED, ERROR
-        /// or UNCERTAIN.
+        /// Only this status: WAITING, CLAIMED, SUBMITTING, SUBMITTED, COMPLETED, FAILED,
+        /// SKIPPED, ERROR, UNCERTAIN or CANCELLED.
         #[arg(long, value_parser = parse_status)]
         status: Option<ExecutionStatus>,
         /// Only this rule.
@@ -72,6 +75,9 @@ pub enum ExecutionsCmd {
         #[arg(long)]
         resubmit: bool,
     },
+    /// Take a WAITING execution out of the line (it becomes CANCELLED; `executions retry` puts
+    /// it back).
+    Cancel { id: String },
     /// Feed the events in a dead-letter queue back through the router; each message is
     /// deleted only after it routed without a retryable failure.
     DrainDlq {
@@ -145,14 +151,18 @@ pub async fn run(cmd: ExecutionsCmd, json: bool) -> anyhow::Result<()> {
             limit,
         } => {
             let store = Settings::from_env()?.execution_store().await?;
+            let waiting = status == Some(ExecutionStatus::Waiting);
             let filter = ListFilter {
                 status,
                 rule_id: rule,
                 since,
                 limit: Some(limit),
+                // The waiting line in its order, from its head.
+                oldest_first: waiting,
                 ..ListFilter::default()
             };
             let list = store.list(&filter).await?;
+            let places = line::places(&list);
             if json {
                 #[derive(Serialize)]
                 struct Listed<'a> {
@@ -160,6 +170,9 @@ pub async fn run(cmd: ExecutionsCmd, json: bool) -> anyhow::Result<()> {
                     execution: &'a Execution,
                     #[serde(skip_serializing_if = "Option::is_none")]
                     lease: Option<LeaseState>,
+                    /// Place in its group's line (1: next), for WAITING ones.
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    place: Option<usize>,
                 }
                 let now = now_unix();
                 let listed: Vec<Listed> = list
@@ -167,11 +180,28 @@ pub async fn run(cmd: ExecutionsCmd, json: bool) -> anyhow::Result<()> {
                     .map(|execution| Listed {
                         execution,
                         lease: execution.lease_state(now),
+                        place: places.get(&execution.id).copied(),
                     })
                     .collect();
                 return output::print_json(&listed);
             }
-            print_list(&list);
+            if waiting {
+                print_line(&list, &places);
+            } else {
+                print_list(&list);
+            }
+            Ok(())
+        }
+        ExecutionsCmd::Cancel { id } => {
+            let store = Settings::from_env()?.execution_store().await?;
+            let cancelled = line::cancel(store.as_ref(), &id).await?;
+            if json {
+                return output::print_json(&cancelled);
+            }
+            println!(
+                "{id}: CANCELLED (was waiting in group {})",
+                cancelled.group.as_deref().unwrap_or(line::NO_GROUP)
+            );
             Ok(())
         }
         ExecutionsCmd::Show { id } => {
@@ -435,6 +465,40 @@ async fn drain_dlq(queue_url: &str, max: usize, json: bool) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// The waiting line: group, place, why, next attempt.
+fn print_line(list: &[Execution], places: &std::collections::HashMap<String, usize>) {
+    let mut t = output::table(&[
+        "id",
+        "group",
+        "place",
+        "waits for",
+        "next attempt",
+        "waiting since",
+        "object",
+    ]);
+    for e in list {
+        t.add_row(vec![
+            e.id.clone(),
+            e.group
+                .clone()
+                .unwrap_or_else(|| line::NO_GROUP.to_string()),
+            places.get(&e.id).map(|p| p.to_string()).unwrap_or_default(),
+            match e.wait_reason {
+                Some(WaitReason::Cap) => "a free slot".to_string(),
+                Some(WaitReason::Outage) => "Alteryx".to_string(),
+                None => String::new(),
+            },
+            e.next_attempt_at
+                .map(format_unix)
+                .unwrap_or_else(|| "when a slot frees".to_string()),
+            format_time(e.waiting_since.or(Some(e.created_at))),
+            format!("s3://{}/{}", e.bucket, e.key),
+        ]);
+    }
+    println!("{t}");
+    println!("{} waiting execution(s)", list.len());
 }
 
 fn print_list(list: &[Execution]) {

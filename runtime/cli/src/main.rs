@@ -12,6 +12,7 @@ mod invoke;
 mod output;
 mod plugin;
 mod rules;
+mod status;
 mod tables;
 mod track;
 
@@ -65,6 +66,8 @@ pub enum Command {
     Tables(tables::TablesCmd),
     /// Check submitted jobs once and record their outcome (what the scheduled tracker does).
     Track(track::TrackArgs),
+    /// Per concurrency group: cap, jobs at Alteryx, executions waiting, the oldest wait.
+    Status,
 }
 
 /// Run the parsed command line.
@@ -81,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Emulator(args) => emulator::run(args).await,
         Command::Tables(cmd) => tables::run(cmd, json).await,
         Command::Track(args) => track::run(args, json).await,
+        Command::Status => status::run(json).await,
     }
 }
 

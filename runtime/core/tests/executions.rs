@@ -16,7 +16,7 @@ use std::time::Duration;
 use alteryx_router_core::executions::{
     Claim, Claimant, DynamoExecutionStore, Execution, ExecutionError, ExecutionStatus,
     ExecutionStore, LeaseState, ListFilter, SlotGrant, SqliteExecutionStore, Takeover, WaitReason,
-    now_unix, now_unix_ms,
+    line, now_unix, now_unix_ms,
 };
 
 fn record(rule: &str, key: &str, created_at: i64) -> Execution {
@@ -675,6 +675,71 @@ async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, 
         running(store.as_ref(), group).await,
         1,
         "waiting holds no slot"
+    );
+
+    // Operators: places in line, each group's state, cancelling a waiting one.
+    let line_group = format!("{group}-line");
+    let mut queued = Vec::new();
+    for (i, since) in [(0, now - 30), (1, now - 20)] {
+        let mut w = acquire(
+            store.as_ref(),
+            &record("capped", &format!("{line_group}-{i}"), now - 30 + i),
+        )
+        .await;
+        w.status = ExecutionStatus::Waiting;
+        w.group = Some(line_group.clone());
+        w.wait_reason = Some(if i == 0 {
+            WaitReason::Cap
+        } else {
+            WaitReason::Outage
+        });
+        w.next_attempt_at = (i == 1).then_some(now + 60);
+        w.waiting_since = Some(since);
+        w.lease_until = None;
+        store.update(&w, ExecutionStatus::Claimed).await.unwrap();
+        queued.push(w);
+    }
+    let listed = second
+        .list(&ListFilter {
+            status: Some(ExecutionStatus::Waiting),
+            oldest_first: true,
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap();
+    let places = line::places(&listed);
+    assert_eq!((places[&queued[0].id], places[&queued[1].id]), (1, 2));
+    let caps = std::collections::BTreeMap::from([(line_group.clone(), 2)]);
+    let status = line::group_status(second.as_ref(), &caps).await.unwrap();
+    let g = status.iter().find(|g| g.group == line_group).unwrap();
+    assert_eq!(
+        (
+            g.cap,
+            g.running,
+            g.waiting,
+            g.waiting_for_alteryx,
+            g.oldest_waiting_since,
+            g.next_attempt_at
+        ),
+        (Some(2), 0, 2, 1, Some(now - 30), Some(now + 60))
+    );
+    let cancelled = line::cancel(second.as_ref(), &queued[0].id).await.unwrap();
+    assert_eq!(cancelled.status, ExecutionStatus::Cancelled);
+    assert!(matches!(
+        line::cancel(store.as_ref(), &queued[0].id).await,
+        Err(line::CancelError::NotWaiting {
+            status: ExecutionStatus::Cancelled,
+            ..
+        })
+    ));
+    let status = line::group_status(store.as_ref(), &caps).await.unwrap();
+    assert_eq!(
+        status
+            .iter()
+            .find(|g| g.group == line_group)
+            .unwrap()
+            .waiting,
+        1
     );
 
     // No listing ever shows a group item.

@@ -38,6 +38,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+pub mod line;
 pub mod reconcile;
 pub mod submit;
 
