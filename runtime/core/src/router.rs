@@ -626,6 +626,7 @@ impl Router {
             expires_at: now + self.settings.execution_ttl.as_secs() as i64,
             source: object.source.clone(),
             plugin: None,
+            job_report: None,
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Job tracker: finds `SUBMITTED` executions, asks Alteryx how each job is doing, and records
 //! `COMPLETED` (with the disposition) or `FAILED` (with Alteryx's messages). Failures and jobs
-//! stuck past a limit are published to a [`Notifier`] (SNS in AWS).
+//! stuck past a limit are published to a [`Notifier`] (SNS in AWS). What Alteryx said about a
+//! finished job (its messages and outputs) is kept on the execution as a
+//! [`JobReport`](crate::job_report::JobReport), and what finished is listed in the
+//! [`TrackReport`] for the metrics ([`crate::metrics`]).
 //!
 //! Each run does bounded work: at most `max_executions`, `concurrency` calls in flight, and it
 //! stops starting new checks when its time budget (kept below the function timeout) runs out;
@@ -15,111 +18,12 @@ use serde::Serialize;
 use crate::alteryx::{AlteryxError, Job};
 use crate::error_chain;
 use crate::executions::{Execution, ExecutionStatus, ExecutionStore, ListFilter, now_unix};
+use crate::job_report::JobReport;
 use crate::secrets::ClientPool;
 
-/// Where failure notices go.
-#[async_trait::async_trait]
-pub trait Notifier: Send + Sync {
-    async fn notify(&self, subject: &str, notice: &FailureNotice) -> Result<(), NotifyError>;
-}
-
-/// A notice that could not be published. The cause is the
-/// [`source`](std::error::Error::source).
-#[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
-    #[error("encoding the notice")]
-    Encode(#[source] serde_json::Error),
-    #[error("publishing to {topic_arn}")]
-    Publish {
-        topic_arn: String,
-        #[source]
-        source: Box<aws_sdk_sns::error::SdkError<aws_sdk_sns::operation::publish::PublishError>>,
-    },
-}
-
-/// What a failure notice is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NoticeKind {
-    /// The job ended in error, or Alteryx no longer knows it.
-    Failed,
-    /// The job is still queued or running after `TRACK_STUCK_AFTER_MINUTES`.
-    Stuck,
-}
-
-impl NoticeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoticeKind::Failed => "failed",
-            NoticeKind::Stuck => "stuck",
-        }
-    }
-}
-
-impl std::fmt::Display for NoticeKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a failure notice says (published as JSON).
-#[derive(Debug, Clone, Serialize)]
-pub struct FailureNotice {
-    pub kind: NoticeKind,
-    pub execution_id: String,
-    pub rule_id: String,
-    pub bucket: String,
-    pub key: String,
-    pub workflow: String,
-    pub job_id: Option<String>,
-    pub status: String,
-    pub disposition: Option<String>,
-    pub messages: Vec<String>,
-}
-
-/// Publishes notices to an SNS topic.
-pub struct SnsNotifier {
-    client: aws_sdk_sns::Client,
-    topic_arn: String,
-}
-
-impl SnsNotifier {
-    pub fn new(client: aws_sdk_sns::Client, topic_arn: String) -> Self {
-        Self { client, topic_arn }
-    }
-}
-
-#[async_trait::async_trait]
-impl Notifier for SnsNotifier {
-    async fn notify(&self, subject: &str, notice: &FailureNotice) -> Result<(), NotifyError> {
-        let body = serde_json::to_string_pretty(notice).map_err(NotifyError::Encode)?;
-        // SNS subjects are limited to 100 characters.
-        let subject: String = subject.chars().take(100).collect();
-        self.client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .subject(subject)
-            .message(body)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| NotifyError::Publish {
-                topic_arn: self.topic_arn.clone(),
-                source: Box::new(e),
-            })
-    }
-}
-
-/// Logs notices only (no topic configured).
-pub struct LogNotifier;
-
-#[async_trait::async_trait]
-impl Notifier for LogNotifier {
-    async fn notify(&self, subject: &str, notice: &FailureNotice) -> Result<(), NotifyError> {
-        tracing::info!(%subject, execution = %notice.execution_id, "failure notice (no FAILURE_TOPIC_ARN set)");
-        Ok(())
-    }
-}
+pub use crate::notify::{
+    FailureNotice, LogNotifier, NoticeKind, Notifier, NotifyError, SnsNotifier, notifier,
+};
 
 #[derive(Debug, Clone)]
 pub struct TrackerSettings {
@@ -151,6 +55,22 @@ pub struct TrackReport {
     pub stuck: usize,
     pub errors: Vec<String>,
     pub out_of_budget: bool,
+    /// The jobs this pass found finished (`COMPLETED` or `FAILED`), for the metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finished: Vec<FinishedJob>,
+}
+
+/// A job the tracker recorded as ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FinishedJob {
+    pub rule_id: String,
+    pub execution_id: String,
+    /// `COMPLETED` or `FAILED`.
+    pub status: ExecutionStatus,
+    /// From submission to the tracker recording its end (so up to one tracker interval
+    /// more than Alteryx's run time); absent when the submission time is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u64>,
 }
 
 pub struct Tracker {
@@ -165,8 +85,8 @@ pub struct Tracker {
 const LEGACY_STUCK_PREFIX: &str = "stuck:";
 
 enum Checked {
-    Completed,
-    Failed,
+    Completed(FinishedJob),
+    Failed(FinishedJob),
     Running,
     Stuck,
     Error(String),
@@ -222,8 +142,14 @@ impl Tracker {
                 Some(c) => {
                     report.checked += 1;
                     match c {
-                        Checked::Completed => report.completed += 1,
-                        Checked::Failed => report.failed += 1,
+                        Checked::Completed(job) => {
+                            report.completed += 1;
+                            report.finished.push(job);
+                        }
+                        Checked::Failed(job) => {
+                            report.failed += 1;
+                            report.finished.push(job);
+                        }
                         Checked::Running => report.still_running += 1,
                         Checked::Stuck => report.stuck += 1,
                         Checked::Error(e) => report.errors.push(e),
@@ -287,13 +213,15 @@ impl Tracker {
         if job.is_finished() {
             record.disposition = job.disposition.clone();
             record.finished_at = Some(now_unix());
+            let report = JobReport::of(&job);
             if job.succeeded() {
                 record.status = ExecutionStatus::Completed;
                 record.message = None;
             } else {
                 record.status = ExecutionStatus::Failed;
-                record.message = Some(job_messages(&job).join("\n"));
+                record.message = Some(report.summary());
             }
+            record.job_report = Some(report);
             return self.finish(record, Some(&job)).await;
         }
         let age = Duration::from_secs(
@@ -332,61 +260,24 @@ impl Tracker {
         {
             return Checked::Error(format!("execution {}: {}", record.id, error_chain(&e)));
         }
+        let finished = FinishedJob {
+            rule_id: record.rule_id.clone(),
+            execution_id: record.id.clone(),
+            status: record.status,
+            duration_seconds: record
+                .finished_at
+                .zip(record.submitted_at)
+                .map(|(end, start)| (end - start).max(0) as u64),
+        };
         if record.status == ExecutionStatus::Completed {
-            return Checked::Completed;
+            return Checked::Completed(finished);
         }
         self.publish(NoticeKind::Failed, &record, job).await;
-        Checked::Failed
+        Checked::Failed(finished)
     }
 
     async fn publish(&self, kind: NoticeKind, record: &Execution, job: Option<&Job>) {
-        let notice = FailureNotice {
-            kind,
-            execution_id: record.id.clone(),
-            rule_id: record.rule_id.clone(),
-            bucket: record.bucket.clone(),
-            key: record.key.clone(),
-            workflow: record.workflow.clone(),
-            job_id: record.job_id.clone(),
-            status: job
-                .map(|j| j.status.clone())
-                .unwrap_or_else(|| "unknown".into()),
-            disposition: record.disposition.clone(),
-            messages: job
-                .map(job_messages)
-                .unwrap_or_else(|| record.message.iter().cloned().collect()),
-        };
-        let subject = format!(
-            "alteryx-router: job {kind} for rule {} ({})",
-            record.rule_id, record.key
-        );
-        if let Err(e) = self.notifier.notify(&subject, &notice).await {
-            tracing::error!(execution = %record.id, error = %error_chain(&e),
-                "could not publish failure notice");
-        }
-    }
-}
-
-fn job_messages(job: &Job) -> Vec<String> {
-    let mut out: Vec<String> = job.messages.iter().map(|m| m.text.clone()).collect();
-    if out.is_empty() {
-        out.push(format!(
-            "job {} ended {} / {}",
-            job.id,
-            job.status,
-            job.disposition.as_deref().unwrap_or("no disposition")
-        ));
-    }
-    out
-}
-
-/// The notifier for a topic ARN, or the log when there is none.
-pub async fn notifier(topic_arn: Option<String>) -> Arc<dyn Notifier> {
-    match topic_arn.filter(|t| !t.is_empty()) {
-        Some(arn) => {
-            let sdk = crate::aws::sdk_config().await;
-            Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), arn))
-        }
-        None => Arc::new(LogNotifier),
+        let notice = FailureNotice::with_job(kind, record, job);
+        crate::notify::publish(self.notifier.as_ref(), &notice).await;
     }
 }
