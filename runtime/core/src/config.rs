@@ -239,8 +239,9 @@ impl Settings {
                     return Err(ConfigError::Invalid {
                         name: "METRICS",
                         value,
-                        message: "expected `emf` (CloudWatch embedded metric format on stdout) or `off`"
-                            .into(),
+                        message:
+                            "expected `emf` (CloudWatch embedded metric format on stdout) or `off`"
+                                .into(),
                     });
                 }
             },
@@ -465,7 +466,11 @@ mod tests {
             s.plugin_require_pin,
             "plugins from S3 must be pinned unless turned off"
         );
-        assert_eq!(s.metrics.mode, MetricsMode::Off, "no metrics on a CLI's stdout");
+        assert_eq!(
+            s.metrics.mode,
+            MetricsMode::Off,
+            "no metrics on a CLI's stdout"
+        );
         assert_eq!(s.metrics.deployment, "alteryx-router");
         assert!(s.metrics.by_rule);
     }
@@ -488,7 +493,10 @@ mod tests {
         let e = settings(&[("METRICS", "statsd")]).unwrap_err();
         assert!(e.to_string().starts_with("METRICS=\"statsd\""), "{e}");
         let e = settings(&[("METRICS_BY_RULE", "maybe")]).unwrap_err();
-        assert!(e.to_string().starts_with("METRICS_BY_RULE=\"maybe\""), "{e}");
+        assert!(
+            e.to_string().starts_with("METRICS_BY_RULE=\"maybe\""),
+            "{e}"
+        );
     }
 
     #[test]

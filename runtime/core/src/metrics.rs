@@ -462,7 +462,11 @@ mod tests {
         );
         let audit = values(&docs, "audit");
         assert_eq!(
-            (&audit["RulesMatched"], &audit["Errors"], &audit["JobsSubmitted"]),
+            (
+                &audit["RulesMatched"],
+                &audit["Errors"],
+                &audit["JobsSubmitted"]
+            ),
             (&json!(2), &json!(1), &json!(0))
         );
         assert_eq!(

@@ -191,7 +191,10 @@ impl FailureNotice {
 
     /// The object's file name (the key's last segment).
     fn file_name(&self) -> &str {
-        self.key.rsplit('/').find(|s| !s.is_empty()).unwrap_or(&self.key)
+        self.key
+            .rsplit('/')
+            .find(|s| !s.is_empty())
+            .unwrap_or(&self.key)
     }
 
     /// `Alteryx job failed: rule R, file F, workflow W`: at most 100 printable ASCII
@@ -238,10 +241,9 @@ impl FailureNotice {
         let mut out = String::new();
         let _ = match self.kind {
             NoticeKind::Failed => writeln!(out, "The Alteryx job for {uri} failed."),
-            NoticeKind::Stuck => writeln!(
-                out,
-                "The Alteryx job for {uri} is still queued or running."
-            ),
+            NoticeKind::Stuck => {
+                writeln!(out, "The Alteryx job for {uri} is still queued or running.")
+            }
         };
         out.push('\n');
         let job = match &self.job_id {
@@ -352,7 +354,13 @@ impl FailureNotice {
 /// Printable ASCII only (SNS subjects): anything else becomes `?`.
 fn ascii(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -451,8 +459,7 @@ pub async fn notifier(
         Some(arn) => {
             let sdk = crate::aws::sdk_config().await;
             Arc::new(
-                SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), arn)
-                    .with_environment(environment),
+                SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), arn).with_environment(environment),
             )
         }
         None => Arc::new(LogNotifier),
@@ -537,7 +544,10 @@ mod tests {
             notice.subject(),
             "Alteryx job failed: rule sales-csv, file eu.csv, workflow wf-1"
         );
-        let env = vec![("EXECUTIONS_TABLE".to_string(), "prod-executions".to_string())];
+        let env = vec![(
+            "EXECUTIONS_TABLE".to_string(),
+            "prod-executions".to_string(),
+        )];
         let body = notice.body(&env);
         assert_eq!(
             body,
@@ -582,12 +592,20 @@ Details: alteryx-router executions show sales-csv:0123456789abcdef
         r.disposition = None;
         r.message = Some("Alteryx no longer knows job j: not found".into());
         let notice = FailureNotice::of_execution(NoticeKind::Failed, &r);
-        assert_eq!(notice.messages, ["Alteryx no longer knows job j: not found"]);
+        assert_eq!(
+            notice.messages,
+            ["Alteryx no longer knows job j: not found"]
+        );
         assert!(notice.retry_command.is_some());
         let body = notice.body(&[]);
         assert!(body.contains("  Alteryx no longer knows job j"), "{body}");
         assert!(!body.contains("deployment's settings"), "{body}");
-        assert!(!notice.attributes().iter().any(|(n, ..)| *n == "disposition"));
+        assert!(
+            !notice
+                .attributes()
+                .iter()
+                .any(|(n, ..)| *n == "disposition")
+        );
     }
 
     #[test]
@@ -601,7 +619,10 @@ Details: alteryx-router executions show sales-csv:0123456789abcdef
         assert!(notice.subject().starts_with("Alteryx job stuck: rule slow"));
         let body = notice.body(&[]);
         assert!(body.contains("still queued or running"), "{body}");
-        assert!(body.contains("job j still Running after 61 minutes"), "{body}");
+        assert!(
+            body.contains("job j still Running after 61 minutes"),
+            "{body}"
+        );
         assert!(body.contains("cancel it in Alteryx Server"), "{body}");
         assert!(!body.contains("executions retry"), "{body}");
     }
@@ -614,7 +635,11 @@ Details: alteryx-router executions show sales-csv:0123456789abcdef
             "5f3c0e5a2c1b0a0001d1e001",
         );
         let subject = FailureNotice::of_execution(NoticeKind::Failed, &r).subject();
-        assert!(subject.len() <= MAX_SUBJECT, "{} > 100: {subject}", subject.len());
+        assert!(
+            subject.len() <= MAX_SUBJECT,
+            "{} > 100: {subject}",
+            subject.len()
+        );
         assert!(
             subject.chars().all(|c| c.is_ascii_graphic() || c == ' '),
             "{subject}"
@@ -628,9 +653,18 @@ Details: alteryx-router executions show sales-csv:0123456789abcdef
             .flat_map(|p| p.split(", workflow "))
             .collect();
         assert_eq!(parts.len(), 3, "{subject}");
-        assert!(parts[0].starts_with("finance-") && parts[0].ends_with("east"), "{subject}");
-        assert!(parts[1].starts_with("Ums?tze-") && parts[1].ends_with(".xlsx"), "{subject}");
-        assert!(parts[2].starts_with("5f3c") && parts[2].ends_with("d1e001"), "{subject}");
+        assert!(
+            parts[0].starts_with("finance-") && parts[0].ends_with("east"),
+            "{subject}"
+        );
+        assert!(
+            parts[1].starts_with("Ums?tze-") && parts[1].ends_with(".xlsx"),
+            "{subject}"
+        );
+        assert!(
+            parts[2].starts_with("5f3c") && parts[2].ends_with("d1e001"),
+            "{subject}"
+        );
         assert!(parts.iter().all(|p| p.len() >= 17), "{subject}");
         assert!(subject.len() >= 95, "uses the room it has: {subject}");
 

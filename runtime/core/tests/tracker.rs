@@ -272,7 +272,10 @@ async fn tracker_records_outcomes_flags_stuck_jobs_once_and_closes_unknown_jobs(
     assert_eq!(attribute(stuck_notice, "status"), "SUBMITTED");
     let body = stuck_notice["Message"].as_str().unwrap();
     assert!(body.contains("still queued or running"), "{body}");
-    assert!(!body.contains("executions retry"), "nothing to retry yet: {body}");
+    assert!(
+        !body.contains("executions retry"),
+        "nothing to retry yet: {body}"
+    );
 
     // A second run: the stuck job is still running but is not flagged (or published) again,
     // and finished executions are no longer looked at.
@@ -340,10 +343,8 @@ async fn a_notice_to_a_missing_topic_names_the_topic_and_keeps_the_cause() {
         common::unique("missing")
     );
     let notifier = SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), topic.clone());
-    let notice = FailureNotice::of_execution(
-        NoticeKind::Failed,
-        &common::execution("r", "k", now_unix()),
-    );
+    let notice =
+        FailureNotice::of_execution(NoticeKind::Failed, &common::execution("r", "k", now_unix()));
     let e = notifier.notify("subject", &notice).await.unwrap_err();
     assert!(
         matches!(&e, NotifyError::Publish { topic_arn, .. } if *topic_arn == topic),
