@@ -26,10 +26,13 @@ METRICS = {
     "Duplicates": "Count",
     "Errors": "Count",
     "Waiting": "Count",
+    "OutcomesUnknown": "Count",
+    "Uncertain": "Count",
     "ObjectsUnmatched": "Count",
     "JobsCompleted": "Count",
     "JobsFailed": "Count",
     "JobDurationSeconds": "Seconds",
+    "StaleClaims": "Count",
     "TrackerErrors": "Count",
 }
 

@@ -87,6 +87,10 @@ def test_tables_match_the_cli_definition(router_bin):
             want_indexes.append({"IndexName": index["name"], "KeySchema": keys, "Projection": {"ProjectionType": index["projection"]}})
         assert {a["AttributeName"]: a["AttributeType"] for a in res["AttributeDefinitions"]} == want_attrs
         assert res.get("GlobalSecondaryIndexes", []) == want_indexes
+        if table["stream_view"]:
+            assert res["StreamSpecification"] == {"StreamViewType": table["stream_view"]}
+        else:
+            assert "StreamSpecification" not in res
         if table["ttl_attribute"]:
             assert res["TimeToLiveSpecification"] == {"AttributeName": table["ttl_attribute"], "Enabled": True}
         else:
@@ -97,7 +101,7 @@ def test_functions_are_arm64_rust_and_wired_to_the_dlq_and_schedule():
     resources = template()["Resources"]
     globals_ = template()["Globals"]["Function"]
     assert globals_["Runtime"] == "provided.al2023" and globals_["Architectures"] == ["arm64"]
-    for name in ("RouterFunction", "TrackerFunction"):
+    for name in ("RouterFunction", "TrackerFunction", "RulesSnapshotFunction"):
         assert resources[name]["Metadata"]["BuildMethod"] == "rust-cargolambda"
     router = resources["RouterFunction"]["Properties"]
     assert router["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
@@ -107,6 +111,10 @@ def test_functions_are_arm64_rust_and_wired_to_the_dlq_and_schedule():
     tracker = resources["TrackerFunction"]["Properties"]
     assert tracker["Events"]["EveryMinute"]["Properties"]["Schedule"] == "rate(1 minute)"
     assert tracker["Environment"]["Variables"]["ROUTER_MODE"] == "tracker"
+    snapshot = resources["RulesSnapshotFunction"]["Properties"]
+    assert snapshot["Environment"]["Variables"]["ROUTER_MODE"] == "rules"
+    assert snapshot["Events"]["RulesChanged"]["Properties"]["Stream"] == {"GetAtt": "RulesTable.StreamArn"}
+    assert "RULES_SNAPSHOT_URI" in globals_["Environment"]["Variables"]
 
 
 def test_only_operators_may_write_the_plugin_bucket():
@@ -149,7 +157,8 @@ def test_metrics_are_emf_and_alarms_watch_this_deployment_s_metrics_only():
     alarms = {name: r["Properties"] for name, r in t["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
     used = {name: list(_alteryx_router_metrics(props)) for name, props in alarms.items()}
     ours = {name for name, metrics in used.items() if metrics}
-    assert ours == {"RoutingErrorsAlarm", "JobFailureRateAlarm", "TrackerCannotCheckJobsAlarm"}
+    assert ours == {"RoutingErrorsAlarm", "JobFailureRateAlarm", "TrackerCannotCheckJobsAlarm",
+                    "StaleClaimsAlarm", "UncertainExecutionsAlarm"}
     for name in ours:
         for metric, dimensions in used[name]:
             assert metric in METRICS, f"{name} watches {metric}, which nothing writes"
@@ -162,21 +171,6 @@ def test_metrics_are_emf_and_alarms_watch_this_deployment_s_metrics_only():
     rate = {m["Id"]: m for m in alarms["JobFailureRateAlarm"]["Metrics"]}
     assert [i for i, m in rate.items() if m["ReturnData"]] == ["rate"]
     assert "failed" in rate["rate"]["Expression"] and "completed" in rate["rate"]["Expression"]
-
-
-def test_alarms_can_publish_to_the_encrypted_topic():
-    """CloudWatch alarms cannot use the AWS managed key alias/aws/sns: the topic has its own key,
-    whose policy lets CloudWatch (this account's alarms) encrypt, and the tracker may use it."""
-    resources = template()["Resources"]
-    assert resources["FailureTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "NotificationKey"}
-    key = resources["NotificationKey"]["Properties"]
-    assert key["EnableKeyRotation"] is True
-    [cloudwatch] = [s for s in key["KeyPolicy"]["Statement"] if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
-    assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
-    assert cloudwatch["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
-    tracker = list(statements(resources["TrackerFunction"]["Properties"]["Policies"]))
-    [encrypt] = [s for s in tracker if s.get("Sid") == "EncryptFailureNotices"]
-    assert encrypt["Resource"] == {"GetAtt": "NotificationKey.Arn"}
 
 
 def test_the_dashboard_is_valid_json_over_our_metrics_and_shows_every_alarm():
@@ -214,3 +208,71 @@ def test_the_dashboard_is_valid_json_over_our_metrics_and_shows_every_alarm():
     assert searched == {"JobsSubmitted", "Errors", "JobsFailed"}
     lambda_and_sqs = {row[0] for w in widgets for row in w["properties"].get("metrics", []) if isinstance(row[0], str)}
     assert {"AWS/Lambda", "AWS/SQS"} <= lambda_and_sqs
+
+
+def policy_statements(function: str) -> list[dict]:
+    return list(statements(template()["Resources"][function]["Properties"]["Policies"]))
+
+
+def actions_of(statement: dict) -> list[str]:
+    a = statement["Action"]
+    return a if isinstance(a, list) else [a]
+
+
+def test_alarms_reach_the_failure_topic_through_a_key_cloudwatch_may_use():
+    resources = template()["Resources"]
+    topic = resources["FailureTopic"]["Properties"]
+    # Not the AWS-managed alias/aws/sns: CloudWatch alarms cannot publish under it.
+    assert topic["KmsMasterKeyId"] == {"GetAtt": "FailureTopicKey.Arn"}, topic
+    key = resources["FailureTopicKey"]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    key_statements = key["Properties"]["KeyPolicy"]["Statement"]
+    cloudwatch = [s for s in key_statements if s.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"]
+    assert len(cloudwatch) == 1, key_statements
+    assert set(actions_of(cloudwatch[0])) >= {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert cloudwatch[0]["Effect"] == "Allow"
+    # Without a statement delegating to IAM, the functions' policies could not use the key.
+    assert any(s.get("Principal", {}).get("AWS") for s in key_statements)
+    publishers = [n for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"
+                  and "FAILURE_TOPIC_ARN" in r["Properties"].get("Environment", {}).get("Variables", {})]
+    assert {"RouterFunction", "TrackerFunction"} <= set(publishers)
+    for function in publishers:
+        found = policy_statements(function)
+        kms = [s for s in found if "kms:GenerateDataKey*" in actions_of(s)]
+        assert kms and kms[0]["Resource"] == {"GetAtt": "FailureTopicKey.Arn"}, function
+        assert any("sns:Publish" in actions_of(s) and s["Resource"] == {"Ref": "FailureTopic"} for s in found), function
+    alarms = {n: r for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {"RouterErrorsAlarm", "TrackerErrorsAlarm", "DeadLetterAlarm", "StaleClaimsAlarm"} <= set(alarms)
+    for name, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "FailureTopic"}], name
+
+
+def test_the_stale_claim_alarm_reads_the_trackers_metric():
+    """Every tracker pass writes StaleClaims (EMF); a pass counts the same claim again until it
+    is repaired, so the alarm takes the maximum."""
+    from emf import METRICS
+
+    resources = template()["Resources"]
+    assert not [n for n, r in resources.items() if r["Type"] == "AWS::Logs::MetricFilter"], "metrics come from EMF"
+    alarm = resources["StaleClaimsAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AlteryxRouter", "StaleClaims")
+    assert "StaleClaims" in METRICS
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 0
+    tracker_env = resources["TrackerFunction"]["Properties"]["Environment"]["Variables"]
+    assert int(tracker_env["TRACK_STALE_AFTER_SECONDS"]) > 0
+
+
+def test_the_functions_may_make_the_calls_the_delivery_guarantees_need():
+    resources = template()["Resources"]
+    for function in ("RouterFunction", "TrackerFunction"):
+        found = policy_statements(function)
+        on_table = [a for s in found if s["Resource"] == {"GetAtt": "ExecutionsTable.Arn"} for a in actions_of(s)]
+        # TransactWriteItems is authorized per item as PutItem; job owners are read in batches.
+        assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"} <= set(on_table), function
+        on_index = [a for s in found if "index/status-created_at-index" in json.dumps(s["Resource"]) for a in actions_of(s)]
+        assert on_index == ["dynamodb:Query"], function
+    router_env = resources["RouterFunction"]["Properties"]["Environment"]["Variables"]
+    assert "CLAIM_LEASE_SECONDS" not in router_env, "retired: leases end with the invocation"
+    assert int(router_env["CLAIM_LEASE_MARGIN_SECONDS"]) > 0
+    assert router_env["FAILURE_TOPIC_ARN"] == {"Ref": "FailureTopic"}

@@ -11,8 +11,9 @@
 //! 4. [`executions`] claims one execution per (rule, object version) so duplicates are skipped;
 //! 5. [`alteryx`] submits the job to Alteryx Server (v1 OAuth1 or v3 OAuth2), with credentials
 //!    from [`secrets`];
-//! 6. [`router`] ties the stages together; [`tracker`] later records each job's outcome,
-//!    keeps what Alteryx said about it ([`job_report`]) and publishes failures ([`notify`]).
+//! 6. [`router`] ties the stages together; [`tracker`] later records each job's outcome (keeping
+//!    what Alteryx said about it: [`job_report`]) and repairs claims whose invocation died;
+//!    [`notify`] publishes what a person must see.
 //!
 //! Around them: [`config`] reads the environment contract once and assembles the pipeline;
 //! [`aws`] and [`tls`] hold the process-wide AWS configuration and trusted roots; [`tables`]

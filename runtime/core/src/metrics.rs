@@ -9,14 +9,22 @@
 //! |---|---|---|---|
 //! | `RulesMatched` | router | Count | (object, rule) pairs that matched |
 //! | `JobsSubmitted` | router | Count | jobs this invocation queued at Alteryx |
-//! | `Duplicates` | router | Count | deliveries of an execution that already ran or is claimed |
+//! | `Duplicates` | router | Count | deliveries of an execution that already ran or ended |
 //! | `Errors` | router | Count | executions recorded as `ERROR` (retryable or not) |
-//! | `Waiting` | router | Count | executions left to run later without an error (a held claim) |
+//! | `Waiting` | router | Count | deliveries that found the execution in progress elsewhere (a live claim, or a job request still settling) or left it claimed: the event comes back |
+//! | `OutcomesUnknown` | router | Count | job requests sent whose answer was lost (`SUBMITTING`): the next attempt reconciles |
+//! | `Uncertain` | router, tracker | Count | executions recorded `UNCERTAIN`: a person decides (`executions resolve`) |
 //! | `ObjectsUnmatched` | router | Count | objects no rule matched (deployment only) |
 //! | `JobsCompleted` | tracker | Count | jobs recorded `COMPLETED` |
 //! | `JobsFailed` | tracker | Count | jobs recorded `FAILED` (including jobs Alteryx forgot) |
 //! | `JobDurationSeconds` | tracker | Seconds | submission → end recorded, one value per job |
-//! | `TrackerErrors` | tracker | Count | executions a pass could not check (deployment only) |
+//! | `StaleClaims` | tracker | Count | claims whose invocation died, found by the pass's sweep (deployment only) |
+//! | `TrackerErrors` | tracker | Count | executions a pass could not check or repair (deployment only) |
+//!
+//! Every router outcome counts in `RulesMatched` and in at most one of the others; a plugin's
+//! `SKIPPED` only in `RulesMatched`. The tracker's sweep counts the stale claims it found and,
+//! of the ones it repaired, those it had to leave `UNCERTAIN` (deployment only: the report
+//! does not say which rule, and the deployment's `Uncertain` total adds both sources).
 //!
 //! Dimensions: `Deployment` (`METRICS_DEPLOYMENT`, the stack name in AWS) and `Rule`. Each
 //! document declares two dimension sets, `[Deployment, Rule]` and `[Deployment]`, so CloudWatch
@@ -98,6 +106,8 @@ pub const JOBS_SUBMITTED: Metric = count("JobsSubmitted");
 pub const DUPLICATES: Metric = count("Duplicates");
 pub const ERRORS: Metric = count("Errors");
 pub const WAITING: Metric = count("Waiting");
+pub const OUTCOMES_UNKNOWN: Metric = count("OutcomesUnknown");
+pub const UNCERTAIN: Metric = count("Uncertain");
 pub const OBJECTS_UNMATCHED: Metric = count("ObjectsUnmatched");
 pub const JOBS_COMPLETED: Metric = count("JobsCompleted");
 pub const JOBS_FAILED: Metric = count("JobsFailed");
@@ -105,20 +115,36 @@ pub const JOB_DURATION_SECONDS: Metric = Metric {
     name: "JobDurationSeconds",
     unit: "Seconds",
 };
+pub const STALE_CLAIMS: Metric = count("StaleClaims");
 pub const TRACKER_ERRORS: Metric = count("TrackerErrors");
 
 /// Every metric, for the template's and the docs' tests.
-pub const ALL: [Metric; 10] = [
+pub const ALL: [Metric; 13] = [
     RULES_MATCHED,
     JOBS_SUBMITTED,
     DUPLICATES,
     ERRORS,
     WAITING,
+    OUTCOMES_UNKNOWN,
+    UNCERTAIN,
     OBJECTS_UNMATCHED,
     JOBS_COMPLETED,
     JOBS_FAILED,
     JOB_DURATION_SECONDS,
+    STALE_CLAIMS,
     TRACKER_ERRORS,
+];
+
+/// The router's per-rule metrics: every rule an invocation touched reports each of them (zero
+/// included), so a sum over time is a count and an alarm sees a value, not a gap.
+const ROUTER_PER_RULE: [Metric; 7] = [
+    RULES_MATCHED,
+    JOBS_SUBMITTED,
+    DUPLICATES,
+    ERRORS,
+    WAITING,
+    OUTCOMES_UNKNOWN,
+    UNCERTAIN,
 ];
 
 /// The values of one group (a rule, or the deployment as a whole).
@@ -159,11 +185,13 @@ impl Metrics {
             }
             for outcome in &object.outcomes {
                 let group = groups.entry(self.group_of(&outcome.rule_id)).or_default();
-                for metric in [RULES_MATCHED, JOBS_SUBMITTED, DUPLICATES, ERRORS, WAITING] {
+                for metric in ROUTER_PER_RULE {
                     group.add(metric, 0);
                 }
                 group.add(RULES_MATCHED, 1);
-                if let Some(metric) = classify(outcome.duplicate, outcome.status) {
+                if let Some(metric) =
+                    classify(outcome.duplicate, outcome.in_progress, outcome.status)
+                {
                     group.add(metric, 1);
                 }
             }
@@ -192,6 +220,8 @@ impl Metrics {
             }
         }
         let mut deployment = Group::default();
+        deployment.add(STALE_CLAIMS, report.stale_claims as u64);
+        deployment.add(UNCERTAIN, report.uncertain as u64);
         deployment.add(TRACKER_ERRORS, report.errors.len() as u64);
         self.documents(groups, Some(deployment), timestamp_ms)
     }
@@ -308,15 +338,23 @@ fn directive(dimensions: Value, definitions: Vec<Value>) -> Value {
 
 /// Which router metric (besides `RulesMatched`) an outcome counts for. A new status must be
 /// placed here on purpose, so the match names every one.
-fn classify(duplicate: bool, status: ExecutionStatus) -> Option<Metric> {
+fn classify(duplicate: bool, in_progress: bool, status: ExecutionStatus) -> Option<Metric> {
     if duplicate {
         return Some(DUPLICATES);
+    }
+    if in_progress {
+        // Another invocation holds it, or its last job request is still settling: the event
+        // comes back and is counted again then.
+        return Some(WAITING);
     }
     match status {
         ExecutionStatus::Submitted => Some(JOBS_SUBMITTED),
         ExecutionStatus::Error => Some(ERRORS),
-        // Owned by an invocation that has not recorded its outcome yet: it runs later.
+        // Left claimed (released before its job request): it runs on a redelivery.
         ExecutionStatus::Claimed => Some(WAITING),
+        // The job request went out and its answer was lost: reconciled by the next attempt.
+        ExecutionStatus::Submitting => Some(OUTCOMES_UNKNOWN),
+        ExecutionStatus::Uncertain => Some(UNCERTAIN),
         // A plugin's skip, or ended states a fresh delivery does not produce: only matched.
         ExecutionStatus::Skipped | ExecutionStatus::Completed | ExecutionStatus::Failed => None,
     }
@@ -364,6 +402,7 @@ mod tests {
             workflow: "wf".into(),
             status,
             duplicate,
+            in_progress: false,
             attempt: 1,
             job_id: None,
             questions: Map::new(),
@@ -458,6 +497,8 @@ mod tests {
                 ("Duplicates".to_string(), json!(1)),
                 ("Errors".to_string(), json!(0)),
                 ("Waiting".to_string(), json!(0)),
+                ("OutcomesUnknown".to_string(), json!(0)),
+                ("Uncertain".to_string(), json!(0)),
             ])
         );
         let audit = values(&docs, "audit");
@@ -538,6 +579,8 @@ mod tests {
             duration_seconds: None,
         });
         report.errors.push("execution x: credentials".into());
+        report.stale_claims = 3;
+        report.uncertain = 1;
         let docs = metrics(true).tracker_documents(&report, 0);
         let big: Vec<&Value> = docs.iter().filter(|d| d["Rule"] == "big").collect();
         assert_eq!(big.len(), 2, "150 durations: two documents");
@@ -551,32 +594,87 @@ mod tests {
         assert_eq!(gone["JobsFailed"], 1);
         assert!(!gone.contains_key("JobDurationSeconds"));
         assert_eq!(docs.len(), 3, "{docs:#?}");
-        assert_eq!(deployment_values(&docs)["TrackerErrors"], 1);
+        assert_eq!(
+            deployment_values(&docs),
+            Map::from([
+                ("StaleClaims".to_string(), json!(3)),
+                ("TrackerErrors".to_string(), json!(1)),
+                ("Uncertain".to_string(), json!(1)),
+            ])
+        );
         // A pass with nothing finished still says how it went.
         let quiet = metrics(true).tracker_documents(&TrackReport::default(), 0);
         assert_eq!(quiet.len(), 1);
         assert_eq!(deployment_values(&quiet)["TrackerErrors"], 0);
+        assert_eq!(deployment_values(&quiet)["StaleClaims"], 0);
     }
 
     #[test]
     fn every_status_has_a_place() {
         use ExecutionStatus::*;
-        let placed: Vec<Option<&str>> = [Claimed, Submitted, Completed, Failed, Skipped, Error]
-            .into_iter()
-            .map(|s| classify(false, s).map(|m| m.name))
-            .collect();
+        let placed: Vec<Option<&str>> = [
+            Claimed, Submitting, Submitted, Completed, Failed, Skipped, Error, Uncertain,
+        ]
+        .into_iter()
+        .map(|s| classify(false, false, s).map(|m| m.name))
+        .collect();
         assert_eq!(
             placed,
             [
                 Some("Waiting"),
+                Some("OutcomesUnknown"),
                 Some("JobsSubmitted"),
                 None,
                 None,
                 None,
-                Some("Errors")
+                Some("Errors"),
+                Some("Uncertain"),
             ]
         );
-        assert_eq!(classify(true, Error).map(|m| m.name), Some("Duplicates"));
+        assert_eq!(
+            classify(true, false, Error).map(|m| m.name),
+            Some("Duplicates")
+        );
+        assert_eq!(
+            classify(false, true, Submitting).map(|m| m.name),
+            Some("Waiting"),
+            "in progress elsewhere: the event comes back"
+        );
+    }
+
+    #[test]
+    fn deliveries_in_progress_unknown_outcomes_and_uncertain_ones_are_counted_apart() {
+        let mut elsewhere = outcome("r", ExecutionStatus::Claimed, false);
+        elsewhere.in_progress = true;
+        let summary = InvocationSummary {
+            objects: vec![object(vec![
+                elsewhere,
+                outcome("r", ExecutionStatus::Submitting, false),
+                outcome("r", ExecutionStatus::Uncertain, false),
+                outcome("r", ExecutionStatus::Submitted, false),
+            ])],
+            ..Default::default()
+        };
+        let docs = metrics(true).router_documents(&summary, 0);
+        let r = values(&docs, "r");
+        assert_eq!(
+            (
+                &r["RulesMatched"],
+                &r["Waiting"],
+                &r["OutcomesUnknown"],
+                &r["Uncertain"],
+                &r["JobsSubmitted"],
+                &r["Errors"]
+            ),
+            (
+                &json!(4),
+                &json!(1),
+                &json!(1),
+                &json!(1),
+                &json!(1),
+                &json!(0)
+            )
+        );
     }
 
     #[test]

@@ -1,12 +1,15 @@
-//! Failure notices: jobs that failed or are stuck, written for the person who reads them and
-//! tagged for the machines that route them. Published to an SNS topic (`FAILURE_TOPIC_ARN`),
-//! or logged when there is none.
+//! Failure notices: jobs that failed or are stuck, executions whose job cannot be attributed
+//! (`UNCERTAIN`) and claims whose invocation died (stale), written for the person who reads
+//! them and tagged for the machines that route them. Published to an SNS topic
+//! (`FAILURE_TOPIC_ARN`), or logged when there is none.
 //!
 //! A notice has three faces:
 //! - the **subject** names what happened, the rule, the file and the workflow, within SNS's 100
 //!   printable ASCII characters ([`FailureNotice::subject`]);
-//! - the **body** is plain text: where the file and the job are, Alteryx's error lines, and the
-//!   exact command that runs the file again ([`FailureNotice::body`]);
+//! - the **body** is plain text: where the file and the job are, Alteryx's error lines (or the
+//!   tracker's finding), and the exact command that settles it: `executions retry ID` for a
+//!   failed job or a stale claim, `executions resolve ID --job JOB | --resubmit` for an
+//!   uncertain one ([`FailureNotice::body`]);
 //! - the **message attributes** carry the same facts as separate values (`kind`, `rule_id`,
 //!   `execution_id`, `status`, `bucket`, `key`, `workflow`, `job_id`, `disposition`,
 //!   `attempt`), for subscription filter policies and programs ([`FailureNotice::attributes`]).
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::alteryx::Job;
-use crate::executions::{Execution, ExecutionStatus};
+use crate::executions::{Execution, ExecutionStatus, JobCandidate};
 use crate::job_report::{JobReport, MessageLevel, ReportedMessage, clip};
 
 /// Where failure notices go.
@@ -55,6 +58,10 @@ pub enum NoticeKind {
     Failed,
     /// The job is still queued or running after `TRACK_STUCK_AFTER_MINUTES`.
     Stuck,
+    /// Reconciliation could not tell which job is the execution's: a person decides.
+    Uncertain,
+    /// The invocation that claimed the execution ended without recording an outcome.
+    Stale,
 }
 
 impl NoticeKind {
@@ -62,6 +69,8 @@ impl NoticeKind {
         match self {
             NoticeKind::Failed => "failed",
             NoticeKind::Stuck => "stuck",
+            NoticeKind::Uncertain => "uncertain",
+            NoticeKind::Stale => "stale",
         }
     }
 
@@ -70,6 +79,8 @@ impl NoticeKind {
         match self {
             NoticeKind::Failed => "Alteryx job failed",
             NoticeKind::Stuck => "Alteryx job stuck",
+            NoticeKind::Uncertain => "Alteryx job uncertain",
+            NoticeKind::Stale => "Alteryx job not sent",
         }
     }
 }
@@ -114,6 +125,9 @@ pub struct FailureNotice {
     pub outputs: Vec<String>,
     /// The command that runs the file again, when a retry is possible.
     pub retry_command: Option<String>,
+    /// For `uncertain`: the jobs that could be the execution's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<JobCandidate>,
 }
 
 impl FailureNotice {
@@ -131,8 +145,9 @@ impl FailureNotice {
         if let Some(report) = &report {
             let lines: Vec<&ReportedMessage> = match kind {
                 NoticeKind::Failed => report.headline(),
-                // A running job's progress lines are noise; its errors and warnings are not.
-                NoticeKind::Stuck => report
+                // A running job's progress lines are noise; its errors and warnings are not (nor
+                // are they for a job a stale or uncertain record may carry).
+                NoticeKind::Stuck | NoticeKind::Uncertain | NoticeKind::Stale => report
                     .messages
                     .iter()
                     .filter(|m| m.level != MessageLevel::Info)
@@ -146,10 +161,11 @@ impl FailureNotice {
                 .map(|o| o.name.clone().unwrap_or_else(|| o.id.clone()))
                 .collect();
         }
-        // The tracker's own finding (a job Alteryx no longer knows, a job running too long)
-        // is not among Alteryx's lines: it comes first.
+        // The tracker's own finding (a job Alteryx no longer knows, a job running too long, a
+        // claim whose invocation died, jobs it cannot attribute) is not among Alteryx's lines:
+        // it comes first.
         if let Some(finding) = record.message.as_deref().filter(|m| !m.is_empty())
-            && (report.is_none() || kind == NoticeKind::Stuck)
+            && (report.is_none() || kind != NoticeKind::Failed)
         {
             messages.insert(0, finding.to_string());
         }
@@ -181,6 +197,7 @@ impl FailureNotice {
             outputs,
             retry_command: retryable
                 .then(|| format!("alteryx-router executions retry {}", record.id)),
+            candidates: record.candidates.clone(),
         }
     }
 
@@ -234,7 +251,7 @@ impl FailureNotice {
     }
 
     /// The plain-text body. `environment` is how the CLI reaches this deployment (`RULES_TABLE`,
-    /// `EXECUTIONS_TABLE`, `AWS_REGION`), printed under the retry command.
+    /// `EXECUTIONS_TABLE`, `AWS_REGION`), printed under the command that settles it.
     pub fn body(&self, environment: &[(String, String)]) -> String {
         use std::fmt::Write as _;
         let uri = format!("s3://{}/{}", self.bucket, self.key);
@@ -244,6 +261,16 @@ impl FailureNotice {
             NoticeKind::Stuck => {
                 writeln!(out, "The Alteryx job for {uri} is still queued or running.")
             }
+            NoticeKind::Uncertain => writeln!(
+                out,
+                "It is not known whether Alteryx runs a job for {uri}: its job request's answer \
+                 was lost, and the jobs Alteryx lists cannot be told apart. A person decides."
+            ),
+            NoticeKind::Stale => writeln!(
+                out,
+                "The run that took {uri} ended without recording an outcome (killed or timed \
+                 out) and no job reached Alteryx; it waits for a retry."
+            ),
         };
         out.push('\n');
         let job = match &self.job_id {
@@ -277,9 +304,14 @@ impl FailureNotice {
         }
         out.push('\n');
         if self.messages.is_empty() {
-            out.push_str("Alteryx gave no messages for this job.\n");
+            if matches!(self.kind, NoticeKind::Failed | NoticeKind::Stuck) {
+                out.push_str("Alteryx gave no messages for this job.\n");
+            }
         } else {
-            out.push_str("What went wrong:\n");
+            out.push_str(match self.kind {
+                NoticeKind::Failed | NoticeKind::Stuck => "What went wrong:\n",
+                NoticeKind::Uncertain | NoticeKind::Stale => "What happened:\n",
+            });
             for line in &self.messages {
                 // Alteryx's lines may span several; indent every one.
                 for part in clip(line, 1000).lines() {
@@ -297,28 +329,65 @@ impl FailureNotice {
         if !self.outputs.is_empty() {
             let _ = writeln!(out, "\nOutputs: {}", self.outputs.join(", "));
         }
+        if !self.candidates.is_empty() {
+            out.push_str("\nJobs at Alteryx that could be this file's:\n");
+            for candidate in &self.candidates {
+                let mut line = format!("  {}", candidate.job_id);
+                if let Some(created) = &candidate.created {
+                    let _ = write!(line, ", created {created}");
+                }
+                if let Some(owner) = &candidate.owner {
+                    let _ = write!(line, ", recorded by execution {owner}");
+                }
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let mut commands = true;
         match (&self.retry_command, self.kind) {
+            (Some(command), NoticeKind::Stale) => {
+                let _ = write!(
+                    out,
+                    "\nA redelivery of its event runs it again on its own; if none comes (the \
+                     event may be gone), run it with:\n\n  {command}\n"
+                );
+            }
             (Some(command), _) => {
                 let _ = write!(
                     out,
                     "\nOnce the cause is fixed, run the file again with:\n\n  {command}\n"
                 );
-                if !environment.is_empty() {
-                    let settings: Vec<String> =
-                        environment.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    let _ = writeln!(
-                        out,
-                        "\n(with this deployment's settings: {})",
-                        settings.join(" ")
-                    );
-                }
             }
-            (None, NoticeKind::Stuck) => out.push_str(
-                "\nNothing to do if the job is only slow: the tracker keeps watching it and records \
-                 its end. If it hangs, cancel it in Alteryx Server; the tracker then records it as \
-                 FAILED and sends a notice with the command that runs the file again.\n",
-            ),
-            (None, NoticeKind::Failed) => {}
+            (None, NoticeKind::Uncertain) => {
+                let id = &self.execution_id;
+                let _ = write!(
+                    out,
+                    "\nCheck the jobs in Alteryx Server, then either name the one that is this \
+                     file's:\n\n  alteryx-router executions resolve {id} --job JOB_ID\n\nor, if \
+                     none is, run the file again:\n\n  alteryx-router executions resolve {id} \
+                     --resubmit\n"
+                );
+            }
+            (None, NoticeKind::Stuck) => {
+                commands = false;
+                out.push_str(
+                    "\nNothing to do if the job is only slow: the tracker keeps watching it and \
+                     records its end. If it hangs, cancel it in Alteryx Server; the tracker then \
+                     records it as FAILED and sends a notice with the command that runs the file \
+                     again.\n",
+                );
+            }
+            (None, NoticeKind::Failed | NoticeKind::Stale) => commands = false,
+        }
+        if commands && !environment.is_empty() {
+            let settings: Vec<String> = environment
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "\n(with this deployment's settings: {})",
+                settings.join(" ")
+            );
         }
         let _ = write!(
             out,
@@ -499,6 +568,11 @@ mod tests {
             finished_at: Some(60),
             stuck_at: None,
             lease_until: None,
+            claim_token: None,
+            submit_started_at: None,
+            reconcile_from: None,
+            reconcile_after: None,
+            candidates: Vec::new(),
             expires_at: 0,
             source: "test".into(),
             plugin: None,
@@ -673,6 +747,95 @@ Details: alteryx-router executions show sales-csv:0123456789abcdef
         let r = record(&huge, &"k".repeat(900), &"w".repeat(300));
         let subject = FailureNotice::of_execution(NoticeKind::Stuck, &r).subject();
         assert!(subject.len() <= MAX_SUBJECT, "{subject}");
+    }
+
+    #[test]
+    fn an_uncertain_execution_lists_the_candidates_and_the_commands_that_decide() {
+        let mut r = record("sales", "incoming/a.csv", "wf");
+        r.status = ExecutionStatus::Uncertain;
+        r.job_id = None;
+        r.disposition = None;
+        r.message = Some("2 jobs of workflow wf were created while the answer was lost".into());
+        r.candidates = vec![
+            JobCandidate {
+                job_id: "j1".into(),
+                created: Some("2026-11-24T09:15:03Z".into()),
+                owner: None,
+            },
+            JobCandidate {
+                job_id: "j2".into(),
+                created: None,
+                owner: Some("other:1".into()),
+            },
+        ];
+        let notice = FailureNotice::of_execution(NoticeKind::Uncertain, &r);
+        assert_eq!(
+            notice.subject(),
+            "Alteryx job uncertain: rule sales, file a.csv, workflow wf"
+        );
+        assert_eq!(notice.retry_command, None, "a retry could run it twice");
+        let env = [(
+            "EXECUTIONS_TABLE".to_string(),
+            "prod-executions".to_string(),
+        )];
+        let body = notice.body(&env);
+        assert!(
+            body.contains("What happened:\n  2 jobs of workflow wf"),
+            "{body}"
+        );
+        assert!(
+            body.contains(
+                "\n  j1, created 2026-11-24T09:15:03Z\n  j2, recorded by execution other:1\n"
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains(
+                "\n  alteryx-router executions resolve sales:0123456789abcdef --job JOB_ID\n"
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains(
+                "\n  alteryx-router executions resolve sales:0123456789abcdef --resubmit\n"
+            ),
+            "{body}"
+        );
+        assert!(body.contains("EXECUTIONS_TABLE=prod-executions"), "{body}");
+        assert!(!body.contains("executions retry"), "{body}");
+        let attributes = notice.attributes();
+        assert!(attributes.contains(&("kind", "String", "uncertain".into())));
+        assert!(attributes.contains(&("status", "String", "UNCERTAIN".into())));
+        assert!(!attributes.iter().any(|(n, ..)| *n == "job_id"));
+    }
+
+    #[test]
+    fn a_stale_claim_says_nothing_reached_alteryx_and_how_to_run_it() {
+        let mut r = record("sales", "incoming/b.csv", "wf");
+        r.status = ExecutionStatus::Error;
+        r.retryable = true;
+        r.job_id = None;
+        r.disposition = None;
+        r.message = Some("the invocation that claimed attempt 2 ended without an outcome".into());
+        let notice = FailureNotice::of_execution(NoticeKind::Stale, &r);
+        assert!(
+            notice
+                .subject()
+                .starts_with("Alteryx job not sent: rule sales, file b.csv"),
+            "{}",
+            notice.subject()
+        );
+        let body = notice.body(&[]);
+        assert!(body.contains("no job reached Alteryx"), "{body}");
+        assert!(
+            body.contains("  the invocation that claimed attempt 2"),
+            "{body}"
+        );
+        assert!(
+            body.contains("\n  alteryx-router executions retry sales:0123456789abcdef\n"),
+            "{body}"
+        );
+        assert!(!body.contains("Alteryx gave no messages"), "{body}");
     }
 
     #[test]
