@@ -87,7 +87,8 @@ def test_router_metrics_are_one_valid_emf_document_per_rule_per_invocation(stack
     docs = by_rule(out.new_documents())
     assert set(docs) == {"sales-csv"}, docs
     sales = docs["sales-csv"]
-    assert counts(sales) == {"RulesMatched": 1, "JobsSubmitted": 1, "Duplicates": 0, "Errors": 0, "Waiting": 0}
+    assert counts(sales) == {"RulesMatched": 1, "JobsSubmitted": 1, "Duplicates": 0, "Errors": 0, "Waiting": 0,
+                              "OutcomesUnknown": 0, "Uncertain": 0}
     assert deployment_only([sales]) == {"ObjectsUnmatched": 0}
     assert sales["Deployment"] == deployment
     per_rule, deployment_wide = sales["_aws"]["CloudWatchMetrics"]
@@ -164,7 +165,7 @@ def test_without_the_rule_dimension_an_invocation_is_one_document_of_totals(stac
         [directive] = doc["_aws"]["CloudWatchMetrics"]
         assert directive["Dimensions"] == [["Deployment"]]
         assert counts(doc) == {"RulesMatched": 1, "JobsSubmitted": 1, "Duplicates": 0, "Errors": 0, "Waiting": 0,
-                               "ObjectsUnmatched": 0}
+                               "OutcomesUnknown": 0, "Uncertain": 0, "ObjectsUnmatched": 0}
 
 
 def test_the_cli_never_writes_metrics_into_its_json_output(stack):
@@ -208,7 +209,7 @@ def test_tracker_metrics_and_a_failure_notice_a_person_can_act_on(stack, runtime
     [duration] = emf.values(docs, "JobDurationSeconds", rule="sales-csv")
     assert 1 <= duration <= 60, duration
     assert emf.units(rules["sales-csv"])["JobDurationSeconds"] == "Seconds"
-    assert deployment_only(docs) == {"TrackerErrors": 0}
+    assert deployment_only(docs) == {"StaleClaims": 0, "TrackerErrors": 0, "Uncertain": 0}
 
     # The execution keeps what Alteryx said.
     record = stack.execution("partner-feed")
