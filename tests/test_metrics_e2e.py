@@ -220,6 +220,8 @@ def test_tracker_metrics_and_a_failure_notice_a_person_can_act_on(stack, runtime
     assert [o["name"] for o in report_["outputs"]] == ["Output.csv"]
     assert record["message"].startswith("Error: Input Data (1): File not found")
     assert "job_report" in stack.execution("sales-csv")
+    shown = stack.cli("executions", "show", failing["execution_id"]).stdout
+    assert "error: Error: Input Data (1): File not found" in shown and "Output.csv" in shown, shown
 
     # The notice.
     messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2, MaxNumberOfMessages=10,
