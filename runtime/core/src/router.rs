@@ -596,6 +596,7 @@ impl Router {
             wait_reason: None,
             waiting_since: None,
             next_attempt_at: None,
+            job_report: None,
         }
     }
 }

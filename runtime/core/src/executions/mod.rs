@@ -212,6 +212,10 @@ pub struct Execution {
     /// Unix seconds: not dispatched before (an outage's backoff).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<i64>,
+    /// What Alteryx said about the job when it ended (its messages, errors first, and its
+    /// outputs), recorded by the tracker. Absent before the job ends and in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_report: Option<crate::job_report::JobReport>,
 }
 
 /// What a rule's plugin did for one execution.
@@ -741,6 +745,7 @@ mod tests {
             wait_reason: None,
             waiting_since: None,
             next_attempt_at: None,
+            job_report: None,
         }
     }
 

@@ -194,6 +194,7 @@ pub fn execution(
         waiting_since: None,
         next_attempt_at: None,
         plugin: None,
+        job_report: None,
     }
 }
 
