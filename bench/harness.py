@@ -377,6 +377,9 @@ def main() -> int:
     begin, end = "<!-- rules-scale:begin -->", "<!-- rules-scale:end -->"
     if begin in previous and end in previous:
         lines += ["", previous[previous.index(begin): previous.index(end) + len(end)]]
+    caps = ROOT / "bench" / "caps.md"  # written by bench/caps.py
+    if caps.exists():
+        lines += ["", caps.read_text().rstrip()]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
     (ROOT / "bench" / "cold-start.svg").write_text(svg(impls))
     print("\n".join(lines))

@@ -146,6 +146,7 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
         names,
         [
             "bucket",
+            "concurrency_group",
             "description",
             "enabled",
             "exclude",
@@ -153,6 +154,7 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
             "id",
             "job_priority",
             "key",
+            "max_concurrent_jobs",
             "max_size",
             "min_size",
             "plugin",
