@@ -132,12 +132,13 @@ def test_router_metrics_are_one_valid_emf_document_per_rule_per_invocation(stack
     assert counts(docs["sales-csv"])["RulesMatched"] == 2 and counts(docs["sales-csv"])["JobsSubmitted"] == 2
     assert counts(docs["partner-feed"])["JobsSubmitted"] == 1
 
-    # A retryable failure fails the invocation, and is still counted.
+    # Alteryx unavailable: the upload waits in line (the tracker submits it later), the
+    # invocation succeeds, and it counts as Waiting.
     stack.emulator.fault(status=503, count=1000)
-    failed = runtime_api.invoke(eventbridge("acme-landing", "incoming/sales/2026/11/24/outage.csv", sequencer="00A4"))
-    assert not failed.ok
+    waited = runtime_api.invoke(eventbridge("acme-landing", "incoming/sales/2026/11/24/outage.csv", sequencer="00A4"))
+    assert waited.ok and outcomes(waited)[0]["status"] == "WAITING", waited.body
     docs = by_rule(out.new_documents())
-    assert counts(docs["sales-csv"])["Errors"] == 1
+    assert counts(docs["sales-csv"])["Waiting"] == 1 and counts(docs["sales-csv"])["Errors"] == 0
     stack.emulator.reset()
 
     # stdout carried metrics and nothing else; the logs are on stderr and carry no metrics.
