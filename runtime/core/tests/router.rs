@@ -401,6 +401,8 @@ fn event(key: &str, sequencer: &str) -> Value {
 }
 
 /// The event of an object of `size` bytes (plugins check the object they read is the event's).
+/// Each upload (sequencer) has its own bytes, so its own ETag: the ETag is what identifies an
+/// unversioned object (`ObjectCreated::version_token`).
 fn event_sized(key: &str, sequencer: &str, size: usize) -> Value {
     json!({
         "version": "0",
@@ -414,7 +416,7 @@ fn event_sized(key: &str, sequencer: &str, size: usize) -> Value {
         "detail": {
             "version": "0",
             "bucket": {"name": BUCKET},
-            "object": {"key": key, "size": size, "etag": "0123abcd", "sequencer": sequencer},
+            "object": {"key": key, "size": size, "etag": format!("etag-{sequencer}"), "sequencer": sequencer},
             "request-id": "REQ",
             "requester": "123456789012",
             "reason": "PutObject"
