@@ -448,10 +448,7 @@ async fn rerun_conformance(store: &dyn ExecutionStore, second: &dyn ExecutionSto
     c.status = ExecutionStatus::Completed;
     c.disposition = Some("Success".into());
     c.finished_at = Some(now);
-    store
-        .update(&c, ExecutionStatus::Submitted)
-        .await
-        .unwrap();
+    store.update(&c, ExecutionStatus::Submitted).await.unwrap();
 
     let (one, two) = (claimant(), claimant());
     let (a, b) = tokio::join!(
@@ -481,7 +478,12 @@ async fn rerun_conformance(store: &dyn ExecutionStore, second: &dyn ExecutionSto
             won.history[0].job_id.as_deref(),
             won.history[0].disposition.as_deref()
         ),
-        (1, ExecutionStatus::Completed, Some("job-r1"), Some("Success"))
+        (
+            1,
+            ExecutionStatus::Completed,
+            Some("job-r1"),
+            Some("Success")
+        )
     );
     assert_eq!(second.get(&c.id).await.unwrap().unwrap(), won);
 
@@ -501,10 +503,7 @@ async fn rerun_conformance(store: &dyn ExecutionStore, second: &dyn ExecutionSto
     );
     let mut next = won.clone();
     next.status = ExecutionStatus::Submitting;
-    store
-        .update(&next, ExecutionStatus::Claimed)
-        .await
-        .unwrap();
+    store.update(&next, ExecutionStatus::Claimed).await.unwrap();
     refused(
         second
             .claim_retry(&c.id, &claimant(), Takeover::Rerun)
@@ -530,7 +529,11 @@ async fn rerun_conformance(store: &dyn ExecutionStore, second: &dyn ExecutionSto
         .job_owners(&["job-r1".into(), "job-r2".into()])
         .await
         .unwrap();
-    assert_eq!(owners.len(), 2, "both attempts' jobs stay owned: {owners:?}");
+    assert_eq!(
+        owners.len(),
+        2,
+        "both attempts' jobs stay owned: {owners:?}"
+    );
     next.status = ExecutionStatus::Uncertain;
     store
         .update(&next, ExecutionStatus::Submitted)

@@ -522,7 +522,10 @@ async fn routes_matching_rules_in_priority_order(backend: Backend) {
         assert_eq!(record.job_id.as_deref(), Some(job_ids[i].as_str()));
         assert_eq!(record.questions, expected_questions[i]);
         assert_eq!((record.bucket.as_str(), record.key.as_str()), (BUCKET, key));
-        assert_eq!(record.object_version, "0001");
+        assert_eq!(
+            record.object_version, "etag-0001",
+            "an unversioned object is known by its ETag"
+        );
         assert_eq!(record.workflow, ["wf-a", "wf-b", "wf-c"][i]);
         assert!(record.submitted_at.is_some() && record.lease_until.is_none());
         execution_ids.push(record.id);
