@@ -612,6 +612,7 @@ impl Router {
             history: Vec::new(),
             expires_at: now + self.settings.execution_ttl.as_secs() as i64,
             source: object.source.clone(),
+            job_report: None,
         }
     }
 }

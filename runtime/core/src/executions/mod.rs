@@ -143,6 +143,10 @@ pub struct Execution {
     /// ended as and with which job.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<PriorAttempt>,
+    /// What Alteryx said about the job when it ended (its messages, errors first, and its
+    /// outputs), recorded by the tracker. Absent before the job ends and in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_report: Option<crate::job_report::JobReport>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -515,6 +519,8 @@ pub(crate) fn retried(
         });
         let excess = next.history.len().saturating_sub(HISTORY_LIMIT);
         next.history.drain(..excess);
+        // The report was the replaced job's; the tracker writes the new job's.
+        next.job_report = None;
         next.reruns = existing.reruns + 1;
         next.rerun_at = Some(now);
         next.message = Some(format!(
@@ -704,6 +710,7 @@ mod tests {
             history: Vec::new(),
             expires_at: 1000,
             source: "test".into(),
+            job_report: None,
         }
     }
 

@@ -170,6 +170,7 @@ pub fn execution(
         reruns: 0,
         rerun_at: None,
         history: Vec::new(),
+        job_report: None,
     }
 }
 
