@@ -1892,15 +1892,23 @@ async fn caps_put_uploads_in_line_and_the_tracker_dispatches_them(backend: Backe
             "{r:?}"
         );
     }
-    // Oldest first: the jobs arrived in upload order, each upload exactly once.
+    // Oldest first — by arrival to the second, then by id (the line's order) — each upload
+    // exactly once: the two that found free slots, then the line.
     let inputs: Vec<String> = h
         .jobs()
         .into_iter()
         .map(|(_, q, _)| q["InputPath"].clone())
         .collect();
-    let want: Vec<String> = (0..5)
+    let mut line = Vec::new();
+    for id in &ids[2..] {
+        let r = h.record(id).await;
+        line.push((r.created_at, r.id, format!("s3://{BUCKET}/{}", r.key)));
+    }
+    line.sort();
+    let mut want: Vec<String> = (0..2)
         .map(|i| format!("s3://{BUCKET}/incoming/capped/{i}.csv"))
         .collect();
+    want.extend(line.into_iter().map(|(_, _, input)| input));
     assert_eq!(inputs, want);
     assert_eq!(group_running(&h, "capped").await, 0);
     h.finish().await;
