@@ -111,6 +111,9 @@ impl AlteryxClient {
         request: &JobRequest,
     ) -> Result<Job, AlteryxError> {
         let id = segment(workflow_id);
+        if !self.v3() {
+            refuse_v3_only_fields(request)?;
+        }
         let (path, priority) = if self.v3() {
             (
                 format!("v3/workflows/{id}/jobs"),
@@ -125,6 +128,12 @@ impl AlteryxClient {
         let mut body = serde_json::json!({ "questions": request.questions });
         if let Some(p) = priority {
             body["priority"] = Value::String(p);
+        }
+        if let Some(tag) = &request.worker_tag {
+            body["workerTag"] = Value::String(tag.clone());
+        }
+        if let Some(credential) = &request.credential_id {
+            body["credentialId"] = Value::String(credential.clone());
         }
         let value = self
             .transport
@@ -173,6 +182,33 @@ impl AlteryxClient {
             .await?;
         parse("list jobs", value)
     }
+}
+
+/// v1's job request is `{questions, priority}`: a worker tag or credential id would be
+/// dropped by the server (or refused), so the job would run elsewhere or as someone else.
+fn refuse_v3_only_fields(request: &JobRequest) -> Result<(), AlteryxError> {
+    let fields: Vec<&str> = [
+        (request.worker_tag.is_some(), "`worker_tag` (workerTag)"),
+        (
+            request.credential_id.is_some(),
+            "`credential_id` (credentialId)",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(asked, field)| asked.then_some(field))
+    .collect();
+    if fields.is_empty() {
+        return Ok(());
+    }
+    Err(AlteryxError::Unsupported {
+        operation: "submit job",
+        asker: request
+            .rule_id
+            .as_ref()
+            .map_or_else(|| "the request ".to_string(), |id| format!("rule `{id}` ")),
+        fields: fields.join(" and "),
+        api: "v1",
+    })
 }
 
 /// An id as one path segment (ids come from rules and users: `/` or `?` must not escape it).
