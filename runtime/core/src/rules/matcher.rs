@@ -125,7 +125,8 @@ impl RuleSet {
         for (i, r) in rules.iter().enumerate() {
             if r.rule.enabled {
                 let (builder, members) = grouped
-                    .entry(literal_dir(&r.rule.key).to_string())
+                    // The glob the matcher sees: key captures (`<name>`) written `*`.
+                    .entry(literal_dir(r.key_glob.glob()).to_string())
                     .or_insert_with(|| (GlobSetBuilder::new(), Vec::new()));
                 builder.add(r.key_glob.clone());
                 members.push(i);
