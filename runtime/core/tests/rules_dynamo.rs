@@ -103,6 +103,7 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
         questions: BTreeMap::from([
             ("InputPath".into(), "{s3_uri}".into()),
             ("Note".into(), "{{literal}} {key.name}".into()),
+            ("Url".into(), "{presigned_url}".into()),
         ]),
         plugin: Some(PluginSpec {
             name: "csv-header".into(),
@@ -116,6 +117,9 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
         }),
         is_final: true,
         job_priority: Some(Priority::High),
+        presign_expiry_seconds: Some(900),
+        worker_tag: Some("gpu".into()),
+        credential_id: Some("6543210fedcba98765430001".into()),
     };
     store.put(&full).await.unwrap();
     let minimal = rule("{id: minimal, key: '**', workflow: w}");
@@ -144,6 +148,7 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
         names,
         [
             "bucket",
+            "credential_id",
             "description",
             "enabled",
             "exclude",
@@ -154,9 +159,11 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
             "max_size",
             "min_size",
             "plugin",
+            "presign_expiry_seconds",
             "priority",
             "questions",
             "secret_id",
+            "worker_tag",
             "workflow"
         ]
     );
@@ -182,7 +189,13 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
     let matched = set.matching(&object("incoming/sales/2026/eu.csv"));
     assert_eq!(matched.len(), 1, "final stops before `minimal`");
     assert_eq!(
-        matched[0].render_questions(&object("incoming/sales/2026/eu.csv"))["Note"],
+        matched[0]
+            .render_with(
+                &object("incoming/sales/2026/eu.csv"),
+                None,
+                Some("https://u")
+            )
+            .unwrap()["Note"],
         "{literal} eu.csv"
     );
 }
