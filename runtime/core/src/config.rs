@@ -21,6 +21,7 @@ use crate::plugin::{
     ChainPluginStore, DirObjectReader, DirPluginStore, ObjectReader, PluginError, PluginHost,
     PluginLimits, PluginStore, S3ObjectReader, S3PluginStore,
 };
+use crate::render::{DirObjectDetails, ObjectDetails, S3ObjectDetails};
 use crate::router::{Router, RouterSettings};
 use crate::rules::{DynamoRuleStore, FileRuleSource, RuleSource};
 use crate::secrets::{
@@ -95,6 +96,10 @@ pub struct Settings {
     pub home: PathBuf,
     /// `ALTERYX_SECRET_ID`: the default Secrets Manager secret.
     pub default_secret_id: Option<String>,
+    /// `ALTERYX_SECRET_PREFIX`: the name prefix of the secrets rules may name (the deployed
+    /// functions may read only those); `rules validate|put` warn about others. Unset: the
+    /// template's default, `alteryx/`.
+    pub secret_prefix: Option<String>,
     /// `ALTERYX_URL`, `ALTERYX_KEY`, `ALTERYX_SECRET` (+ `ALTERYX_API_VERSION`, `ALTERYX_AUTH`).
     pub env_credentials: Option<ServerConfig>,
     pub plugin_dir: Option<PathBuf>,
@@ -232,6 +237,7 @@ impl Settings {
             executions_table: env.text("EXECUTIONS_TABLE"),
             home,
             default_secret_id: env.text("ALTERYX_SECRET_ID"),
+            secret_prefix: env.text("ALTERYX_SECRET_PREFIX"),
             env_credentials,
             plugin_dir: env.text("PLUGIN_DIR").map(PathBuf::from),
             plugin_s3_uri: env.text("PLUGIN_S3_URI"),
@@ -343,6 +349,18 @@ impl Settings {
         }
     }
 
+    /// Where templates' `{meta.NAME}` and `{presigned_url}` come from: `LOCAL_OBJECTS_DIR`,
+    /// else S3 (with the process's credentials, which sign the URLs).
+    pub async fn object_details(&self) -> Arc<dyn ObjectDetails> {
+        match &self.local_objects_dir {
+            Some(dir) => Arc::new(DirObjectDetails::new(dir.clone())),
+            None => {
+                let sdk = crate::aws::sdk_config().await;
+                Arc::new(S3ObjectDetails::new(aws_sdk_s3::Client::new(&sdk)))
+            }
+        }
+    }
+
     pub fn router_settings(&self) -> RouterSettings {
         RouterSettings {
             claim_lease: self.claim_lease,
@@ -358,7 +376,9 @@ impl Settings {
             self.credential_source().await,
             ClientOptions::default(),
         ));
-        let mut router = Router::new(rules, executions, pool).with_settings(self.router_settings());
+        let mut router = Router::new(rules, executions, pool)
+            .with_settings(self.router_settings())
+            .with_object_details(self.object_details().await);
         if let Some(store) = self.plugin_store().await? {
             let host = PluginHost::new(store, PluginLimits::default())
                 .map_err(ConfigError::Plugins)?

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::alteryx::{AlteryxError, JobRequest, QuestionValue};
+use crate::alteryx::AlteryxError;
 use crate::error_chain;
 use crate::event::{self, Decoded, ObjectCreated};
 use crate::executions::{
@@ -29,6 +29,7 @@ use crate::executions::{
     now_unix,
 };
 use crate::plugin::{ObjectReader, ObjectVersion, PluginHost, PluginInput, PluginOutcome};
+use crate::render::{ObjectDetails, QuestionRenderer};
 use crate::rules::{CompiledRule, RuleError, RuleSource};
 use crate::secrets::ClientPool;
 
@@ -157,6 +158,9 @@ pub struct Router {
     alteryx: Arc<ClientPool>,
     plugins: Option<Arc<PluginHost>>,
     objects: Option<Arc<dyn ObjectReader>>,
+    /// Renders question values, fetching metadata and signing URLs only for templates that
+    /// use them.
+    renderer: QuestionRenderer,
     settings: RouterSettings,
 }
 
@@ -172,6 +176,7 @@ impl Router {
             alteryx,
             plugins: None,
             objects: None,
+            renderer: QuestionRenderer::default(),
             settings: RouterSettings::default(),
         }
     }
@@ -180,6 +185,12 @@ impl Router {
     pub fn with_plugins(mut self, host: Arc<PluginHost>, objects: Arc<dyn ObjectReader>) -> Self {
         self.plugins = Some(host);
         self.objects = Some(objects);
+        self
+    }
+
+    /// Let templates use `{meta.NAME}` and `{presigned_url}` (S3, or `LOCAL_OBJECTS_DIR`).
+    pub fn with_object_details(mut self, details: Arc<dyn ObjectDetails>) -> Self {
+        self.renderer = QuestionRenderer::new(Some(details));
         self
     }
 
@@ -457,7 +468,24 @@ impl Router {
         rule: &CompiledRule,
         object: &ObjectCreated,
     ) -> Result<Questions, Failure> {
-        let mut questions = rule.render_questions(object);
+        let mut questions = match self.renderer.render(rule, object).await {
+            Ok(questions) => questions,
+            Err(e) => match e.skip_reason() {
+                Some(reason) => {
+                    return Ok(Questions::Skip {
+                        questions: BTreeMap::new(),
+                        reason,
+                        plugin: None,
+                    });
+                }
+                None => {
+                    return Err(Failure {
+                        retryable: e.is_retryable(),
+                        message: error_chain(&e),
+                    });
+                }
+            },
+        };
         let Some(spec) = &rule.rule.plugin else {
             return Ok(Questions::Values {
                 questions,
@@ -570,16 +598,7 @@ impl Router {
             retryable: e.is_retryable(),
             message: format!("credentials: {}", error_chain(&e)),
         })?;
-        let request = JobRequest {
-            questions: questions
-                .iter()
-                .map(|(name, value)| QuestionValue {
-                    name: name.clone(),
-                    value: value.clone(),
-                })
-                .collect(),
-            priority: rule.rule.job_priority,
-        };
+        let request = rule.job_request(questions);
         match client.submit_job(workflow, &request).await {
             Ok(job) => Ok(job.id),
             Err(e) => {
