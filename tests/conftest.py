@@ -113,6 +113,46 @@ class Emulator:
         req = urllib.request.Request(self.base + "/_emulator/reset", data=b"", method="POST")
         urllib.request.urlopen(req, timeout=5).read()
 
+    def _post(self, path: str, body: dict) -> dict:
+        req = urllib.request.Request(
+            self.base + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.load(r)
+
+    def stats(self) -> dict:
+        """Requests per operation and job counts since the start or the last reset."""
+        with urllib.request.urlopen(self.base + "/_emulator/stats", timeout=5) as r:
+            return json.load(r)
+
+    def set_credentials(self, pairs: list[tuple[str, str]]) -> dict:
+        """Rotate: only these key/secret pairs are accepted from now on; issued tokens stop working."""
+        return self._post("/_emulator/credentials", {"credentials": [{"key": k, "secret": s} for k, s in pairs]})
+
+    def slow_submit(self, delay_ms: int, count: int = 1) -> None:
+        """The next job requests are queued at once and answered after `delay_ms`."""
+        self.fault(submit_delay_ms=delay_ms, count=count)
+
+    def lose_submit_answer(self, count: int = 1) -> None:
+        """The next job requests are queued, then their connections closed unanswered."""
+        self.fault(submit_lose_answer=count)
+
+    def swallow_submit(self, count: int = 1) -> None:
+        """The next job requests queue nothing, and their connections close unanswered."""
+        self.fault(submit_swallow=count)
+
+    def wait_for_jobs(self, n: int, timeout: float = 30.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            jobs = self.jobs()
+            if len(jobs) >= n:
+                return jobs
+            time.sleep(0.05)
+        raise TimeoutError(f"the emulator has {len(self.jobs())} job(s), expected {n}")
+
 
 def start_emulator(router_bin: Path, *extra: str) -> Emulator:
     port = free_port()
@@ -167,6 +207,11 @@ class Lambda:
     def logs(self) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL, as Lambda ends a function at its timeout or out of memory."""
+        self.proc.kill()
+        self.proc.wait(10)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -87,6 +87,10 @@ def test_tables_match_the_cli_definition(router_bin):
             want_indexes.append({"IndexName": index["name"], "KeySchema": keys, "Projection": {"ProjectionType": index["projection"]}})
         assert {a["AttributeName"]: a["AttributeType"] for a in res["AttributeDefinitions"]} == want_attrs
         assert res.get("GlobalSecondaryIndexes", []) == want_indexes
+        if table["stream_view"]:
+            assert res["StreamSpecification"] == {"StreamViewType": table["stream_view"]}
+        else:
+            assert "StreamSpecification" not in res
         if table["ttl_attribute"]:
             assert res["TimeToLiveSpecification"] == {"AttributeName": table["ttl_attribute"], "Enabled": True}
         else:
@@ -97,7 +101,7 @@ def test_functions_are_arm64_rust_and_wired_to_the_dlq_and_schedule():
     resources = template()["Resources"]
     globals_ = template()["Globals"]["Function"]
     assert globals_["Runtime"] == "provided.al2023" and globals_["Architectures"] == ["arm64"]
-    for name in ("RouterFunction", "TrackerFunction"):
+    for name in ("RouterFunction", "TrackerFunction", "RulesSnapshotFunction"):
         assert resources[name]["Metadata"]["BuildMethod"] == "rust-cargolambda"
     router = resources["RouterFunction"]["Properties"]
     assert router["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
@@ -107,6 +111,10 @@ def test_functions_are_arm64_rust_and_wired_to_the_dlq_and_schedule():
     tracker = resources["TrackerFunction"]["Properties"]
     assert tracker["Events"]["EveryMinute"]["Properties"]["Schedule"] == "rate(1 minute)"
     assert tracker["Environment"]["Variables"]["ROUTER_MODE"] == "tracker"
+    snapshot = resources["RulesSnapshotFunction"]["Properties"]
+    assert snapshot["Environment"]["Variables"]["ROUTER_MODE"] == "rules"
+    assert snapshot["Events"]["RulesChanged"]["Properties"]["Stream"] == {"GetAtt": "RulesTable.StreamArn"}
+    assert "RULES_SNAPSHOT_URI" in globals_["Environment"]["Variables"]
 
 
 def test_only_operators_may_write_the_plugin_bucket():
@@ -161,3 +169,69 @@ def test_presigned_urls_and_metadata_grant_reading_the_landing_bucket():
     # The tracker never reads objects.
     tracker = list(statements(t["Resources"]["TrackerFunction"]["Properties"]["Policies"]))
     assert not any("s3:GetObject" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]) for s in tracker)
+
+
+def policy_statements(function: str) -> list[dict]:
+    return list(statements(template()["Resources"][function]["Properties"]["Policies"]))
+
+
+def actions_of(statement: dict) -> list[str]:
+    a = statement["Action"]
+    return a if isinstance(a, list) else [a]
+
+
+def test_alarms_reach_the_failure_topic_through_a_key_cloudwatch_may_use():
+    resources = template()["Resources"]
+    topic = resources["FailureTopic"]["Properties"]
+    # Not the AWS-managed alias/aws/sns: CloudWatch alarms cannot publish under it.
+    assert topic["KmsMasterKeyId"] == {"GetAtt": "FailureTopicKey.Arn"}, topic
+    key = resources["FailureTopicKey"]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    key_statements = key["Properties"]["KeyPolicy"]["Statement"]
+    cloudwatch = [s for s in key_statements if s.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"]
+    assert len(cloudwatch) == 1, key_statements
+    assert set(actions_of(cloudwatch[0])) >= {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert cloudwatch[0]["Effect"] == "Allow"
+    # Without a statement delegating to IAM, the functions' policies could not use the key.
+    assert any(s.get("Principal", {}).get("AWS") for s in key_statements)
+    publishers = [n for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"
+                  and "FAILURE_TOPIC_ARN" in r["Properties"].get("Environment", {}).get("Variables", {})]
+    assert {"RouterFunction", "TrackerFunction"} <= set(publishers)
+    for function in publishers:
+        found = policy_statements(function)
+        kms = [s for s in found if "kms:GenerateDataKey*" in actions_of(s)]
+        assert kms and kms[0]["Resource"] == {"GetAtt": "FailureTopicKey.Arn"}, function
+        assert any("sns:Publish" in actions_of(s) and s["Resource"] == {"Ref": "FailureTopic"} for s in found), function
+    alarms = {n: r for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {"RouterErrorsAlarm", "TrackerErrorsAlarm", "DeadLetterAlarm", "StaleClaimsAlarm"} <= set(alarms)
+    for name, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "FailureTopic"}], name
+
+
+def test_the_stale_claim_alarm_reads_the_trackers_log():
+    resources = template()["Resources"]
+    metric = resources["StaleClaimsMetricFilter"]["Properties"]
+    assert metric["LogGroupName"] == {"Ref": "TrackerLogGroup"}
+    assert "tracker run" in metric["FilterPattern"]
+    [transform] = metric["MetricTransformations"]
+    assert transform["MetricValue"] == "$.stale_claims"
+    alarm = resources["StaleClaimsAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Namespace"]) == (transform["MetricName"], transform["MetricNamespace"])
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 0
+    tracker_env = resources["TrackerFunction"]["Properties"]["Environment"]["Variables"]
+    assert int(tracker_env["TRACK_STALE_AFTER_SECONDS"]) > 0
+
+
+def test_the_functions_may_make_the_calls_the_delivery_guarantees_need():
+    resources = template()["Resources"]
+    for function in ("RouterFunction", "TrackerFunction"):
+        found = policy_statements(function)
+        on_table = [a for s in found if s["Resource"] == {"GetAtt": "ExecutionsTable.Arn"} for a in actions_of(s)]
+        # TransactWriteItems is authorized per item as PutItem; job owners are read in batches.
+        assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"} <= set(on_table), function
+        on_index = [a for s in found if "index/status-created_at-index" in json.dumps(s["Resource"]) for a in actions_of(s)]
+        assert on_index == ["dynamodb:Query"], function
+    router_env = resources["RouterFunction"]["Properties"]["Environment"]["Variables"]
+    assert "CLAIM_LEASE_SECONDS" not in router_env, "retired: leases end with the invocation"
+    assert int(router_env["CLAIM_LEASE_MARGIN_SECONDS"]) > 0
+    assert router_env["FAILURE_TOPIC_ARN"] == {"Ref": "FailureTopic"}

@@ -1,22 +1,29 @@
-//! `alteryx-router executions list|show|retry|drain-dlq`: inspect and replay executions.
+//! `alteryx-router executions list|show|retry|resolve|drain-dlq`: inspect and replay executions.
 //!
 //! Replays are safe by construction: `retry` claims a new attempt on the same record with a
 //! conditional write, so two people (or a person and a redelivery) retrying at once produce
-//! one job for that attempt; `drain-dlq` feeds dead-lettered events back through the router,
-//! where already-handled executions are skipped as duplicates.
+//! one job for that attempt, and an attempt whose earlier job request may have reached Alteryx
+//! asks Alteryx before it submits; `resolve` settles an `UNCERTAIN` execution; `drain-dlq`
+//! feeds dead-lettered events back through the router, where already-handled executions are
+//! skipped as duplicates.
 
 use anyhow::bail;
 use serde::Serialize;
 
 use crate::output;
 use alteryx_router_core::config::Settings;
-use alteryx_router_core::executions::{Execution, ExecutionStatus, ListFilter};
+use alteryx_router_core::executions::{
+    Execution, ExecutionStatus, LeaseState, ListFilter, format_unix, now_unix,
+};
+use alteryx_router_core::router::Resolution;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ExecutionsCmd {
-    /// List executions, newest first.
+    /// List executions, newest first. CLAIMED and SUBMITTING ones show their lease: live
+    /// (someone works on it), expired (its invocation died) or released.
     List {
-        /// Only this status: CLAIMED, SUBMITTED, COMPLETED, FAILED, SKIPPED or ERROR.
+        /// Only this status: CLAIMED, SUBMITTING, SUBMITTED, COMPLETED, FAILED, SKIPPED, ERROR
+        /// or UNCERTAIN.
         #[arg(long, value_parser = parse_status)]
         status: Option<ExecutionStatus>,
         /// Only this rule.
@@ -30,12 +37,15 @@ pub enum ExecutionsCmd {
     },
     /// Show one execution in full.
     Show { id: String },
-    /// Submit a new attempt of ERROR or FAILED executions: one by id, or all with a status.
+    /// Submit a new attempt of ERROR or FAILED executions, or take over CLAIMED/SUBMITTING ones
+    /// past their lease (their invocation died): one by id, or all with a status. An attempt
+    /// whose earlier job request may have reached Alteryx asks Alteryx first.
     Retry {
         /// The execution id (as printed by `executions list`).
         #[arg(required_unless_present = "status", conflicts_with = "status")]
         id: Option<String>,
-        /// Retry every execution with this status (ERROR or FAILED).
+        /// Retry every execution with this status (ERROR, FAILED, or CLAIMED/SUBMITTING past
+        /// their lease).
         #[arg(long, value_parser = parse_status)]
         status: Option<ExecutionStatus>,
         /// With --status: only executions created since (RFC 3339 or 30m, 6h, 2d).
@@ -47,6 +57,20 @@ pub enum ExecutionsCmd {
         /// Show what would be retried without doing it.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Settle an UNCERTAIN execution: name the job at Alteryx that is its own, or submit anew.
+    Resolve {
+        id: String,
+        /// This job (it must exist at Alteryx, in the execution's workflow) is the execution's.
+        #[arg(
+            long,
+            required_unless_present = "resubmit",
+            conflicts_with = "resubmit"
+        )]
+        job: Option<String>,
+        /// None of the candidate jobs is the execution's: submit a new attempt.
+        #[arg(long)]
+        resubmit: bool,
     },
     /// Feed the events in a dead-letter queue back through the router; each message is
     /// deleted only after it routed without a retryable failure.
@@ -62,9 +86,8 @@ pub enum ExecutionsCmd {
 
 pub fn parse_status(s: &str) -> Result<ExecutionStatus, String> {
     serde_json::from_value(serde_json::Value::String(s.trim().to_ascii_uppercase())).map_err(|_| {
-        format!(
-            "unknown status `{s}`; expected CLAIMED, SUBMITTED, COMPLETED, FAILED, SKIPPED or ERROR"
-        )
+        let all: Vec<&str> = ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown status `{s}`; expected one of {}", all.join(", "))
     })
 }
 
@@ -89,12 +112,21 @@ pub fn parse_since(s: &str) -> Result<i64, String> {
 }
 
 fn format_time(unix: Option<i64>) -> String {
-    unix.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+    unix.map(format_unix).unwrap_or_default()
+}
+
+/// A CLAIMED/SUBMITTING record's lease, for people: `live until …`, `EXPIRED …`, `released`.
+fn lease_cell(e: &Execution, now: i64) -> String {
+    match e.lease_state(now) {
+        None => String::new(),
+        Some(LeaseState::Live(until)) => format!("live until {}", format_unix(until)),
+        Some(LeaseState::Expired(until)) => format!(
+            "EXPIRED {} ({}s ago): its invocation died; `executions retry` takes it over",
+            format_unix(until),
+            now - until
+        ),
+        Some(LeaseState::Released) => "released: the next delivery or retry takes it over".into(),
+    }
 }
 
 fn status_name(status: ExecutionStatus) -> String {
@@ -118,10 +150,26 @@ pub async fn run(cmd: ExecutionsCmd, json: bool) -> anyhow::Result<()> {
                 rule_id: rule,
                 since,
                 limit: Some(limit),
+                ..ListFilter::default()
             };
             let list = store.list(&filter).await?;
             if json {
-                return output::print_json(&list);
+                #[derive(Serialize)]
+                struct Listed<'a> {
+                    #[serde(flatten)]
+                    execution: &'a Execution,
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    lease: Option<LeaseState>,
+                }
+                let now = now_unix();
+                let listed: Vec<Listed> = list
+                    .iter()
+                    .map(|execution| Listed {
+                        execution,
+                        lease: execution.lease_state(now),
+                    })
+                    .collect();
+                return output::print_json(&listed);
             }
             print_list(&list);
             Ok(())
@@ -146,6 +194,37 @@ pub async fn run(cmd: ExecutionsCmd, json: bool) -> anyhow::Result<()> {
             limit,
             dry_run,
         } => retry(id, status, since, limit, dry_run, json).await,
+        ExecutionsCmd::Resolve { id, job, resubmit } => {
+            let resolution = match (job, resubmit) {
+                (Some(job), false) => Resolution::Job(job),
+                (None, true) => Resolution::Resubmit,
+                _ => bail!("give either --job JOB_ID or --resubmit"),
+            };
+            let router = Settings::from_env()?.router().await?;
+            let outcome = router.resolve(&id, resolution).await?;
+            if json {
+                return output::print_json(&outcome);
+            }
+            println!(
+                "{id}: {} (attempt {}){}{}",
+                status_name(outcome.status),
+                outcome.attempt,
+                outcome
+                    .job_id
+                    .as_deref()
+                    .map(|j| format!(", job {j}"))
+                    .unwrap_or_default(),
+                outcome
+                    .message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            );
+            if outcome.status != ExecutionStatus::Submitted {
+                bail!("{id} is {} after resolving", status_name(outcome.status));
+            }
+            Ok(())
+        }
         ExecutionsCmd::DrainDlq { queue_url, max } => drain_dlq(&queue_url, max, json).await,
     }
 }
@@ -161,23 +240,36 @@ async fn retry(
     let router = Settings::from_env()?.router().await?;
     let ids: Vec<String> = match (id, status) {
         (Some(id), _) => vec![id],
-        (None, Some(status @ (ExecutionStatus::Error | ExecutionStatus::Failed))) => router
-            .executions()
-            .list(&ListFilter {
-                status: Some(status),
-                since,
-                limit: Some(limit),
-                rule_id: None,
-            })
-            .await?
-            .into_iter()
-            .map(|e| e.id)
-            .collect(),
+        (
+            None,
+            Some(
+                status @ (ExecutionStatus::Error
+                | ExecutionStatus::Failed
+                | ExecutionStatus::Claimed
+                | ExecutionStatus::Submitting),
+            ),
+        ) => {
+            let now = now_unix();
+            router
+                .executions()
+                .list(&ListFilter {
+                    status: Some(status),
+                    since,
+                    limit: Some(limit),
+                    ..ListFilter::default()
+                })
+                .await?
+                .into_iter()
+                // Claims are taken over only once their invocation is gone.
+                .filter(|e| !matches!(e.lease_state(now), Some(LeaseState::Live(_))))
+                .map(|e| e.id)
+                .collect()
+        }
         (None, Some(other)) => bail!(
-            "only ERROR or FAILED executions can be retried, not {}",
+            "only ERROR, FAILED, or CLAIMED/SUBMITTING executions past their lease can be retried, not {}",
             status_name(other)
         ),
-        (None, None) => bail!("give an execution id or --status ERROR|FAILED"),
+        (None, None) => bail!("give an execution id or --status ERROR|FAILED|CLAIMED|SUBMITTING"),
     };
     if dry_run {
         if json {
@@ -213,9 +305,12 @@ async fn retry(
         .iter()
         .filter(|r| {
             r.error.is_some()
-                || r.outcome
-                    .as_ref()
-                    .is_some_and(|o| o.status == ExecutionStatus::Error)
+                || r.outcome.as_ref().is_some_and(|o| {
+                    !matches!(
+                        o.status,
+                        ExecutionStatus::Submitted | ExecutionStatus::Skipped
+                    )
+                })
         })
         .count();
     if json {
@@ -343,24 +438,35 @@ async fn drain_dlq(queue_url: &str, max: usize, json: bool) -> anyhow::Result<()
 }
 
 fn print_list(list: &[Execution]) {
-    let mut t = output::table(&[
-        "id", "status", "attempt", "object", "job", "created", "message",
-    ]);
+    let now = now_unix();
+    let leases = list.iter().any(|e| e.lease_state(now).is_some());
+    let mut header = vec!["id", "status", "attempt", "object", "job", "created"];
+    if leases {
+        header.push("lease");
+    }
+    header.push("message");
+    let mut t = output::table(&header);
     for e in list {
-        t.add_row(vec![
+        let mut row = vec![
             e.id.clone(),
             status_name(e.status),
             e.attempt.to_string(),
             format!("s3://{}/{}", e.bucket, e.key),
             e.job_id.clone().unwrap_or_default(),
             format_time(Some(e.created_at)),
+        ];
+        if leases {
+            row.push(lease_cell(e, now));
+        }
+        row.push(
             e.message
                 .clone()
                 .unwrap_or_default()
                 .chars()
                 .take(80)
                 .collect(),
-        ]);
+        );
+        t.add_row(row);
     }
     println!("{t}");
     println!("{} execution(s)", list.len());
@@ -386,6 +492,36 @@ fn print_record(e: &Execution) {
         ("disposition", e.disposition.clone().unwrap_or_default()),
         ("message", e.message.clone().unwrap_or_default()),
         ("retryable", e.retryable.to_string()),
+        ("lease", lease_cell(e, now_unix())),
+        (
+            "job request sent",
+            e.submit_started_at
+                .map(|ms| format_unix(ms / 1000))
+                .unwrap_or_default(),
+        ),
+        (
+            "reconcile from",
+            e.reconcile_from
+                .map(|ms| format_unix(ms / 1000))
+                .unwrap_or_default(),
+        ),
+        (
+            "candidates",
+            e.candidates
+                .iter()
+                .map(|c| {
+                    let mut line = c.job_id.clone();
+                    if let Some(created) = &c.created {
+                        line.push_str(&format!(" created {created}"));
+                    }
+                    if let Some(owner) = &c.owner {
+                        line.push_str(&format!(" (recorded by {owner})"));
+                    }
+                    line
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
         ("event time", e.event_time.clone()),
         ("created", format_time(Some(e.created_at))),
         ("submitted", format_time(e.submitted_at)),

@@ -30,9 +30,11 @@ pub fn questions_cell(questions: &std::collections::BTreeMap<String, String>) ->
 }
 
 fn outcome_status(o: &RuleOutcome) -> String {
-    let status = format!("{:?}", o.status).to_uppercase();
+    let status = o.status.to_string();
     if o.duplicate {
         format!("duplicate ({status})")
+    } else if o.in_progress {
+        format!("in progress ({status})")
     } else {
         status
     }
@@ -70,6 +72,9 @@ pub fn print_summary(summary: &InvocationSummary) {
     println!("{t}");
     for reason in &summary.skipped {
         println!("ignored: {reason}");
+    }
+    for reason in &summary.rejected {
+        println!("rejected: {reason}");
     }
     for id in &summary.failed_messages {
         println!("SQS message {id} failed and will be redelivered");

@@ -1,7 +1,10 @@
 //! `alteryx-router rules validate|put|list|delete|test`.
 //!
 //! The store comes from the environment: `RULES_TABLE` (DynamoDB) or `RULES_FILE`. `validate`
-//! needs neither; `test` can also take `--rules FILE` to try rules before storing them.
+//! needs neither; `test` can also take `--rules FILE` to try rules before storing them. With
+//! `RULES_SNAPSHOT_URI` set, `put` and `delete` republish the rules snapshot the router reads
+//! (`snapshot` does it on demand). `list` and `test` filter and page, for tables of 100,000
+//! rules.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,10 +37,30 @@ pub enum RulesCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// List the stored rules, invalid ones included (with why).
-    List,
+    /// List the stored rules, invalid ones included (with why), sorted by id.
+    List {
+        /// Only rules whose id matches this pattern (`*` matches any text, e.g. `partner-00*`).
+        #[arg(long)]
+        id: Option<String>,
+        /// Only rules whose key glob, as written, matches this pattern (`*` matches any text,
+        /// e.g. `incoming/partner-*`).
+        #[arg(long)]
+        key: Option<String>,
+        /// Only the items that fail validation (and so are skipped by the router).
+        #[arg(long)]
+        invalid: bool,
+        /// Show at most this many (default: 200 in the table, all with --json).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Start after this id (the next page).
+        #[arg(long)]
+        after: Option<String>,
+    },
     /// Delete a rule from RULES_TABLE.
     Delete { id: String },
+    /// Build the rules snapshot from RULES_TABLE and write it to RULES_SNAPSHOT_URI (what
+    /// `put`, `delete` and the rules-stream function do after each change).
+    Snapshot,
     /// Show which rules match an object, in order, with the exact question values.
     Test {
         #[arg(long)]
@@ -61,6 +84,9 @@ pub enum RulesCmd {
         /// those values are shown as read when routed.
         #[arg(long = "meta", value_name = "NAME=VALUE", value_parser = parse_meta)]
         meta: Vec<(String, String)>,
+        /// Only report the rules whose id matches this pattern (`*` matches any text).
+        #[arg(long)]
+        id: Option<String>,
     },
 }
 
@@ -88,6 +114,17 @@ fn warn_about_secrets(rules: &[Rule]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A `--id`/`--key` filter: a glob in which `*` also crosses `/`.
+fn filter(pattern: Option<&str>, flag: &str) -> anyhow::Result<Option<globset::GlobMatcher>> {
+    pattern
+        .map(|p| {
+            globset::Glob::new(p)
+                .map(|g| g.compile_matcher())
+                .with_context(|| format!("{flag} {p:?} is not a valid pattern"))
+        })
+        .transpose()
 }
 
 fn read_files(files: &[PathBuf]) -> anyhow::Result<Vec<Rule>> {
@@ -155,9 +192,8 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
             RuleSet::new(rules.clone())?;
             warn_about_secrets(&rules)?;
             let store = dynamo_store("put").await?;
-            for rule in &rules {
-                store.put(rule).await?;
-            }
+            store.put_many(&rules).await?;
+            let published = publish_snapshot(json).await?;
             if json {
                 return output::print_json(&rules.iter().map(|r| &r.id).collect::<Vec<_>>());
             }
@@ -165,16 +201,45 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
                 "stored {} rule(s) in {}: {}",
                 rules.len(),
                 store.table(),
-                rules
-                    .iter()
-                    .map(|r| r.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                id_list(rules.iter().map(|r| r.id.as_str()))
             );
+            print!("{published}");
             Ok(())
         }
-        RulesCmd::List => {
-            let rules: Vec<(String, Result<Rule, String>)> =
+        RulesCmd::Snapshot => {
+            let settings = Settings::from_env()?;
+            let publisher = settings.snapshot_publisher(false).await?;
+            let published = publisher.publish().await?;
+            if json {
+                return output::print_json(&published);
+            }
+            println!(
+                "published {} rule(s) from {} to {} ({} bytes, ETag {})",
+                published.rules,
+                rules_table("snapshot", settings.rules.as_ref())?,
+                published.location,
+                published.bytes,
+                published.etag
+            );
+            if !published.invalid.is_empty() {
+                println!(
+                    "{} item(s) in the table fail validation and are left out: {} (`rules list --invalid`)",
+                    published.invalid.len(),
+                    id_list(published.invalid.iter().map(|i| i.id.as_str()))
+                );
+            }
+            Ok(())
+        }
+        RulesCmd::List {
+            id,
+            key,
+            invalid,
+            limit,
+            after,
+        } => {
+            let id_filter = filter(id.as_deref(), "--id")?;
+            let key_filter = filter(key.as_deref(), "--key")?;
+            let all: Vec<(String, Result<Rule, String>)> =
                 if matches!(Settings::from_env()?.rules, Some(RulesLocation::Table(_))) {
                     dynamo_store("list")
                         .await?
@@ -185,11 +250,31 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
                         .collect()
                 } else {
                     let set = configured_rules(None).await?;
-                    set.rules()
+                    let mut listed: Vec<_> = set
+                        .rules()
                         .iter()
                         .map(|r| (r.rule.id.clone(), Ok(r.rule.clone())))
-                        .collect()
+                        .collect();
+                    listed.sort_by(|a, b| a.0.cmp(&b.0));
+                    listed
                 };
+            let total = all.len();
+            let invalid_total = all.iter().filter(|(_, r)| r.is_err()).count();
+            let selected: Vec<&(String, Result<Rule, String>)> = all
+                .iter()
+                .filter(|(rule_id, r)| {
+                    id_filter.as_ref().is_none_or(|f| f.is_match(rule_id))
+                        && key_filter
+                            .as_ref()
+                            .is_none_or(|f| r.as_ref().is_ok_and(|r| f.is_match(&r.key)))
+                        && (!invalid || r.is_err())
+                        && after.as_deref().is_none_or(|a| rule_id.as_str() > a)
+                })
+                .collect();
+            let limit = limit.or(if json { None } else { Some(200) });
+            let shown = &selected[..limit.unwrap_or(usize::MAX).min(selected.len())];
+            let rules: Vec<(String, Result<Rule, String>)> =
+                shown.iter().map(|r| (*r).clone()).collect();
             if json {
                 #[derive(Serialize)]
                 struct Listed<'a> {
@@ -233,6 +318,16 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
                 };
             }
             println!("{t}");
+            println!(
+                "{}",
+                list_summary(
+                    total,
+                    invalid_total,
+                    selected.len(),
+                    shown.len(),
+                    rules.last().map(|r| r.0.as_str())
+                )
+            );
             Ok(())
         }
         RulesCmd::Delete { id } => {
@@ -241,6 +336,7 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
                 bail!("no rule `{id}` in {}", store.table());
             }
             println!("deleted rule `{id}` from {}", store.table());
+            print!("{}", publish_snapshot(json).await?);
             Ok(())
         }
         RulesCmd::Test {
@@ -252,7 +348,9 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
             object,
             rules,
             meta,
+            id,
         } => {
+            let id_filter = filter(id.as_deref(), "--id")?;
             let set = configured_rules(rules.as_deref()).await?;
             let now = time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
@@ -274,17 +372,84 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
                 source: "cli".into(),
             };
             let metadata: Metadata = meta.into_iter().collect();
-            test(&set, &object_facts, object.as_deref(), &metadata, json).await
+            test(
+                &set,
+                &object_facts,
+                object.as_deref(),
+                &metadata,
+                id_filter.as_ref(),
+                json,
+            )
+            .await
         }
     }
 }
 
+/// After `put`/`delete`: republish the snapshot when `RULES_SNAPSHOT_URI` is set, and say so.
+async fn publish_snapshot(json: bool) -> anyhow::Result<String> {
+    let settings = Settings::from_env()?;
+    if settings.rules_snapshot.is_none() {
+        return Ok(String::new());
+    }
+    let published = settings
+        .snapshot_publisher(false)
+        .await?
+        .publish()
+        .await
+        .context("the rules were written, but the snapshot was not republished (run `alteryx-router rules snapshot`)")?;
+    if json {
+        return Ok(String::new());
+    }
+    let mut text = format!(
+        "snapshot {}: {} rule(s)\n",
+        published.location, published.rules
+    );
+    if !published.invalid.is_empty() {
+        text.push_str(&format!(
+            "{} item(s) in the table fail validation and are skipped: {} (`rules list --invalid`)\n",
+            published.invalid.len(),
+            id_list(published.invalid.iter().map(|i| i.id.as_str()))
+        ));
+    }
+    Ok(text)
+}
+
+/// How many ids a message lists before it only counts the rest.
+const IDS_SHOWN: usize = 20;
+
+fn id_list<'a>(ids: impl Iterator<Item = &'a str>) -> String {
+    let ids: Vec<&str> = ids.collect();
+    match ids.len() {
+        n if n <= IDS_SHOWN => ids.join(", "),
+        n => format!(
+            "{}, … and {} more",
+            ids[..IDS_SHOWN].join(", "),
+            n - IDS_SHOWN
+        ),
+    }
+}
+
 fn ids(rules: &[CompiledRule]) -> String {
-    rules
-        .iter()
-        .map(|r| r.rule.id.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    id_list(rules.iter().map(|r| r.rule.id.as_str()))
+}
+
+/// The line under `rules list`: what was shown of how many, and how to see the next page.
+fn list_summary(
+    total: usize,
+    invalid: usize,
+    selected: usize,
+    shown: usize,
+    last: Option<&str>,
+) -> String {
+    let mut line = format!("{total} rule(s) in all, {invalid} invalid");
+    if selected != total {
+        line.push_str(&format!("; {selected} selected"));
+    }
+    line.push_str(&format!("; {shown} shown"));
+    if let (true, Some(last)) = (shown < selected, last) {
+        line.push_str(&format!("; next page: --after {last}"));
+    }
+    line
 }
 
 #[derive(Serialize)]
@@ -328,6 +493,7 @@ async fn test(
     obj: &ObjectCreated,
     object: Option<&Path>,
     metadata: &Metadata,
+    id_filter: Option<&globset::GlobMatcher>,
     json: bool,
 ) -> anyhow::Result<()> {
     let mut out = verdicts(set, obj, metadata);
@@ -398,6 +564,9 @@ async fn test(
                 Err(e) => format!("error: {e}"),
             });
         }
+    }
+    if let Some(f) = id_filter {
+        out.retain(|t| f.is_match(&t.rule));
     }
     if json {
         return output::print_json(&out);
@@ -583,6 +752,31 @@ mod tests {
             ("customer".into(), "a=b".into())
         );
         assert!(parse_meta("novalue").is_err());
+    }
+
+    #[test]
+    fn long_lists_are_paged_and_counted() {
+        assert_eq!(
+            list_summary(100_000, 2, 100_000, 200, Some("p00199")),
+            "100000 rule(s) in all, 2 invalid; 200 shown; next page: --after p00199"
+        );
+        assert_eq!(
+            list_summary(100_000, 2, 11, 11, Some("p00019")),
+            "100000 rule(s) in all, 2 invalid; 11 selected; 11 shown"
+        );
+        let many: Vec<String> = (0..25).map(|i| format!("r{i}")).collect();
+        let listed = id_list(many.iter().map(String::as_str));
+        assert!(listed.ends_with("r19, … and 5 more"), "{listed}");
+        assert_eq!(id_list(["a", "b"].into_iter()), "a, b");
+        let f = filter(Some("partner-00*"), "--id").unwrap().unwrap();
+        assert!(f.is_match("partner-0042") && !f.is_match("partner-1"));
+        let k = filter(Some("incoming/*"), "--key").unwrap().unwrap();
+        assert!(
+            k.is_match("incoming/p/**/*.csv"),
+            "`*` crosses `/` in filters"
+        );
+        let bad = filter(Some("[a"), "--id").unwrap_err();
+        assert!(format!("{bad:#}").contains("--id \"[a\""), "{bad:#}");
     }
 
     #[test]

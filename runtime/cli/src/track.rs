@@ -55,6 +55,12 @@ fn print_report(report: &TrackReport, json: bool) -> anyhow::Result<()> {
             ""
         }
     );
+    if report.stale_claims > 0 {
+        println!(
+            "{} stale claim(s) (invocation died, lease long over): {} job(s) adopted, {} UNCERTAIN, {} left as retryable ERROR",
+            report.stale_claims, report.adopted, report.uncertain, report.released
+        );
+    }
     for e in &report.errors {
         println!("  error: {e}");
     }

@@ -1,7 +1,8 @@
 //! Benchmarks of each stage and the whole pipeline (criterion).
 //!
 //! `cargo bench -p alteryx-router --bench pipeline` (add `-- matching` etc. to filter).
-//! Targets (issue notes): matching < 50 µs per event at 10 000 rules; pipeline overhead < 1 ms.
+//! Targets (issue notes): matching ≤ 2 µs per event at 100 000 rules (issue 17); pipeline
+//! overhead < 1 ms.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use alteryx_router_core::plugin::{
     DirPluginStore, PluginHost, PluginInput, PluginLimits, PluginSpec, compile_to_cwasm,
 };
 use alteryx_router_core::router::Router;
+use alteryx_router_core::rules::snapshot::{self, SnapshotInfo};
 use alteryx_router_core::rules::{Rule, RuleError, RuleSet, RuleSource};
 use alteryx_router_core::secrets::ClientPool;
 use alteryx_router_core::secrets::{SecretString, StaticSource};
@@ -77,29 +79,159 @@ fn rules(n: usize) -> Vec<Rule> {
         .collect()
 }
 
+/// `n` rules in the shapes teams use at scale, a quarter each: a folder per partner
+/// (`incoming/partner-N/**/*.csv`), a folder per partner below a `**`
+/// (`archive/**/partner-N/*.json`), an extension per feed (`**/*.feedN`), and a bucket per
+/// store with any key (`key: "**"`, `bucket: "store-N"`). Every 50th rule is disabled, every
+/// 5th has an exclude, every 3rd of the folder rules a bucket glob.
+fn mixed_rules(n: usize) -> Vec<Rule> {
+    (0..n)
+        .map(|i| {
+            let (key, bucket) = match i % 4 {
+                0 => (
+                    format!("incoming/partner-{i:06}/**/*.csv"),
+                    (i % 3 == 0).then(|| "acme-*".to_string()),
+                ),
+                1 => (format!("archive/**/partner-{i:06}/*.json"), None),
+                2 => (format!("**/*.feed{i}"), None),
+                _ => ("**".to_string(), Some(format!("store-{i:06}"))),
+            };
+            Rule {
+                id: format!("rule-{i:06}"),
+                description: None,
+                enabled: i % 50 != 1,
+                priority: (i % 7) as i64,
+                bucket,
+                key,
+                exclude: if i % 5 == 0 {
+                    vec!["**/_tmp/**".into()]
+                } else {
+                    vec![]
+                },
+                min_size: Some(1),
+                max_size: None,
+                workflow: format!("wf{i}"),
+                secret_id: None,
+                questions: BTreeMap::from([
+                    ("InputPath".to_string(), "{s3_uri}".to_string()),
+                    ("FileName".to_string(), "{key.name}".to_string()),
+                ]),
+                plugin: None,
+                is_final: false,
+                job_priority: None,
+                worker_tag: None,
+                credential_id: None,
+                presign_expiry_seconds: None,
+            }
+        })
+        .collect()
+}
+
+fn object_in(bucket: &str, key: &str) -> ObjectCreated {
+    ObjectCreated {
+        bucket: bucket.into(),
+        ..object(key)
+    }
+}
+
 fn matching(c: &mut Criterion) {
     let mut group = c.benchmark_group("matching");
     group.throughput(Throughput::Elements(1));
-    for n in [10usize, 1_000, 10_000, 100_000] {
-        let set = RuleSet::new(rules(n)).unwrap();
-        // Matches rule 4 (team4, csv) when present, and is checked against every glob.
-        let hit = object("incoming/team4/2026/11/24/sales.csv");
-        let miss = object("nothing/matches/this/key.bin");
-        group.bench_with_input(BenchmarkId::new("hit", n), &set, |b, set| {
-            b.iter(|| black_box(set.matching(black_box(&hit)).len()))
-        });
-        group.bench_with_input(BenchmarkId::new("miss", n), &set, |b, set| {
-            b.iter(|| black_box(set.matching(black_box(&miss)).len()))
-        });
+    let sizes = [10usize, 1_000, 10_000, 100_000];
+    for n in sizes {
+        let set = RuleSet::new(mixed_rules(n)).unwrap();
+        // One object per shape, each matching one rule when there are enough rules; and one
+        // that no rule matches.
+        let probes = [
+            (
+                "hit",
+                object_in(
+                    "acme-landing",
+                    "incoming/partner-000004/2026/11/24/sales.csv",
+                ),
+            ),
+            (
+                "hit_deep",
+                object_in("acme-landing", "archive/2026/11/partner-000005/orders.json"),
+            ),
+            (
+                "hit_extension",
+                object_in("acme-landing", "drop/x/file.feed6"),
+            ),
+            (
+                "hit_bucket",
+                object_in("store-000007", "any/key/at/all.bin"),
+            ),
+            (
+                "miss",
+                object_in("acme-landing", "nothing/matches/this/key.bin"),
+            ),
+        ];
+        for (name, obj) in &probes {
+            group.bench_with_input(BenchmarkId::new(*name, n), &set, |b, set| {
+                b.iter(|| black_box(set.matching(black_box(obj)).len()))
+            });
+        }
+        if n == 10_000 {
+            // The old probe (and the one BENCHMARKS.md quotes) on the old rule shapes.
+            let old = RuleSet::new(rules(n)).unwrap();
+            let hit = object("incoming/team4/2026/11/24/sales.csv");
+            group.bench_with_input(BenchmarkId::new("hit_legacy_shapes", n), &old, |b, set| {
+                b.iter(|| black_box(set.matching(black_box(&hit)).len()))
+            });
+        }
     }
     group.finish();
     let mut group = c.benchmark_group("compile_rules");
     group.sample_size(10);
-    for n in [1_000usize, 10_000] {
-        let rs = rules(n);
+    for n in [1_000usize, 10_000, 100_000] {
+        let rs = mixed_rules(n);
         group.bench_with_input(BenchmarkId::from_parameter(n), &rs, |b, rs| {
             b.iter(|| black_box(RuleSet::new(rs.clone()).unwrap().len()))
         });
+    }
+    group.finish();
+    // The Lambda's path: a snapshot read into a set (nothing decoded yet), then the first
+    // event (which decodes and validates its candidates).
+    let mut group = c.benchmark_group("snapshot");
+    group.sample_size(10);
+    for n in [10usize, 10_000, 100_000] {
+        let set = RuleSet::new(mixed_rules(n)).unwrap();
+        let info = SnapshotInfo {
+            format: snapshot::FORMAT,
+            built_at: "2026-11-25T00:00:00Z".into(),
+            table: "rules".into(),
+            rules: n,
+            invalid: Vec::new(),
+            builder: "bench".into(),
+        };
+        let bytes = snapshot::encode(&set, &info).unwrap();
+        let obj = object_in(
+            "acme-landing",
+            "incoming/partner-000004/2026/11/24/sales.csv",
+        );
+        group.bench_with_input(BenchmarkId::new("load", n), &bytes, |b, bytes| {
+            b.iter(|| black_box(snapshot::decode(bytes.clone()).unwrap().1.len()))
+        });
+        group.bench_with_input(
+            BenchmarkId::new("load_and_first_match", n),
+            &bytes,
+            |b, bytes| {
+                b.iter(|| {
+                    let (_, set) = snapshot::decode(bytes.clone()).unwrap();
+                    black_box(set.matching(&obj).len())
+                })
+            },
+        );
+        group.bench_with_input(BenchmarkId::new("encode", n), &set, |b, set| {
+            b.iter(|| black_box(snapshot::encode(set, &info).unwrap().len()))
+        });
+        let (_, loaded) = snapshot::decode(bytes.clone()).unwrap();
+        loaded.matching(&obj);
+        group.bench_with_input(BenchmarkId::new("warm_match", n), &loaded, |b, set| {
+            b.iter(|| black_box(set.matching(black_box(&obj)).len()))
+        });
+        eprintln!("snapshot of {n} rules: {} bytes", bytes.len());
     }
     group.finish();
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::alteryx::{ClientOptions, ServerConfig};
+use crate::executions::reconcile::ReconcileSettings;
 use crate::executions::{DynamoExecutionStore, ExecutionError, ExecutionStore};
 use crate::plugin::{
     ChainPluginStore, DirObjectReader, DirPluginStore, ObjectReader, PluginError, PluginHost,
@@ -23,11 +24,21 @@ use crate::plugin::{
 };
 use crate::render::{DirObjectDetails, ObjectDetails, S3ObjectDetails};
 use crate::router::{Router, RouterSettings};
+use crate::rules::problems::{LogProblemNotifier, ProblemNotifier, SnsProblemNotifier};
+use crate::rules::publish::SnapshotPublisher;
+use crate::rules::snapshot_store::{SnapshotLocation, SnapshotStore};
 use crate::rules::{DynamoRuleStore, FileRuleSource, RuleSource};
 use crate::secrets::{
     ClientPool, CredentialSource, SecretString, SecretsError, SecretsManagerSource,
 };
 use crate::tracker::{Tracker, TrackerSettings};
+
+/// Variables that no longer exist, and what replaced them: refused rather than ignored, so a
+/// deployment that still sets one learns what to set instead.
+const RETIRED: &[(&str, &str)] = &[(
+    "CLAIM_LEASE_SECONDS",
+    "leases now end with the invocation's deadline; set CLAIM_LEASE_MARGIN_SECONDS (default 60) for the margin after it",
+)];
 
 /// What a malformed or missing setting is, naming the variable.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +60,10 @@ pub enum ConfigError {
         "no rules configured: set RULES_TABLE (DynamoDB table) or RULES_FILE (YAML/JSON file or directory)"
     )]
     NoRules,
+    #[error("RULES_TABLE is not set: the rules snapshot is built from the DynamoDB rules table")]
+    NoRulesTable,
+    #[error("RULES_SNAPSHOT_URI is not set (s3://BUCKET/KEY of the rules snapshot)")]
+    NoSnapshotUri,
     #[error(
         "EXECUTIONS_TABLE is not set; inside Lambda a local execution store would be lost with the sandbox"
     )]
@@ -72,6 +87,9 @@ pub enum Mode {
     Router,
     /// Records job outcomes on a schedule (`ROUTER_MODE=tracker`).
     Tracker,
+    /// Publishes the rules snapshot after rules-table changes and notifies invalid rules
+    /// (`ROUTER_MODE=rules`, fed by the table's DynamoDB stream).
+    Rules,
 }
 
 /// Where the rules are.
@@ -90,6 +108,11 @@ pub struct Settings {
     pub rules: Option<RulesLocation>,
     /// `RULES_CACHE_SECONDS` (default 60): how long a loaded rule set is used.
     pub rules_cache: Duration,
+    /// `RULES_MAX_STALE_SECONDS` (default 600): how long the last good rule set keeps routing
+    /// when the rules cannot be read.
+    pub rules_max_stale: Duration,
+    /// `RULES_SNAPSHOT_URI` (`s3://bucket/key`): the compiled rules snapshot of `RULES_TABLE`.
+    pub rules_snapshot: Option<SnapshotLocation>,
     /// `EXECUTIONS_TABLE`.
     pub executions_table: Option<String>,
     /// `ALTERYX_ROUTER_HOME` (default `~/.alteryx-router`): the CLI's local execution store.
@@ -111,8 +134,27 @@ pub struct Settings {
     pub plugin_require_pin: bool,
     /// `LOCAL_OBJECTS_DIR`: read objects from `DIR/<bucket>/<key>` instead of S3.
     pub local_objects_dir: Option<PathBuf>,
-    /// `CLAIM_LEASE_SECONDS` (default 300).
-    pub claim_lease: Duration,
+    /// `CLAIM_LEASE_MARGIN_SECONDS` (default 60): a claim's lease ends this long after the
+    /// invocation's deadline.
+    pub claim_lease_margin: Duration,
+    /// `INVOCATION_TIMEOUT_SECONDS` (default 300): the deadline of CLI commands that route or
+    /// retry (Lambda invocations have their own).
+    pub invocation_timeout: Duration,
+    /// `OUTCOME_WRITE_RESERVE_SECONDS` (default 5): time kept back before the deadline to record
+    /// an outcome.
+    pub outcome_write_reserve: Duration,
+    /// `ALTERYX_REQUEST_TIMEOUT_SECONDS` (default 30): one Alteryx request's timeout.
+    pub alteryx_request_timeout: Duration,
+    /// `RECONCILE_GRACE_SECONDS` (default 30): wait this long after a job request surely ended
+    /// before reconciling it.
+    pub reconcile_grace: Duration,
+    /// `RECONCILE_CLOCK_SKEW_SECONDS` (default 120): how far Alteryx's clock may be from ours.
+    pub reconcile_clock_skew: Duration,
+    /// `SECRETS_CACHE_SECONDS` (default 300): how long a secret (and its Alteryx client) is used.
+    pub secrets_cache: Duration,
+    /// `DYNAMODB_ATTEMPT_TIMEOUT_SECONDS` (default 5): one request of the execution store to
+    /// DynamoDB is abandoned (and retried by the SDK) after this.
+    pub dynamodb_attempt_timeout: Duration,
     /// `EXECUTION_TTL_DAYS` (default 90).
     pub execution_ttl: Duration,
     /// `FAILURE_TOPIC_ARN`: where the tracker publishes failures.
@@ -121,6 +163,10 @@ pub struct Settings {
     pub track_stuck_after: Duration,
     /// `TRACK_BUDGET_SECONDS` (default 45): a tracker pass stops starting work after this.
     pub track_budget: Duration,
+    /// `TRACK_MAX_EXECUTIONS` (default 500): `SUBMITTED` executions polled per pass.
+    pub track_max_executions: usize,
+    /// `TRACK_STALE_AFTER_SECONDS` (default 300): a claim this long past its lease is stale.
+    pub track_stale_after: Duration,
     /// Running inside AWS Lambda (`AWS_LAMBDA_RUNTIME_API` or `AWS_LAMBDA_FUNCTION_NAME`).
     pub in_lambda: bool,
 }
@@ -151,6 +197,22 @@ impl Env<'_> {
         self.number(name, default).map(Duration::from_secs)
     }
 
+    /// A number that must not be zero.
+    fn positive(&self, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+        match self.number(name, default)? {
+            0 => Err(ConfigError::Invalid {
+                name,
+                value: "0".into(),
+                message: "must be at least 1".into(),
+            }),
+            n => Ok(n),
+        }
+    }
+
+    fn positive_seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.positive(name, default).map(Duration::from_secs)
+    }
+
     fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
         match self.text(name) {
             None => Ok(default),
@@ -176,17 +238,37 @@ impl Settings {
     /// The settings of any environment (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
+        for (name, instead) in RETIRED {
+            if let Some(value) = env.text(name) {
+                return Err(ConfigError::Invalid {
+                    name,
+                    value,
+                    message: format!("no longer used: {instead}"),
+                });
+            }
+        }
         let mode = match env.text("ROUTER_MODE") {
             None => Mode::Router,
             Some(m) if m.trim().eq_ignore_ascii_case("router") => Mode::Router,
             Some(m) if m.trim().eq_ignore_ascii_case("tracker") => Mode::Tracker,
+            Some(m) if m.trim().eq_ignore_ascii_case("rules") => Mode::Rules,
             Some(value) => {
                 return Err(ConfigError::Invalid {
                     name: "ROUTER_MODE",
                     value,
-                    message: "expected `router` (default) or `tracker`".into(),
+                    message: "expected `router` (default), `tracker` or `rules`".into(),
                 });
             }
+        };
+        let rules_snapshot = match env.text("RULES_SNAPSHOT_URI") {
+            None => None,
+            Some(value) => Some(SnapshotLocation::parse(value.trim()).map_err(|message| {
+                ConfigError::Invalid {
+                    name: "RULES_SNAPSHOT_URI",
+                    value,
+                    message,
+                }
+            })?),
         };
         let rules = match (env.text("RULES_TABLE"), env.text("RULES_FILE")) {
             (Some(table), _) => Some(RulesLocation::Table(table)),
@@ -234,6 +316,11 @@ impl Settings {
             mode,
             rules,
             rules_cache: env.seconds("RULES_CACHE_SECONDS", 60)?,
+            rules_max_stale: env.seconds(
+                "RULES_MAX_STALE_SECONDS",
+                crate::rules::store::DEFAULT_MAX_STALE.as_secs(),
+            )?,
+            rules_snapshot,
             executions_table: env.text("EXECUTIONS_TABLE"),
             home,
             default_secret_id: env.text("ALTERYX_SECRET_ID"),
@@ -244,13 +331,23 @@ impl Settings {
             plugin_cache: env.seconds("PLUGIN_CACHE_SECONDS", 60)?,
             plugin_require_pin: env.flag("PLUGIN_REQUIRE_PIN", true)?,
             local_objects_dir: env.text("LOCAL_OBJECTS_DIR").map(PathBuf::from),
-            claim_lease: env.seconds("CLAIM_LEASE_SECONDS", 300)?,
+            claim_lease_margin: env.seconds("CLAIM_LEASE_MARGIN_SECONDS", 60)?,
+            invocation_timeout: env.positive_seconds("INVOCATION_TIMEOUT_SECONDS", 300)?,
+            outcome_write_reserve: env.seconds("OUTCOME_WRITE_RESERVE_SECONDS", 5)?,
+            alteryx_request_timeout: env.positive_seconds("ALTERYX_REQUEST_TIMEOUT_SECONDS", 30)?,
+            reconcile_grace: env.seconds("RECONCILE_GRACE_SECONDS", 30)?,
+            reconcile_clock_skew: env.seconds("RECONCILE_CLOCK_SKEW_SECONDS", 120)?,
+            secrets_cache: env.seconds("SECRETS_CACHE_SECONDS", 300)?,
+            dynamodb_attempt_timeout: env
+                .positive_seconds("DYNAMODB_ATTEMPT_TIMEOUT_SECONDS", 5)?,
             execution_ttl: Duration::from_secs(env.number("EXECUTION_TTL_DAYS", 90)? * 24 * 3600),
             failure_topic_arn: env.text("FAILURE_TOPIC_ARN"),
             track_stuck_after: Duration::from_secs(
                 env.number("TRACK_STUCK_AFTER_MINUTES", 60)? * 60,
             ),
             track_budget: env.seconds("TRACK_BUDGET_SECONDS", 45)?,
+            track_max_executions: env.positive("TRACK_MAX_EXECUTIONS", 500)? as usize,
+            track_stale_after: env.seconds("TRACK_STALE_AFTER_SECONDS", 300)?,
             in_lambda,
         })
     }
@@ -264,14 +361,53 @@ impl Settings {
         }
     }
 
-    /// The DynamoDB rule store for `table`.
+    /// The DynamoDB rule store for `table` (reading the snapshot when `RULES_SNAPSHOT_URI`
+    /// is set).
     pub async fn dynamo_rules(&self, table: &str) -> DynamoRuleStore {
         let sdk = crate::aws::sdk_config().await;
-        DynamoRuleStore::new(
+        let store = DynamoRuleStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             table.to_string(),
             self.rules_cache,
         )
+        .with_max_stale(self.rules_max_stale);
+        match self.snapshot_store().await {
+            Some(snapshot) => store.with_snapshot(snapshot),
+            None => store,
+        }
+    }
+
+    /// The rules snapshot named by `RULES_SNAPSHOT_URI`.
+    pub async fn snapshot_store(&self) -> Option<SnapshotStore> {
+        let location = self.rules_snapshot.clone()?;
+        let sdk = crate::aws::sdk_config().await;
+        Some(SnapshotStore::new(aws_sdk_s3::Client::new(&sdk), location))
+    }
+
+    /// What publishes the snapshot of `RULES_TABLE` to `RULES_SNAPSHOT_URI`; with `notify`,
+    /// new invalid rules are also published to `FAILURE_TOPIC_ARN` (logged without it).
+    pub async fn snapshot_publisher(&self, notify: bool) -> Result<SnapshotPublisher, ConfigError> {
+        let table = match &self.rules {
+            Some(RulesLocation::Table(table)) => table.clone(),
+            _ => return Err(ConfigError::NoRulesTable),
+        };
+        let store = self
+            .snapshot_store()
+            .await
+            .ok_or(ConfigError::NoSnapshotUri)?;
+        let sdk = crate::aws::sdk_config().await;
+        let publisher = SnapshotPublisher::new(aws_sdk_dynamodb::Client::new(&sdk), table, store);
+        if !notify {
+            return Ok(publisher);
+        }
+        let notifier: Arc<dyn ProblemNotifier> = match &self.failure_topic_arn {
+            Some(arn) => Arc::new(SnsProblemNotifier::new(
+                aws_sdk_sns::Client::new(&sdk),
+                arn.clone(),
+            )),
+            None => Arc::new(LogProblemNotifier),
+        };
+        Ok(publisher.with_notifier(notifier))
     }
 
     /// The execution store named by `EXECUTIONS_TABLE`, else (outside Lambda, with the `sqlite`
@@ -279,7 +415,15 @@ impl Settings {
     pub async fn execution_store(&self) -> Result<Arc<dyn ExecutionStore>, ConfigError> {
         if let Some(table) = &self.executions_table {
             let sdk = crate::aws::sdk_config().await;
-            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            // A request that hangs (an overloaded endpoint, a lost answer) is abandoned and
+            // tried again by the SDK well before the invocation's deadline.
+            let timeouts = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(self.dynamodb_attempt_timeout)
+                .build();
+            let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .timeout_config(timeouts)
+                .build();
+            let client = aws_sdk_dynamodb::Client::from_conf(config);
             return Ok(Arc::new(DynamoExecutionStore::new(client, table.clone())));
         }
         if self.in_lambda {
@@ -310,11 +454,14 @@ impl Settings {
     pub async fn credential_source(&self) -> Arc<dyn CredentialSource> {
         let sdk = crate::aws::sdk_config().await;
         let client = aws_sdk_secretsmanager::Client::new(&sdk);
-        Arc::new(SecretsManagerSource::new(
-            client,
-            self.default_secret_id.clone(),
-            self.env_credentials.clone(),
-        ))
+        Arc::new(
+            SecretsManagerSource::new(
+                client,
+                self.default_secret_id.clone(),
+                self.env_credentials.clone(),
+            )
+            .with_cache_ttl(self.secrets_cache),
+        )
     }
 
     /// The plugin store named by `PLUGIN_DIR` and/or `PLUGIN_S3_URI` (looked in, in that order).
@@ -363,21 +510,47 @@ impl Settings {
 
     pub fn router_settings(&self) -> RouterSettings {
         RouterSettings {
-            claim_lease: self.claim_lease,
+            claim_lease_margin: self.claim_lease_margin,
             execution_ttl: self.execution_ttl,
+            invocation_timeout: self.invocation_timeout,
+            write_reserve: self.outcome_write_reserve,
+            reconcile_grace: self.reconcile_grace,
+            reconcile: self.reconcile_settings(),
         }
+    }
+
+    fn reconcile_settings(&self) -> ReconcileSettings {
+        ReconcileSettings {
+            clock_skew: self.reconcile_clock_skew,
+            ..ReconcileSettings::default()
+        }
+    }
+
+    /// Alteryx client options: the defaults with `ALTERYX_REQUEST_TIMEOUT_SECONDS`.
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            request_timeout: self.alteryx_request_timeout,
+            ..ClientOptions::default()
+        }
+    }
+
+    /// The pool of Alteryx clients, one per secret, kept as long as the secrets are.
+    pub async fn client_pool(&self) -> Arc<ClientPool> {
+        Arc::new(
+            ClientPool::new(self.credential_source().await, self.client_options())
+                .with_max_age(self.secrets_cache),
+        )
     }
 
     /// The whole pipeline as the settings describe it.
     pub async fn router(&self) -> Result<Router, ConfigError> {
         let rules = self.rule_source().await?;
         let executions = self.execution_store().await?;
-        let pool = Arc::new(ClientPool::new(
-            self.credential_source().await,
-            ClientOptions::default(),
-        ));
+        let pool = self.client_pool().await;
+        let notifier = crate::notify::notifier(self.failure_topic_arn.clone()).await;
         let mut router = Router::new(rules, executions, pool)
             .with_settings(self.router_settings())
+            .with_notifier(notifier)
             .with_object_details(self.object_details().await);
         if let Some(store) = self.plugin_store().await? {
             let host = PluginHost::new(store, PluginLimits::default())
@@ -391,14 +564,15 @@ impl Settings {
     /// The tracker as the settings describe it.
     pub async fn tracker(&self) -> Result<Tracker, ConfigError> {
         let executions = self.execution_store().await?;
-        let pool = Arc::new(ClientPool::new(
-            self.credential_source().await,
-            ClientOptions::default(),
-        ));
-        let notifier = crate::tracker::notifier(self.failure_topic_arn.clone()).await;
+        let pool = self.client_pool().await;
+        let notifier = crate::notify::notifier(self.failure_topic_arn.clone()).await;
         let settings = TrackerSettings {
             stuck_after: self.track_stuck_after,
             budget: self.track_budget,
+            max_executions: self.track_max_executions,
+            stale_after: self.track_stale_after,
+            claim_lease_margin: self.claim_lease_margin,
+            reconcile: self.reconcile_settings(),
             ..Default::default()
         };
         Ok(Tracker::new(executions, pool, notifier, settings))
@@ -424,7 +598,13 @@ mod tests {
         let s = settings(&[("RULES_CACHE_SECONDS", " "), ("HOME", "/home/u")]).unwrap();
         assert_eq!(s.mode, Mode::Router);
         assert_eq!(s.rules_cache, Duration::from_secs(60));
-        assert_eq!(s.claim_lease, Duration::from_secs(300));
+        assert_eq!(s.rules_max_stale, Duration::from_secs(600));
+        assert_eq!(s.rules_snapshot, None);
+        assert_eq!(s.claim_lease_margin, Duration::from_secs(60));
+        assert_eq!(s.invocation_timeout, Duration::from_secs(300));
+        assert_eq!(s.alteryx_request_timeout, Duration::from_secs(30));
+        assert_eq!(s.track_stale_after, Duration::from_secs(300));
+        assert_eq!(s.track_max_executions, 500);
         assert_eq!(s.execution_ttl, Duration::from_secs(90 * 86400));
         assert_eq!(s.track_stuck_after, Duration::from_secs(3600));
         assert_eq!(s.home, PathBuf::from("/home/u/.alteryx-router"));
@@ -459,8 +639,18 @@ mod tests {
     fn malformed_numbers_name_the_variable_for_lambda_and_cli_alike() {
         for name in [
             "RULES_CACHE_SECONDS",
+            "RULES_MAX_STALE_SECONDS",
             "PLUGIN_CACHE_SECONDS",
-            "CLAIM_LEASE_SECONDS",
+            "CLAIM_LEASE_MARGIN_SECONDS",
+            "INVOCATION_TIMEOUT_SECONDS",
+            "OUTCOME_WRITE_RESERVE_SECONDS",
+            "ALTERYX_REQUEST_TIMEOUT_SECONDS",
+            "RECONCILE_GRACE_SECONDS",
+            "RECONCILE_CLOCK_SKEW_SECONDS",
+            "SECRETS_CACHE_SECONDS",
+            "DYNAMODB_ATTEMPT_TIMEOUT_SECONDS",
+            "TRACK_MAX_EXECUTIONS",
+            "TRACK_STALE_AFTER_SECONDS",
             "EXECUTION_TTL_DAYS",
             "TRACK_STUCK_AFTER_MINUTES",
             "TRACK_BUDGET_SECONDS",
@@ -475,8 +665,36 @@ mod tests {
                 "{name} keeps its cause"
             );
         }
+        let e = settings(&[("ALTERYX_REQUEST_TIMEOUT_SECONDS", "0")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ALTERYX_REQUEST_TIMEOUT_SECONDS=\"0\": must be at least 1"
+        );
+        let e = settings(&[("CLAIM_LEASE_SECONDS", "300")]).unwrap_err();
+        assert!(
+            e.to_string().contains("CLAIM_LEASE_MARGIN_SECONDS"),
+            "a retired variable says what replaced it: {e}"
+        );
         let e = settings(&[("ROUTER_MODE", "batch")]).unwrap_err();
         assert!(e.to_string().starts_with("ROUTER_MODE=\"batch\""), "{e}");
+        let e = settings(&[("RULES_SNAPSHOT_URI", "bucket/key")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("RULES_SNAPSHOT_URI=\"bucket/key\": expected s3://"),
+            "{e}"
+        );
+        let s = settings(&[
+            ("RULES_SNAPSHOT_URI", "s3://b/rules.snapshot"),
+            ("ROUTER_MODE", "rules"),
+            ("RULES_MAX_STALE_SECONDS", "30"),
+        ])
+        .unwrap();
+        assert_eq!(s.mode, Mode::Rules);
+        assert_eq!(s.rules_max_stale, Duration::from_secs(30));
+        assert_eq!(
+            s.rules_snapshot.map(|l| l.to_string()).as_deref(),
+            Some("s3://b/rules.snapshot")
+        );
     }
 
     #[test]

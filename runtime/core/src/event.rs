@@ -12,6 +12,10 @@
 //!   (`Records[].body`, itself an S3 notification, an SNS envelope or an EventBridge event).
 //!   SQS messages are decoded one by one so the router can report partial batch failures.
 //!
+//! Every record of a `Records` batch is decoded on its own: a record that cannot be read (a
+//! key that does not decode, a missing bucket) is reported by index and reason
+//! ([`Decoded::Partial`]) while the others are routed.
+//!
 //! Inputs are read as `serde_json::Value` rather than `aws_lambda_events` structs. Checked
 //! against aws_lambda_events 1.2.1: its `S3EventRecord` requires `eventTime` (as a timestamp),
 //! `userIdentity` and `requestParameters`, which replayed or hand-made notifications often lack
@@ -62,6 +66,12 @@ impl ObjectCreated {
 pub enum Decoded {
     /// Created objects to route (possibly several from one `Records` batch).
     Objects(Vec<ObjectCreated>),
+    /// A `Records` batch in which some records could not be read: the objects of the others,
+    /// and each rejected record's index and reason (`record 2: ...`).
+    Partial {
+        objects: Vec<ObjectCreated>,
+        rejected: Vec<String>,
+    },
     /// An SQS batch: each message decoded on its own.
     Sqs(Vec<SqsMessage>),
     /// Not something to route, with the reason (logged by the router).
@@ -239,16 +249,22 @@ fn decode_records(records: &Value) -> Result<Decoded, EventError> {
                 .collect(),
         )),
         "aws:sns" => {
-            let mut objects = Vec::new();
-            let mut skipped = Vec::new();
-            for record in list {
-                match decode_sns_message(record.get("Sns").and_then(|s| s.get("Message")))? {
-                    Decoded::Objects(o) => objects.extend(o),
-                    Decoded::Skipped(r) => skipped.push(r),
-                    Decoded::Sqs(_) => skipped.push("SQS batch inside SNS".into()),
+            let mut batch = Batch::default();
+            for (i, record) in list.iter().enumerate() {
+                match decode_sns_message(record.get("Sns").and_then(|s| s.get("Message"))) {
+                    Ok(Decoded::Objects(o)) => batch.objects.extend(o),
+                    Ok(Decoded::Partial { objects, rejected }) => {
+                        batch.objects.extend(objects);
+                        batch
+                            .rejected
+                            .extend(rejected.into_iter().map(|r| format!("record {i}: {r}")));
+                    }
+                    Ok(Decoded::Skipped(r)) => batch.skipped.push(r),
+                    Ok(Decoded::Sqs(_)) => batch.skipped.push("SQS batch inside SNS".into()),
+                    Err(e) => batch.reject(format!("record {i}: {e}"), e),
                 }
             }
-            Ok(collect(objects, skipped))
+            batch.into_decoded(list.len())
         }
         _ => decode_s3_records(list),
     }
@@ -265,18 +281,56 @@ fn tag(decoded: Decoded, source: &str) -> Decoded {
                 })
                 .collect(),
         ),
+        Decoded::Partial { objects, rejected } => Decoded::Partial {
+            objects: objects
+                .into_iter()
+                .map(|mut o| {
+                    o.source = format!("{source}/{}", o.source);
+                    o
+                })
+                .collect(),
+            rejected,
+        },
         other => other,
     }
 }
 
-fn collect(objects: Vec<ObjectCreated>, skipped: Vec<String>) -> Decoded {
-    for reason in &skipped {
-        tracing::info!(%reason, "record skipped");
+/// What the records of one batch came to.
+#[derive(Default)]
+struct Batch {
+    objects: Vec<ObjectCreated>,
+    skipped: Vec<String>,
+    rejected: Vec<String>,
+    /// The error of the first rejected record.
+    first_error: Option<EventError>,
+}
+
+impl Batch {
+    fn reject(&mut self, reason: String, error: EventError) {
+        self.rejected.push(reason);
+        self.first_error.get_or_insert(error);
     }
-    if objects.is_empty() {
-        Decoded::Skipped(skipped.join("; "))
-    } else {
-        Decoded::Objects(objects)
+
+    /// The batch's outcome; a batch of one record that cannot be read is a malformed event.
+    fn into_decoded(self, records: usize) -> Result<Decoded, EventError> {
+        for reason in &self.skipped {
+            tracing::info!(%reason, "record skipped");
+        }
+        if records == 1
+            && let Some(error) = self.first_error
+        {
+            return Err(error);
+        }
+        Ok(if !self.rejected.is_empty() {
+            Decoded::Partial {
+                objects: self.objects,
+                rejected: self.rejected,
+            }
+        } else if self.objects.is_empty() {
+            Decoded::Skipped(self.skipped.join("; "))
+        } else {
+            Decoded::Objects(self.objects)
+        })
     }
 }
 
@@ -289,46 +343,57 @@ fn decode_sns_message(message: Option<&Value>) -> Result<Decoded, EventError> {
 
 fn decode_s3_records(list: &[Value]) -> Result<Decoded, EventError> {
     const SRC: &str = "S3 notification";
-    let mut objects = Vec::new();
-    let mut skipped = Vec::new();
+    let mut batch = Batch::default();
     for (i, record) in list.iter().enumerate() {
         let source = str_at(record, &["eventSource"]).unwrap_or_default();
         let name = str_at(record, &["eventName"]).unwrap_or_default();
         if source != "aws:s3" {
-            skipped.push(format!("record {i}: event source {source:?} is not aws:s3"));
+            batch
+                .skipped
+                .push(format!("record {i}: event source {source:?} is not aws:s3"));
             continue;
         }
         if !name.starts_with("ObjectCreated:") {
-            skipped.push(format!("record {i}: {name:?} is not ObjectCreated:*"));
+            batch
+                .skipped
+                .push(format!("record {i}: {name:?} is not ObjectCreated:*"));
             continue;
         }
-        let bucket = str_at(record, &["s3", "bucket", "name"])
-            .ok_or_else(|| malformed(SRC, format!("record {i}: s3.bucket.name is missing")))?;
-        let raw_key = str_at(record, &["s3", "object", "key"])
-            .ok_or_else(|| malformed(SRC, format!("record {i}: s3.object.key is missing")))?;
-        let key = decode_notification_key(raw_key)
-            .map_err(|d| malformed(SRC, format!("record {i}: {d}")))?;
-        if let Some(Decoded::Skipped(reason)) = folder_placeholder(bucket, &key) {
-            skipped.push(reason);
-            continue;
+        match decode_s3_record(record, name) {
+            Ok(Decoded::Objects(o)) => batch.objects.extend(o),
+            Ok(Decoded::Skipped(reason)) => batch.skipped.push(reason),
+            Ok(_) => {}
+            Err(detail) => {
+                let error = malformed(SRC, format!("record {i}: {detail}"));
+                batch.reject(error.to_string(), error);
+            }
         }
-        let size = size_at(record, &["s3", "object", "size"])
-            .map_err(|d| malformed(SRC, format!("record {i}: {d}")))?;
-        objects.push(ObjectCreated {
-            bucket: bucket.to_string(),
-            key,
-            size,
-            etag: non_empty(str_at(record, &["s3", "object", "eTag"])),
-            version_id: non_empty(str_at(record, &["s3", "object", "versionId"])),
-            sequencer: non_empty(str_at(record, &["s3", "object", "sequencer"])),
-            event_time: str_at(record, &["eventTime"])
-                .unwrap_or_default()
-                .to_string(),
-            reason: Some(name.trim_start_matches("ObjectCreated:").to_string()),
-            source: "s3".into(),
-        });
     }
-    Ok(collect(objects, skipped))
+    batch.into_decoded(list.len())
+}
+
+/// One `ObjectCreated:*` record of an S3 notification.
+fn decode_s3_record(record: &Value, name: &str) -> Result<Decoded, String> {
+    let bucket = str_at(record, &["s3", "bucket", "name"]).ok_or("s3.bucket.name is missing")?;
+    let raw_key = str_at(record, &["s3", "object", "key"]).ok_or("s3.object.key is missing")?;
+    let key = decode_notification_key(raw_key)?;
+    if let Some(skip) = folder_placeholder(bucket, &key) {
+        return Ok(skip);
+    }
+    let size = size_at(record, &["s3", "object", "size"])?;
+    Ok(Decoded::Objects(vec![ObjectCreated {
+        bucket: bucket.to_string(),
+        key,
+        size,
+        etag: non_empty(str_at(record, &["s3", "object", "eTag"])),
+        version_id: non_empty(str_at(record, &["s3", "object", "versionId"])),
+        sequencer: non_empty(str_at(record, &["s3", "object", "sequencer"])),
+        event_time: str_at(record, &["eventTime"])
+            .unwrap_or_default()
+            .to_string(),
+        reason: Some(name.trim_start_matches("ObjectCreated:").to_string()),
+        source: "s3".into(),
+    }]))
 }
 
 /// Undo the form-style URL encoding of keys in classic S3 notifications.

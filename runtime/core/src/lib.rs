@@ -12,7 +12,8 @@
 //! 4. [`executions`] claims one execution per (rule, object version) so duplicates are skipped;
 //! 5. [`alteryx`] submits the job to Alteryx Server (v1 OAuth1 or v3 OAuth2), with credentials
 //!    from [`secrets`];
-//! 6. [`router`] ties the stages together; [`tracker`] later records each job's outcome.
+//! 6. [`router`] ties the stages together; [`tracker`] later records each job's outcome and
+//!    repairs claims whose invocation died; [`notify`] publishes what a person must see.
 //!
 //! Around them: [`config`] reads the environment contract once and assembles the pipeline;
 //! [`aws`] and [`tls`] hold the process-wide AWS configuration and trusted roots; [`tables`]
@@ -24,6 +25,7 @@ pub mod config;
 pub mod event;
 pub mod executions;
 pub mod logging;
+pub mod notify;
 pub mod plugin;
 pub mod render;
 pub mod router;

@@ -5,9 +5,10 @@
 //! costs no S3 call at all.
 //!
 //! Like a plugin's reads, the HEAD is pinned to the event's version (version id, else
-//! `If-Match` on the ETag), so values never come from a later overwrite: an object deleted or
-//! overwritten since the event is reported as gone (the router records `SKIPPED`), access
-//! denied as an error no retry fixes, anything else (timeout, 5xx, throttling) as retryable.
+//! `If-Match` on the ETag), so values never come from a later overwrite, and its answer is
+//! classified by the same code: an object deleted or overwritten since the event is reported
+//! as gone (the router records `SKIPPED`), access denied as an error no retry fixes, anything
+//! else (timeout, 5xx, throttling) as retryable.
 //! The stores behind it are in [`details`]: S3, and a local directory for `LOCAL_OBJECTS_DIR`.
 
 pub mod details;
@@ -19,7 +20,7 @@ use std::time::Duration;
 pub use details::{DirObjectDetails, S3ObjectDetails, decode_rfc2047};
 
 use crate::event::ObjectCreated;
-use crate::plugin::ObjectVersion;
+use crate::plugin::{ObjectVersion, ReadError};
 use crate::rules::CompiledRule;
 use crate::rules::questions::QuestionError;
 use crate::template::Metadata;
@@ -43,18 +44,11 @@ pub trait ObjectDetails: Send + Sync {
 /// Why the object's metadata could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum HeadError {
-    #[error("{uri} was deleted before routing")]
-    Deleted { uri: String },
-    #[error("{uri} was overwritten since the event ({detail})")]
-    Overwritten { uri: String, detail: String },
-    #[error(
-        "access denied reading the metadata of {uri}: the function may not read it (s3:GetObject)"
-    )]
-    AccessDenied {
-        uri: String,
-        #[source]
-        source: BoxError,
-    },
+    /// Deleted or overwritten since the event, or not readable by the function: told apart
+    /// exactly as a plugin's reads tell them ([`crate::plugin::ReadError`]), so a gone object
+    /// is `SKIPPED` with the same reason whichever of the two found out.
+    #[error(transparent)]
+    Object(#[from] ReadError),
     #[error("reading the metadata of {uri}")]
     Failed {
         uri: String,
@@ -66,20 +60,14 @@ pub enum HeadError {
 
 impl HeadError {
     pub fn is_gone(&self) -> bool {
-        matches!(
-            self,
-            HeadError::Deleted { .. } | HeadError::Overwritten { .. }
-        )
+        matches!(self, HeadError::Object(e) if e.is_gone())
     }
 
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            HeadError::Failed {
-                retryable: true,
-                ..
-            }
-        )
+        match self {
+            HeadError::Object(e) => e.is_retryable(),
+            HeadError::Failed { retryable, .. } => *retryable,
+        }
     }
 }
 

@@ -1,134 +1,85 @@
 //! The pipeline: event → matching rules → claim → question values → submit → record.
 //!
-//! One [`Router`] serves the Lambda, `alteryx-router invoke`, `executions retry` and `demo`;
-//! only the stores behind it differ. For every object, every matching rule gets its own
-//! execution, and one rule's failure never stops the others.
+//! One [`Router`] serves the Lambda, `alteryx-router invoke`, `executions retry|resolve` and
+//! `demo`; only the stores behind it differ. For every object, every matching rule gets its
+//! own execution, and one rule's failure never stops the others. Every invocation has a
+//! [`Deadline`] (the Lambda context's, or `INVOCATION_TIMEOUT_SECONDS`).
 //!
 //! Order of a rule's steps, and why:
 //! 1. **claim** the execution first, so a duplicate delivery costs one conditional write and
-//!    never reads the object or runs a plugin;
-//! 2. render the templates, then run the plugin (which may add or override values, or skip);
-//! 3. submit the job and record `SUBMITTED` with the job id, or `ERROR` with the reason.
+//!    never reads the object or runs a plugin. The claim's lease ends with the invocation
+//!    (deadline + `CLAIM_LEASE_MARGIN_SECONDS`); a delivery that meets a live claim of another
+//!    invocation is *in progress*, not done: it fails retryably so the event comes back;
+//! 2. if an earlier attempt's job request may have reached Alteryx, **reconcile** with
+//!    Alteryx's job list before anything else ([`crate::executions::reconcile`]);
+//! 3. render the templates, then run the plugin (which may add or override values, or skip);
+//! 4. write the **intent** (`SUBMITTING`), send the job request within the time left, and
+//!    record `SUBMITTED` with the job id and its ownership item, or what the failure leaves
+//!    behind ([`crate::executions::submit::after_failure`]). Outcome writes are retried within
+//!    the deadline; if they still fail, the invocation fails and the next attempt reconciles.
 //!
-//! A failure that a retry could fix (Alteryx down, throttled, an S3 read that failed) is
-//! recorded as a *retryable* `ERROR` first and then reported to the caller, so the Lambda fails
-//! the invocation and EventBridge redelivers: the redelivery takes the execution over instead
-//! of being skipped as a duplicate. Nothing is lost, nothing is submitted twice.
+//! Whatever a redelivery may fix (Alteryx down, an outcome to reconcile, a claim in progress)
+//! is recorded first and then reported to the caller, so the Lambda fails the invocation and
+//! the event comes back: nothing is lost, and no job request is sent twice on a guess.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-use crate::alteryx::AlteryxError;
 use crate::error_chain;
 use crate::event::{self, Decoded, ObjectCreated};
+use crate::executions::reconcile::{ReconcileSettings, Reconciler};
+use crate::executions::submit::{Recorder, write_within};
 use crate::executions::{
-    Claim, Execution, ExecutionError, ExecutionStatus, ExecutionStore, PluginSummary, execution_id,
-    now_unix,
+    Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, LeaseState,
+    PluginSummary, execution_id, format_unix, now_unix,
 };
+use crate::notify::{LogNotifier, Notifier};
 use crate::plugin::{ObjectReader, ObjectVersion, PluginHost, PluginInput, PluginOutcome};
 use crate::render::{ObjectDetails, QuestionRenderer};
 use crate::rules::{CompiledRule, RuleError, RuleSource};
-use crate::secrets::ClientPool;
+use crate::secrets::{ClientPool, PoolError};
+
+mod attempt;
+mod manual;
+mod summary;
+
+pub use crate::executions::submit::Deadline;
+pub use summary::{
+    InvocationFailure, InvocationSummary, ObjectSummary, OutcomeCounts, RuleOutcome,
+};
 
 /// Tunables of the pipeline; all have defaults that suit the Lambda.
 #[derive(Debug, Clone)]
 pub struct RouterSettings {
-    /// How long a claim belongs to its claimant before another delivery may take it over.
-    /// Longer than the function timeout, so a live invocation is never overtaken.
-    pub claim_lease: Duration,
+    /// `CLAIM_LEASE_MARGIN_SECONDS`: a claim's lease ends this long after the invocation's
+    /// deadline (clocks of different hosts differ a little; the process is gone by then).
+    pub claim_lease_margin: Duration,
     /// How long execution records live before DynamoDB's TTL removes them.
     pub execution_ttl: Duration,
+    /// `INVOCATION_TIMEOUT_SECONDS`: the deadline of callers that have none of their own (the
+    /// CLI's `invoke`, `executions retry|resolve`, `demo`).
+    pub invocation_timeout: Duration,
+    /// `OUTCOME_WRITE_RESERVE_SECONDS`: time kept back before the deadline to record an
+    /// outcome; no job request starts unless the request timeout fits before it.
+    pub write_reserve: Duration,
+    /// `RECONCILE_GRACE_SECONDS`: how long after a job request surely ended (its time budget)
+    /// reconciliation waits before it trusts Alteryx's job list to show its job.
+    pub reconcile_grace: Duration,
+    pub reconcile: ReconcileSettings,
 }
 
 impl Default for RouterSettings {
     fn default() -> Self {
         Self {
-            claim_lease: Duration::from_secs(300),
+            claim_lease_margin: Duration::from_secs(60),
             execution_ttl: Duration::from_secs(90 * 24 * 3600),
+            invocation_timeout: Duration::from_secs(300),
+            write_reserve: Duration::from_secs(5),
+            reconcile_grace: Duration::from_secs(30),
+            reconcile: ReconcileSettings::default(),
         }
     }
-}
-
-/// What happened to one rule for one object.
-#[derive(Debug, Clone, Serialize)]
-pub struct RuleOutcome {
-    pub rule_id: String,
-    pub execution_id: String,
-    pub workflow: String,
-    /// The execution's status after this delivery (for a duplicate: the existing record's).
-    pub status: ExecutionStatus,
-    /// True when this delivery found the execution already claimed or done and did nothing.
-    pub duplicate: bool,
-    pub attempt: u32,
-    pub job_id: Option<String>,
-    pub questions: BTreeMap<String, String>,
-    pub message: Option<String>,
-    /// A failure that a redelivery may fix; makes the invocation fail after it is recorded.
-    pub retryable: bool,
-}
-
-/// What happened to one object.
-#[derive(Debug, Clone, Serialize)]
-pub struct ObjectSummary {
-    pub bucket: String,
-    pub key: String,
-    pub version: String,
-    pub rules_matched: usize,
-    pub outcomes: Vec<RuleOutcome>,
-}
-
-impl ObjectSummary {
-    pub fn has_retryable_failure(&self) -> bool {
-        self.outcomes.iter().any(|o| o.retryable)
-    }
-}
-
-/// What happened to one invocation's payload.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct InvocationSummary {
-    pub objects: Vec<ObjectSummary>,
-    /// Inputs that were deliberately ignored, with the reason (not object creation, folder
-    /// placeholder, S3 test event, ...).
-    pub skipped: Vec<String>,
-    /// SQS message ids to report as `batchItemFailures` (retryable failure or undecodable).
-    pub failed_messages: Vec<String>,
-    /// Whether the payload was an SQS batch (the Lambda then answers with batch failures).
-    pub sqs: bool,
-}
-
-impl InvocationSummary {
-    /// True when the Lambda should fail this invocation so the event is delivered again.
-    pub fn needs_redelivery(&self) -> bool {
-        !self.sqs
-            && self
-                .objects
-                .iter()
-                .any(ObjectSummary::has_retryable_failure)
-    }
-
-    pub fn counts(&self) -> OutcomeCounts {
-        let mut c = OutcomeCounts::default();
-        for o in self.objects.iter().flat_map(|s| &s.outcomes) {
-            match (o.duplicate, o.status) {
-                (true, _) => c.duplicates += 1,
-                (false, ExecutionStatus::Submitted) => c.submitted += 1,
-                (false, ExecutionStatus::Skipped) => c.skipped += 1,
-                (false, _) => c.errors += 1,
-            }
-        }
-        c
-    }
-}
-
-#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
-pub struct OutcomeCounts {
-    pub submitted: usize,
-    pub duplicates: usize,
-    pub skipped: usize,
-    pub errors: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,14 +92,59 @@ pub enum RouterError {
     Execution(#[from] ExecutionError),
     #[error("execution {execution}: rule `{rule}` no longer exists, so it cannot be retried")]
     RuleGone { execution: String, rule: String },
+    #[error("execution {execution} is {status}; only UNCERTAIN executions are resolved")]
+    NotUncertain {
+        execution: String,
+        status: ExecutionStatus,
+    },
+    #[error("checking job {job} at Alteryx")]
+    JobCheck {
+        job: String,
+        #[source]
+        source: PoolError,
+    },
+    #[error("job {job} belongs to workflow {actual}, not to the execution's workflow {expected}")]
+    WrongWorkflow {
+        job: String,
+        actual: String,
+        expected: String,
+    },
 }
 
 impl RouterError {
     /// Rules or execution-store outages are worth a redelivery; a malformed event is not
     /// going to get better, but failing still sends it to the DLQ where it is kept.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, RouterError::RuleGone { .. })
+        match self {
+            RouterError::RuleGone { .. }
+            | RouterError::NotUncertain { .. }
+            | RouterError::WrongWorkflow { .. } => false,
+            RouterError::JobCheck { source, .. } => source.is_retryable(),
+            _ => true,
+        }
     }
+
+    /// What Lambda reports as the failed invocation's `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            RouterError::Event(_) => "MalformedEvent",
+            RouterError::Rules(_) => "RulesUnavailable",
+            RouterError::Execution(_) => "ExecutionStoreError",
+            RouterError::RuleGone { .. } => "RuleGone",
+            RouterError::NotUncertain { .. }
+            | RouterError::JobCheck { .. }
+            | RouterError::WrongWorkflow { .. } => "ResolveRefused",
+        }
+    }
+}
+
+/// How a person settles an `UNCERTAIN` execution (`executions resolve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// This job (it exists at Alteryx) is the execution's.
+    Job(String),
+    /// No job at Alteryx is the execution's: submit a new attempt.
+    Resubmit,
 }
 
 /// The rule engine. Cheap to share: hold it in an `Arc` for the life of the process.
@@ -161,6 +157,7 @@ pub struct Router {
     /// Renders question values, fetching metadata and signing URLs only for templates that
     /// use them.
     renderer: QuestionRenderer,
+    notifier: Arc<dyn Notifier>,
     settings: RouterSettings,
 }
 
@@ -177,6 +174,7 @@ impl Router {
             plugins: None,
             objects: None,
             renderer: QuestionRenderer::default(),
+            notifier: Arc::new(LogNotifier),
             settings: RouterSettings::default(),
         }
     }
@@ -199,6 +197,12 @@ impl Router {
         self
     }
 
+    /// Where `UNCERTAIN` executions are announced (SNS in AWS; the log by default).
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
     pub fn executions(&self) -> &Arc<dyn ExecutionStore> {
         &self.executions
     }
@@ -209,6 +213,27 @@ impl Router {
 
     pub fn alteryx(&self) -> &Arc<ClientPool> {
         &self.alteryx
+    }
+
+    pub fn settings(&self) -> &RouterSettings {
+        &self.settings
+    }
+
+    fn recorder(&self) -> Recorder {
+        Recorder::new(Arc::clone(&self.executions), Arc::clone(&self.notifier))
+    }
+
+    fn reconciler(&self) -> Reconciler {
+        Reconciler::new(
+            self.recorder(),
+            Arc::clone(&self.alteryx),
+            self.settings.reconcile.clone(),
+        )
+    }
+
+    /// The deadline of a caller without one of its own (`INVOCATION_TIMEOUT_SECONDS` from now).
+    pub fn default_deadline(&self) -> Deadline {
+        Deadline::after(self.settings.invocation_timeout)
     }
 
     /// Load the rules and the default credentials concurrently, before the first event (the
@@ -224,10 +249,21 @@ impl Router {
         }
     }
 
-    /// Route a raw invocation payload (EventBridge, S3, SNS or SQS shaped).
+    /// Route a raw invocation payload (EventBridge, S3, SNS or SQS shaped) by the default
+    /// deadline.
     pub async fn handle_payload(
         &self,
         payload: &serde_json::Value,
+    ) -> Result<InvocationSummary, RouterError> {
+        self.handle_payload_until(payload, self.default_deadline())
+            .await
+    }
+
+    /// Route a raw invocation payload by `deadline` (the Lambda context's).
+    pub async fn handle_payload_until(
+        &self,
+        payload: &serde_json::Value,
+        deadline: Deadline,
     ) -> Result<InvocationSummary, RouterError> {
         let decoded = event::decode(payload)?;
         let mut summary = InvocationSummary::default();
@@ -237,11 +273,16 @@ impl Router {
                 for message in messages {
                     match message.result {
                         Ok(inner) => {
-                            let before = summary.objects.len();
+                            let objects_before = summary.objects.len();
+                            let rejected_before = summary.rejected.len();
                             // A message's own nested batch is handled like the top level;
                             // a failure anywhere in it fails the message.
-                            let failed = self.handle_decoded(inner, &mut summary).await.is_err()
-                                || summary.objects[before..]
+                            let failed = self
+                                .handle_decoded(inner, &mut summary, deadline)
+                                .await
+                                .is_err()
+                                || summary.rejected.len() > rejected_before
+                                || summary.objects[objects_before..]
                                     .iter()
                                     .any(ObjectSummary::has_retryable_failure);
                             if failed {
@@ -256,16 +297,20 @@ impl Router {
                     }
                 }
             }
-            other => self.handle_decoded(other, &mut summary).await?,
+            other => self.handle_decoded(other, &mut summary, deadline).await?,
         }
         let counts = summary.counts();
         tracing::info!(
             objects = summary.objects.len(),
             submitted = counts.submitted,
             duplicates = counts.duplicates,
+            in_progress = counts.in_progress,
             skipped = counts.skipped,
             errors = counts.errors,
+            unknown = counts.unknown,
+            uncertain = counts.uncertain,
             ignored = summary.skipped.len(),
+            rejected = summary.rejected.len(),
             failed_messages = summary.failed_messages.len(),
             "invocation routed"
         );
@@ -276,11 +321,25 @@ impl Router {
         &self,
         decoded: Decoded,
         summary: &mut InvocationSummary,
+        deadline: Deadline,
     ) -> Result<(), RouterError> {
         match decoded {
             Decoded::Objects(objects) => {
                 for object in &objects {
-                    summary.objects.push(self.route_object(object).await?);
+                    summary
+                        .objects
+                        .push(self.route_object_until(object, deadline).await?);
+                }
+            }
+            Decoded::Partial { objects, rejected } => {
+                for reason in &rejected {
+                    tracing::error!(%reason, "record rejected; the other records are routed");
+                }
+                summary.rejected.extend(rejected);
+                for object in &objects {
+                    summary
+                        .objects
+                        .push(self.route_object_until(object, deadline).await?);
                 }
             }
             Decoded::Skipped(reason) => {
@@ -291,21 +350,31 @@ impl Router {
                 // SQS inside SQS does not happen in AWS; treat each inner message in turn.
                 for m in messages {
                     let inner = m.result?;
-                    Box::pin(self.handle_decoded(inner, summary)).await?;
+                    Box::pin(self.handle_decoded(inner, summary, deadline)).await?;
                 }
             }
         }
         Ok(())
     }
 
-    /// Route one object: every matching rule, in priority order, each on its own.
+    /// Route one object by the default deadline.
     pub async fn route_object(&self, object: &ObjectCreated) -> Result<ObjectSummary, RouterError> {
+        self.route_object_until(object, self.default_deadline())
+            .await
+    }
+
+    /// Route one object: every matching rule, in priority order, each on its own.
+    pub async fn route_object_until(
+        &self,
+        object: &ObjectCreated,
+        deadline: Deadline,
+    ) -> Result<ObjectSummary, RouterError> {
         let started = Instant::now();
         let rule_set = self.rules.rule_set().await?;
         let matched = rule_set.matching(object);
         let mut outcomes = Vec::with_capacity(matched.len());
         for rule in &matched {
-            outcomes.push(self.run_rule(rule, object).await);
+            outcomes.push(self.run_rule(rule, object, deadline).await);
         }
         let summary = ObjectSummary {
             bucket: object.bucket.clone(),
@@ -320,7 +389,8 @@ impl Router {
         for o in &summary.outcomes {
             tracing::info!(
                 bucket = %object.bucket, key = %object.key, rule = %o.rule_id,
-                execution = %o.execution_id, status = ?o.status, duplicate = o.duplicate,
+                execution = %o.execution_id, status = %o.status, duplicate = o.duplicate,
+                in_progress = o.in_progress, attempt = o.attempt,
                 job_id = o.job_id.as_deref().unwrap_or(""), message = o.message.as_deref().unwrap_or(""),
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "rule outcome"
@@ -329,20 +399,42 @@ impl Router {
         Ok(summary)
     }
 
-    /// One rule for one object: claim, then execute unless it is a duplicate.
-    async fn run_rule(&self, rule: &CompiledRule, object: &ObjectCreated) -> RuleOutcome {
-        let record = self.new_execution(rule, object);
-        match self
-            .executions
-            .claim(record.clone(), self.settings.claim_lease)
-            .await
-        {
-            Ok(Claim::Acquired(claimed)) => self.execute(claimed, rule, object).await,
-            Ok(Claim::Duplicate(existing)) => {
-                let mut outcome = outcome_of(&existing);
-                outcome.duplicate = true;
-                outcome
-            }
+    /// The least time left with which a rule is started: a job request plus its record.
+    fn time_to_start(&self) -> Duration {
+        self.alteryx.options().request_timeout + self.settings.write_reserve
+    }
+
+    /// One rule for one object: claim, then execute unless it is done or in progress.
+    async fn run_rule(
+        &self,
+        rule: &CompiledRule,
+        object: &ObjectCreated,
+        deadline: Deadline,
+    ) -> RuleOutcome {
+        let claimant = Claimant::new(deadline.lease_until(self.settings.claim_lease_margin));
+        let record = self.new_execution(rule, object, &claimant);
+        if deadline.left() < self.time_to_start() {
+            // Not even claimed: a claim now would only block the redelivery until it expires.
+            return RuleOutcome {
+                status: ExecutionStatus::Error,
+                message: Some(format!(
+                    "not started: {} ms left before the invocation's deadline, a job request and its record need {} ms",
+                    deadline.left().as_millis(),
+                    self.time_to_start().as_millis()
+                )),
+                retryable: true,
+                ..outcome_of(&record)
+            };
+        }
+        let claim = write_claim(self.executions.as_ref(), &deadline, record.clone()).await;
+        match claim {
+            Ok(Claim::Acquired(claimed)) => self.execute(claimed, rule, object, deadline).await,
+            Ok(Claim::Duplicate(existing)) => RuleOutcome {
+                duplicate: true,
+                retryable: false,
+                ..outcome_of(&existing)
+            },
+            Ok(Claim::InProgress(existing)) => in_progress(&existing),
             Err(e) => {
                 // The store is unreachable: nothing was recorded, so the only safe move is
                 // to have the whole event delivered again.
@@ -356,109 +448,6 @@ impl Router {
                 }
             }
         }
-    }
-
-    /// Retry an `ERROR` or `FAILED` execution by hand (`executions retry`): a new attempt on the
-    /// same record, with the rule as it is now (the user usually fixed it first).
-    pub async fn retry(&self, execution_id: &str) -> Result<RuleOutcome, RouterError> {
-        let claimed = self
-            .executions
-            .claim_retry(execution_id, self.settings.claim_lease)
-            .await?;
-        let rule_set = self.rules.rule_set().await?;
-        let Some(rule) = rule_set
-            .rules()
-            .iter()
-            .find(|r| r.rule.id == claimed.rule_id)
-        else {
-            let rule = claimed.rule_id.clone();
-            let mut record = claimed;
-            record.status = ExecutionStatus::Error;
-            record.retryable = false;
-            record.message = Some(format!("rule `{rule}` no longer exists"));
-            self.executions
-                .update(&record, ExecutionStatus::Claimed)
-                .await?;
-            return Err(RouterError::RuleGone {
-                execution: execution_id.to_string(),
-                rule,
-            });
-        };
-        let object = object_of(&claimed);
-        Ok(self.execute(claimed, rule, &object).await)
-    }
-
-    /// Steps 2 and 3 for an execution this process has claimed; always records the result.
-    async fn execute(
-        &self,
-        mut record: Execution,
-        rule: &CompiledRule,
-        object: &ObjectCreated,
-    ) -> RuleOutcome {
-        record.workflow = rule.rule.workflow.clone();
-        record.secret_id = rule.rule.secret_id.clone();
-        record.plugin = None;
-        let result = self.questions_for(rule, object).await;
-        let now = now_unix();
-        match result {
-            Err(failure) => {
-                record.status = ExecutionStatus::Error;
-                record.message = Some(failure.message);
-                record.retryable = failure.retryable;
-            }
-            Ok(Questions::Skip {
-                questions,
-                reason,
-                plugin,
-            }) => {
-                record.questions = questions;
-                record.plugin = plugin;
-                record.status = ExecutionStatus::Skipped;
-                record.message = Some(reason);
-                record.finished_at = Some(now);
-            }
-            Ok(Questions::Values { questions, plugin }) => {
-                record.questions = questions;
-                if let Some(chosen) = plugin.as_ref().and_then(|p| p.workflow.as_ref()) {
-                    record.workflow = chosen.clone();
-                }
-                record.plugin = plugin;
-                match self.submit(rule, &record.workflow, &record.questions).await {
-                    Ok(job_id) => {
-                        record.status = ExecutionStatus::Submitted;
-                        record.job_id = Some(job_id);
-                        record.submitted_at = Some(now_unix());
-                        record.message = None;
-                        record.retryable = false;
-                    }
-                    Err(failure) => {
-                        record.status = ExecutionStatus::Error;
-                        record.message = Some(failure.message);
-                        record.retryable = failure.retryable;
-                    }
-                }
-            }
-        }
-        record.lease_until = None;
-        if let Err(e) = self
-            .executions
-            .update(&record, ExecutionStatus::Claimed)
-            .await
-        {
-            // The job may be submitted but its record is not: say so loudly; a redelivery
-            // would find the claim and, after its lease, take it over.
-            let error = error_chain(&e);
-            tracing::error!(execution = %record.id, status = ?record.status,
-                job_id = record.job_id.as_deref().unwrap_or(""), %error,
-                "could not record the execution's outcome");
-            let mut outcome = outcome_of(&record);
-            outcome.message = Some(format!(
-                "{} (and recording it failed: {error})",
-                record.message.as_deref().unwrap_or("outcome")
-            ));
-            return outcome;
-        }
-        outcome_of(&record)
     }
 
     /// Template values, then the plugin's (which win on the same name), and what the plugin
@@ -587,34 +576,12 @@ impl Router {
         }
     }
 
-    async fn submit(
+    fn new_execution(
         &self,
         rule: &CompiledRule,
-        workflow: &str,
-        questions: &BTreeMap<String, String>,
-    ) -> Result<String, Failure> {
-        let secret_id = rule.rule.secret_id.as_deref();
-        let client = self.alteryx.client(secret_id).await.map_err(|e| Failure {
-            retryable: e.is_retryable(),
-            message: format!("credentials: {}", error_chain(&e)),
-        })?;
-        let request = rule.job_request(questions);
-        match client.submit_job(workflow, &request).await {
-            Ok(job) => Ok(job.id),
-            Err(e) => {
-                if matches!(e, AlteryxError::Unauthorized { .. }) {
-                    // The secret may have been rotated: read it again next time.
-                    self.alteryx.invalidate(secret_id).await;
-                }
-                Err(Failure {
-                    retryable: e.is_retryable(),
-                    message: error_chain(&e),
-                })
-            }
-        }
-    }
-
-    fn new_execution(&self, rule: &CompiledRule, object: &ObjectCreated) -> Execution {
+        object: &ObjectCreated,
+        claimant: &Claimant,
+    ) -> Execution {
         let version = object.version_token().to_string();
         let now = now_unix();
         Execution {
@@ -641,11 +608,62 @@ impl Router {
             submitted_at: None,
             finished_at: None,
             stuck_at: None,
-            lease_until: Some(now + self.settings.claim_lease.as_secs() as i64),
+            lease_until: Some(claimant.lease_until),
+            claim_token: Some(claimant.token.clone()),
+            submit_started_at: None,
+            reconcile_from: None,
+            reconcile_after: None,
+            candidates: Vec::new(),
+            plugin: None,
             expires_at: now + self.settings.execution_ttl.as_secs() as i64,
             source: object.source.clone(),
-            plugin: None,
         }
+    }
+}
+
+/// A claim, tried again within the deadline when the store fails: the claim's token makes a
+/// try that meets its own earlier (applied) claim `Acquired`.
+async fn write_claim(
+    store: &dyn ExecutionStore,
+    deadline: &Deadline,
+    record: Execution,
+) -> Result<Claim, ExecutionError> {
+    let claim = std::sync::Mutex::new(None);
+    write_within(deadline, "claiming the execution", || async {
+        let result = store.claim(record.clone()).await?;
+        if let Ok(mut slot) = claim.lock() {
+            *slot = Some(result);
+        }
+        Ok(())
+    })
+    .await?;
+    claim
+        .into_inner()
+        .ok()
+        .flatten()
+        .ok_or_else(|| ExecutionError::Inconsistent("a claim returned nothing".into()))
+}
+
+/// The outcome of a delivery that met a claim of another invocation.
+fn in_progress(existing: &Execution) -> RuleOutcome {
+    let now = now_unix();
+    let message = match existing.lease_state(now) {
+        Some(LeaseState::Live(until)) => format!(
+            "in progress: attempt {} is claimed by another invocation until {}",
+            existing.attempt,
+            format_unix(until)
+        ),
+        _ => format!(
+            "in progress: the job request of attempt {} may still be settling at Alteryx; it is reconciled after {}",
+            existing.attempt,
+            format_unix(existing.reconcile_after.unwrap_or_default() / 1000)
+        ),
+    };
+    RuleOutcome {
+        in_progress: true,
+        retryable: true,
+        message: Some(message),
+        ..outcome_of(existing)
     }
 }
 
@@ -673,11 +691,16 @@ fn outcome_of(record: &Execution) -> RuleOutcome {
         workflow: record.workflow.clone(),
         status: record.status,
         duplicate: false,
+        in_progress: false,
         attempt: record.attempt,
         job_id: record.job_id.clone(),
         questions: record.questions.clone(),
         message: record.message.clone(),
-        retryable: record.status == ExecutionStatus::Error && record.retryable,
+        retryable: record.retryable
+            && matches!(
+                record.status,
+                ExecutionStatus::Error | ExecutionStatus::Submitting | ExecutionStatus::Claimed
+            ),
     }
 }
 

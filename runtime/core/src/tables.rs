@@ -5,7 +5,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
+    TimeToLiveSpecification,
 };
 use serde::Serialize;
 
@@ -37,6 +38,8 @@ pub struct TableSpec {
     pub partition_key: KeyAttr,
     pub indexes: Vec<IndexSpec>,
     pub ttl_attribute: Option<&'static str>,
+    /// The table's DynamoDB stream (`KEYS_ONLY`, ...), when it has one.
+    pub stream_view: Option<&'static str>,
 }
 
 pub fn rules_table() -> TableSpec {
@@ -49,6 +52,8 @@ pub fn rules_table() -> TableSpec {
         },
         indexes: Vec::new(),
         ttl_attribute: None,
+        // Feeds the function that republishes the rules snapshot after every change.
+        stream_view: Some("KEYS_ONLY"),
     }
 }
 
@@ -73,6 +78,7 @@ pub fn executions_table() -> TableSpec {
             projection: "ALL",
         }],
         ttl_attribute: Some("expires_at"),
+        stream_view: None,
     }
 }
 
@@ -126,6 +132,15 @@ pub async fn create_table(
             AttributeDefinition::builder()
                 .attribute_name(a.name)
                 .attribute_type(attr_type(a.attr_type))
+                .build()
+                .map_err(|e| fail(e.to_string()))?,
+        );
+    }
+    if let Some(view) = spec.stream_view {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view))
                 .build()
                 .map_err(|e| fail(e.to_string()))?,
         );

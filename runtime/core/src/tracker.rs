@@ -1,133 +1,59 @@
-//! Job tracker: finds `SUBMITTED` executions, asks Alteryx how each job is doing, and records
-//! `COMPLETED` (with the disposition) or `FAILED` (with Alteryx's messages). Failures and jobs
-//! stuck past a limit are published to a [`Notifier`] (SNS in AWS).
+//! Job tracker: one bounded pass, run on a schedule, that
 //!
-//! Each run does bounded work: at most `max_executions`, `concurrency` calls in flight, and it
-//! stops starting new checks when its time budget (kept below the function timeout) runs out;
-//! what it did not reach waits for the next scheduled run.
+//! 1. **polls `SUBMITTED` executions**, oldest first, continuing where the last pass stopped (a
+//!    cursor kept by the process), and records `COMPLETED` (with the disposition) or `FAILED`
+//!    (with Alteryx's messages). Only Alteryx's own answer that it does not know a job (a JSON
+//!    404) closes an execution; a proxy's 404 page and 5xx answers are transient;
+//! 2. **sweeps stale claims**: `CLAIMED`/`SUBMITTING` executions whose lease ran out (or was
+//!    released) more than `stale_after` ago — their invocation died and no redelivery took them
+//!    over. It counts them (`stale_claims` in the pass's log line feeds the stale-claim alarm),
+//!    takes each over, reconciles what may have reached Alteryx (adopting the job, or
+//!    `UNCERTAIN`), and otherwise leaves a retryable `ERROR` that a redelivery, `drain-dlq` or
+//!    `executions retry` runs — with a `stale` notice, since its event may be gone.
+//!
+//! Failures, jobs stuck past a limit, `UNCERTAIN` and stale executions are published to a
+//! [`Notifier`] (SNS in AWS). Each pass does bounded work: at most `max_executions` polls with
+//! `concurrency` in flight and `max_stale` takeovers, and it starts nothing new once its time
+//! budget (kept below the function timeout) is spent; the rest waits for the next pass.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::Serialize;
+use tokio::sync::Mutex;
 
 use crate::alteryx::{AlteryxError, Job};
 use crate::error_chain;
-use crate::executions::{Execution, ExecutionStatus, ExecutionStore, ListFilter, now_unix};
-use crate::secrets::ClientPool;
+use crate::executions::reconcile::{ReconcileSettings, Reconciler, Settled};
+use crate::executions::submit::{Deadline, Recorder};
+use crate::executions::{
+    Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, LeaseState, ListFilter,
+    Takeover, format_unix, now_unix,
+};
+use crate::secrets::{ClientPool, PoolError};
 
-/// Where failure notices go.
-#[async_trait::async_trait]
-pub trait Notifier: Send + Sync {
-    async fn notify(&self, subject: &str, notice: &FailureNotice) -> Result<(), NotifyError>;
-}
-
-/// A notice that could not be published. The cause is the
-/// [`source`](std::error::Error::source).
-#[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
-    #[error("encoding the notice")]
-    Encode(#[source] serde_json::Error),
-    #[error("publishing to {topic_arn}")]
-    Publish {
-        topic_arn: String,
-        #[source]
-        source: Box<aws_sdk_sns::error::SdkError<aws_sdk_sns::operation::publish::PublishError>>,
-    },
-}
-
-/// What a failure notice is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NoticeKind {
-    /// The job ended in error, or Alteryx no longer knows it.
-    Failed,
-    /// The job is still queued or running after `TRACK_STUCK_AFTER_MINUTES`.
-    Stuck,
-}
-
-impl NoticeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoticeKind::Failed => "failed",
-            NoticeKind::Stuck => "stuck",
-        }
-    }
-}
-
-impl std::fmt::Display for NoticeKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a failure notice says (published as JSON).
-#[derive(Debug, Clone, Serialize)]
-pub struct FailureNotice {
-    pub kind: NoticeKind,
-    pub execution_id: String,
-    pub rule_id: String,
-    pub bucket: String,
-    pub key: String,
-    pub workflow: String,
-    pub job_id: Option<String>,
-    pub status: String,
-    pub disposition: Option<String>,
-    pub messages: Vec<String>,
-}
-
-/// Publishes notices to an SNS topic.
-pub struct SnsNotifier {
-    client: aws_sdk_sns::Client,
-    topic_arn: String,
-}
-
-impl SnsNotifier {
-    pub fn new(client: aws_sdk_sns::Client, topic_arn: String) -> Self {
-        Self { client, topic_arn }
-    }
-}
-
-#[async_trait::async_trait]
-impl Notifier for SnsNotifier {
-    async fn notify(&self, subject: &str, notice: &FailureNotice) -> Result<(), NotifyError> {
-        let body = serde_json::to_string_pretty(notice).map_err(NotifyError::Encode)?;
-        // SNS subjects are limited to 100 characters.
-        let subject: String = subject.chars().take(100).collect();
-        self.client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .subject(subject)
-            .message(body)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| NotifyError::Publish {
-                topic_arn: self.topic_arn.clone(),
-                source: Box::new(e),
-            })
-    }
-}
-
-/// Logs notices only (no topic configured).
-pub struct LogNotifier;
-
-#[async_trait::async_trait]
-impl Notifier for LogNotifier {
-    async fn notify(&self, subject: &str, notice: &FailureNotice) -> Result<(), NotifyError> {
-        tracing::info!(%subject, execution = %notice.execution_id, "failure notice (no FAILURE_TOPIC_ARN set)");
-        Ok(())
-    }
-}
+pub use crate::notify::{
+    FailureNotice, LogNotifier, NoticeKind, Notifier, NotifyError, SnsNotifier, notifier,
+};
 
 #[derive(Debug, Clone)]
 pub struct TrackerSettings {
+    /// `TRACK_MAX_EXECUTIONS` (default 500): `SUBMITTED` executions polled per pass.
     pub max_executions: usize,
     pub concurrency: usize,
+    /// `TRACK_BUDGET_SECONDS`: no new work starts after this much of a pass.
     pub budget: Duration,
     /// A job still queued or running after this long is flagged as stuck (once).
     pub stuck_after: Duration,
+    /// `TRACK_STALE_AFTER_SECONDS` (default 300): a claim whose lease ran out (or was
+    /// released) this long ago, and that no redelivery took over, is stale.
+    pub stale_after: Duration,
+    /// Stale claims taken over per pass.
+    pub max_stale: usize,
+    /// The tracker's own takeovers hold a lease of the pass's budget plus this margin.
+    pub claim_lease_margin: Duration,
+    pub reconcile: ReconcileSettings,
 }
 
 impl Default for TrackerSettings {
@@ -137,11 +63,15 @@ impl Default for TrackerSettings {
             concurrency: 8,
             budget: Duration::from_secs(45),
             stuck_after: Duration::from_secs(60 * 60),
+            stale_after: Duration::from_secs(300),
+            max_stale: 50,
+            claim_lease_margin: Duration::from_secs(60),
+            reconcile: ReconcileSettings::default(),
         }
     }
 }
 
-/// What one tracking run did.
+/// What one tracking pass did.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct TrackReport {
     pub checked: usize,
@@ -149,8 +79,18 @@ pub struct TrackReport {
     pub failed: usize,
     pub still_running: usize,
     pub stuck: usize,
+    /// `CLAIMED`/`SUBMITTING` executions past their lease by more than `stale_after`.
+    pub stale_claims: usize,
+    /// Of those, the ones whose job was found at Alteryx and recorded.
+    pub adopted: usize,
+    /// Of those, the ones now `UNCERTAIN`.
+    pub uncertain: usize,
+    /// Of those, the ones left as a retryable `ERROR` (nothing reached Alteryx).
+    pub released: usize,
     pub errors: Vec<String>,
     pub out_of_budget: bool,
+    /// The poll reached the newest `SUBMITTED` execution; the next pass starts from the oldest.
+    pub wrapped: bool,
 }
 
 pub struct Tracker {
@@ -158,6 +98,9 @@ pub struct Tracker {
     alteryx: Arc<ClientPool>,
     notifier: Arc<dyn Notifier>,
     settings: TrackerSettings,
+    /// Where the next pass's poll continues: the last `SUBMITTED` execution checked
+    /// (`created_at`, `id`). Kept by the process: a cold start begins with the oldest.
+    cursor: Mutex<Option<(i64, String)>>,
 }
 
 /// How records written before [`Execution::stuck_at`] existed said "flagged as stuck": a
@@ -184,16 +127,44 @@ impl Tracker {
             alteryx,
             notifier,
             settings,
+            cursor: Mutex::new(None),
         }
     }
 
-    /// One bounded pass over the `SUBMITTED` executions.
+    /// One bounded pass: poll `SUBMITTED` executions, then sweep stale claims.
     pub async fn run_once(&self) -> TrackReport {
         let started = Instant::now();
+        let deadline = Deadline::after(self.settings.budget);
         let mut report = TrackReport::default();
+        self.poll(&mut report, started).await;
+        self.sweep(&mut report, &deadline).await;
+        tracing::info!(
+            checked = report.checked,
+            completed = report.completed,
+            failed = report.failed,
+            running = report.still_running,
+            stuck = report.stuck,
+            stale_claims = report.stale_claims,
+            adopted = report.adopted,
+            uncertain = report.uncertain,
+            released = report.released,
+            errors = report.errors.len(),
+            out_of_budget = report.out_of_budget,
+            wrapped = report.wrapped,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "tracker run"
+        );
+        report
+    }
+
+    async fn poll(&self, report: &mut TrackReport, started: Instant) {
+        let after = self.cursor.lock().await.clone();
+        let limit = self.settings.max_executions.max(1);
         let filter = ListFilter {
             status: Some(ExecutionStatus::Submitted),
-            limit: Some(self.settings.max_executions),
+            limit: Some(limit),
+            oldest_first: true,
+            after,
             ..ListFilter::default()
         };
         let pending = match self.executions.list(&filter).await {
@@ -202,10 +173,16 @@ impl Tracker {
                 report
                     .errors
                     .push(format!("listing SUBMITTED executions: {}", error_chain(&e)));
-                return report;
+                return;
             }
         };
+        let reached_newest = pending.len() < limit;
+        let keys: Vec<(i64, String)> = pending
+            .iter()
+            .map(|r| (r.created_at, r.id.clone()))
+            .collect();
         let budget = self.settings.budget;
+        // In order, so the cursor can move to the last execution checked.
         let results: Vec<Option<Checked>> = futures::stream::iter(pending)
             .map(|record| async move {
                 if started.elapsed() >= budget {
@@ -213,13 +190,17 @@ impl Tracker {
                 }
                 Some(self.check(record).await)
             })
-            .buffer_unordered(self.settings.concurrency.max(1))
+            .buffered(self.settings.concurrency.max(1))
             .collect()
             .await;
-        for result in results {
+        let mut last_checked = None;
+        for (i, result) in results.into_iter().enumerate() {
             match result {
                 None => report.out_of_budget = true,
                 Some(c) => {
+                    if !report.out_of_budget {
+                        last_checked = Some(i);
+                    }
                     report.checked += 1;
                     match c {
                         Checked::Completed => report.completed += 1,
@@ -231,18 +212,13 @@ impl Tracker {
                 }
             }
         }
-        tracing::info!(
-            checked = report.checked,
-            completed = report.completed,
-            failed = report.failed,
-            running = report.still_running,
-            stuck = report.stuck,
-            errors = report.errors.len(),
-            out_of_budget = report.out_of_budget,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "tracker run"
-        );
-        report
+        let mut cursor = self.cursor.lock().await;
+        if reached_newest && !report.out_of_budget {
+            report.wrapped = true;
+            *cursor = None;
+        } else if let Some(i) = last_checked {
+            *cursor = Some(keys[i].clone());
+        }
     }
 
     async fn check(&self, mut record: Execution) -> Checked {
@@ -252,25 +228,23 @@ impl Tracker {
                 record.id
             ));
         };
-        let client = match self.alteryx.client(record.secret_id.as_deref()).await {
-            Ok(c) => c,
-            Err(e) => {
-                return Checked::Error(format!(
-                    "execution {}: credentials: {}",
-                    record.id,
-                    error_chain(&e)
-                ));
-            }
-        };
-        let job = match client.get_job(&job_id).await {
+        let result = self
+            .alteryx
+            .with_client(record.secret_id.as_deref(), |client| {
+                let job_id = job_id.clone();
+                async move { client.get_job(&job_id).await }
+            })
+            .await;
+        let job = match result {
             Ok(job) => job,
-            Err(AlteryxError::Api {
+            Err(PoolError::Alteryx(AlteryxError::Api {
                 status: 404,
                 message,
                 ..
-            }) => {
-                // Alteryx no longer knows the job (purged, or another server): nothing will
-                // ever complete it, so close the record and say why.
+            })) => {
+                // Alteryx's own JSON answer that it does not know the job (purged, or another
+                // server): nothing will ever complete it, so close the record and say why. A
+                // 404 page from a proxy is not this (it is `InvalidResponse`, transient).
                 record.status = ExecutionStatus::Failed;
                 record.message = Some(format!("Alteryx no longer knows job {job_id}: {message}"));
                 record.finished_at = Some(now_unix());
@@ -292,7 +266,7 @@ impl Tracker {
                 record.message = None;
             } else {
                 record.status = ExecutionStatus::Failed;
-                record.message = Some(job_messages(&job).join("\n"));
+                record.message = Some(crate::notify::job_messages(&job).join("\n"));
             }
             return self.finish(record, Some(&job)).await;
         }
@@ -340,53 +314,110 @@ impl Tracker {
     }
 
     async fn publish(&self, kind: NoticeKind, record: &Execution, job: Option<&Job>) {
-        let notice = FailureNotice {
-            kind,
-            execution_id: record.id.clone(),
-            rule_id: record.rule_id.clone(),
-            bucket: record.bucket.clone(),
-            key: record.key.clone(),
-            workflow: record.workflow.clone(),
-            job_id: record.job_id.clone(),
-            status: job
-                .map(|j| j.status.clone())
-                .unwrap_or_else(|| "unknown".into()),
-            disposition: record.disposition.clone(),
-            messages: job
-                .map(job_messages)
-                .unwrap_or_else(|| record.message.iter().cloned().collect()),
+        let notice = FailureNotice::with_job(kind, record, job);
+        crate::notify::publish(self.notifier.as_ref(), &notice).await;
+    }
+
+    /// Find stale claims, count them, and repair as many as the pass allows.
+    async fn sweep(&self, report: &mut TrackReport, deadline: &Deadline) {
+        let now = now_unix();
+        let stale_after = self.settings.stale_after.as_secs() as i64;
+        let mut stale = Vec::new();
+        for status in [ExecutionStatus::Submitting, ExecutionStatus::Claimed] {
+            let filter = ListFilter {
+                status: Some(status),
+                oldest_first: true,
+                limit: Some(1000),
+                ..ListFilter::default()
+            };
+            match self.executions.list(&filter).await {
+                Ok(list) => stale.extend(list.into_iter().filter(|r| match r.lease_state(now) {
+                    Some(LeaseState::Expired(until)) => until + stale_after < now,
+                    Some(LeaseState::Released) => r.updated_at + stale_after < now,
+                    _ => false,
+                })),
+                Err(e) => report
+                    .errors
+                    .push(format!("listing {status} executions: {}", error_chain(&e))),
+            }
+        }
+        report.stale_claims = stale.len();
+        for record in stale.into_iter().take(self.settings.max_stale) {
+            if deadline.left() < Duration::from_secs(2) {
+                report.out_of_budget = true;
+                break;
+            }
+            if let Err(e) = self.repair(record, report, deadline).await {
+                report.errors.push(e);
+            }
+        }
+    }
+
+    /// Take a stale claim over and settle it.
+    async fn repair(
+        &self,
+        stale: Execution,
+        report: &mut TrackReport,
+        deadline: &Deadline,
+    ) -> Result<(), String> {
+        let claimant = Claimant::new(deadline.lease_until(self.settings.claim_lease_margin));
+        let claimed = match self
+            .executions
+            .claim_retry(&stale.id, &claimant, Takeover::Stale)
+            .await
+        {
+            Ok(c) => c,
+            // Taken over meanwhile, or its earlier request is still settling: not stale now.
+            Err(ExecutionError::NotRetryable { .. } | ExecutionError::Conflict { .. }) => {
+                return Ok(());
+            }
+            Err(e) => return Err(format!("taking over {}: {}", stale.id, error_chain(&e))),
         };
-        let subject = format!(
-            "alteryx-router: job {kind} for rule {} ({})",
-            record.rule_id, record.key
-        );
-        if let Err(e) = self.notifier.notify(&subject, &notice).await {
-            tracing::error!(execution = %record.id, error = %error_chain(&e),
-                "could not publish failure notice");
-        }
-    }
-}
-
-fn job_messages(job: &Job) -> Vec<String> {
-    let mut out: Vec<String> = job.messages.iter().map(|m| m.text.clone()).collect();
-    if out.is_empty() {
-        out.push(format!(
-            "job {} ended {} / {}",
-            job.id,
-            job.status,
-            job.disposition.as_deref().unwrap_or("no disposition")
+        let recorder = Recorder::new(Arc::clone(&self.executions), Arc::clone(&self.notifier));
+        let claimed_at = format_unix(stale.lease_until.unwrap_or(stale.updated_at));
+        let mut record = if claimed.must_reconcile() {
+            let reconciler = Reconciler::new(
+                recorder.clone(),
+                Arc::clone(&self.alteryx),
+                self.settings.reconcile.clone(),
+            );
+            match reconciler
+                .settle(claimed, deadline, deadline.instant())
+                .await
+            {
+                Settled::Submit(record) => record,
+                Settled::Done { recorded, .. } => {
+                    if let Some(e) = recorded.error {
+                        return Err(format!("recording {}: {}", stale.id, error_chain(&e)));
+                    }
+                    match recorded.record.status {
+                        ExecutionStatus::Submitted => report.adopted += 1,
+                        ExecutionStatus::Uncertain => report.uncertain += 1,
+                        _ => {}
+                    }
+                    return Ok(());
+                }
+            }
+        } else {
+            claimed
+        };
+        // Nothing reached Alteryx: leave it for a redelivery or a person, and say so.
+        record.status = ExecutionStatus::Error;
+        record.retryable = true;
+        record.lease_until = None;
+        record.message = Some(format!(
+            "the invocation that claimed attempt {} ended without an outcome (killed or timed out; lease ran out {claimed_at}), and nothing reached Alteryx; a redelivery, `executions drain-dlq` or `executions retry` runs it",
+            stale.attempt
         ));
-    }
-    out
-}
-
-/// The notifier for a topic ARN, or the log when there is none.
-pub async fn notifier(topic_arn: Option<String>) -> Arc<dyn Notifier> {
-    match topic_arn.filter(|t| !t.is_empty()) {
-        Some(arn) => {
-            let sdk = crate::aws::sdk_config().await;
-            Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), arn))
+        let recorded = recorder
+            .write(record, ExecutionStatus::Claimed, deadline)
+            .await;
+        if let Some(e) = recorded.error {
+            return Err(format!("recording {}: {}", stale.id, error_chain(&e)));
         }
-        None => Arc::new(LogNotifier),
+        report.released += 1;
+        self.publish(NoticeKind::Stale, &recorded.record, None)
+            .await;
+        Ok(())
     }
 }

@@ -133,12 +133,35 @@ fn malformed_input_is_an_error_naming_what_is_wrong() {
             .to_string()
             .contains("size")
     );
+    // One bad record of two: the other is still there to route, the bad one is named.
     let bad_escape = fixture("s3-put.json").replace("%E5%8F%97", "%FF%FF");
+    match decode_str(&bad_escape).unwrap() {
+        Decoded::Partial { objects, rejected } => {
+            assert_eq!(objects.len(), 1, "{objects:?}");
+            assert!(!objects[0].key.contains('\u{FFFD}'));
+            assert_eq!(rejected.len(), 1, "{rejected:?}");
+            assert!(
+                rejected[0].starts_with("malformed S3 notification: record ")
+                    && rejected[0].contains("UTF-8"),
+                "{rejected:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same record alone is a malformed event.
+    let mut alone: serde_json::Value = serde_json::from_str(&bad_escape).unwrap();
+    let records = alone["Records"].as_array().unwrap().clone();
+    let bad = records
+        .into_iter()
+        .find(|r| r["s3"]["object"]["key"].as_str().unwrap().contains("%FF"))
+        .unwrap();
+    alone["Records"] = serde_json::json!([bad]);
+    let e = alteryx_router_core::event::decode(&alone)
+        .unwrap_err()
+        .to_string();
     assert!(
-        decode_str(&bad_escape)
-            .unwrap_err()
-            .to_string()
-            .contains("UTF-8")
+        e.starts_with("malformed S3 notification: record 0: ") && e.contains("UTF-8"),
+        "{e}"
     );
 }
 
@@ -309,6 +332,9 @@ fn sqs_batches_report_each_message_on_its_own() {
             let what = match m.result {
                 Ok(Decoded::Objects(o)) => format!("objects:{}", o.len()),
                 Ok(Decoded::Skipped(r)) => format!("skipped:{r}"),
+                Ok(Decoded::Partial { objects, rejected }) => {
+                    format!("partial:{}:{}", objects.len(), rejected.len())
+                }
                 Ok(Decoded::Sqs(_)) => "sqs".into(),
                 Err(e) => format!("error:{e}"),
             };
@@ -366,12 +392,16 @@ fn broken_wrappers_are_errors_that_say_where() {
         .as_object_mut()
         .unwrap()
         .remove("name");
-    assert_eq!(
-        alteryx_router_core::event::decode(&no_bucket)
-            .unwrap_err()
-            .to_string(),
-        "malformed S3 notification: record 1: s3.bucket.name is missing"
-    );
+    match alteryx_router_core::event::decode(&no_bucket).unwrap() {
+        Decoded::Partial { objects, rejected } => {
+            assert_eq!(objects.len(), 1, "record 0 is routed");
+            assert_eq!(
+                rejected,
+                ["malformed S3 notification: record 1: s3.bucket.name is missing"]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     for text in ["", "   ", "nul", "{\"a\": 1,}"] {
         assert!(
             matches!(decode_str(text), Err(EventError::Json { .. })),

@@ -1,6 +1,8 @@
 //! One conformance suite, run against both execution stores (SQLite and DynamoDB on moto):
-//! claims, duplicates, concurrent claims, lease takeover, retryable errors, optimistic
-//! updates, manual retries, listing.
+//! claims and their tokens (a claimant recognises its own write), claims in progress,
+//! duplicates, concurrent claims, lease takeover, takeovers that must reconcile, retryable
+//! errors, optimistic and idempotent updates, job ownership, manual retries, the tracker's
+//! and a person's takeovers, listing with filters and a cursor.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alteryx_router_core::executions::{
-    Claim, DynamoExecutionStore, Execution, ExecutionError, ExecutionStatus, ExecutionStore,
-    ListFilter, SqliteExecutionStore, now_unix,
+    Claim, Claimant, DynamoExecutionStore, Execution, ExecutionError, ExecutionStatus,
+    ExecutionStore, LeaseState, ListFilter, SqliteExecutionStore, Takeover, now_unix, now_unix_ms,
 };
 
 fn record(rule: &str, key: &str, created_at: i64) -> Execution {
@@ -20,30 +22,69 @@ fn record(rule: &str, key: &str, created_at: i64) -> Execution {
 
 const LEASE: Duration = Duration::from_secs(300);
 
+/// `r` claimed by a new claimant with `lease`.
+fn claimed(r: &Execution, lease: Duration) -> Execution {
+    common::claimed_by(r.clone(), lease)
+}
+
+fn claimant() -> Claimant {
+    Claimant::new(now_unix() + LEASE.as_secs() as i64)
+}
+
+async fn acquire(store: &dyn ExecutionStore, r: &Execution) -> Execution {
+    match store.claim(claimed(r, LEASE)).await.unwrap() {
+        Claim::Acquired(c) => c,
+        other => panic!("expected a fresh claim of {}: {other:?}", r.key),
+    }
+}
+
 async fn conformance(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>) {
     let now = now_unix();
-    // Fresh claim, then a duplicate.
+    // Fresh claim; another invocation's claim meets it live: in progress, not done.
     let r = record("rule-a", "k1.csv", now);
-    let Claim::Acquired(mine) = store.claim(r.clone(), LEASE).await.unwrap() else {
-        panic!("fresh claim")
-    };
+    let mine = acquire(store.as_ref(), &r).await;
     assert_eq!((mine.status, mine.attempt), (ExecutionStatus::Claimed, 1));
     assert!(mine.lease_until.unwrap() >= now + 299);
-    assert!(matches!(
-        store.claim(r.clone(), LEASE).await.unwrap(),
-        Claim::Duplicate(_)
-    ));
+    assert!(mine.claim_token.is_some());
+    match second.claim(claimed(&r, LEASE)).await.unwrap() {
+        Claim::InProgress(existing) => assert_eq!(existing.claim_token, mine.claim_token),
+        other => panic!("a live claim is in progress: {other:?}"),
+    }
+    // The same claimant again (its first write applied, its answer lost): its own claim.
+    match second.claim(mine.clone()).await.unwrap() {
+        Claim::Acquired(again) => assert_eq!(again, mine),
+        other => panic!("a claimant recognises its own claim: {other:?}"),
+    }
 
-    // Submitted; an update with the wrong expected status conflicts.
+    // Submitted; an update with the wrong expected status conflicts; the same update again
+    // (a retry after a lost answer) succeeds; another claimant's token is refused.
     let mut submitted = mine.clone();
     submitted.status = ExecutionStatus::Submitted;
     submitted.job_id = Some("job-1".into());
+    submitted.lease_until = None;
+    store
+        .record_job(&submitted, ExecutionStatus::Claimed)
+        .await
+        .unwrap();
+    store
+        .record_job(&submitted, ExecutionStatus::Claimed)
+        .await
+        .expect("the same write twice is one write");
     store
         .update(&submitted, ExecutionStatus::Claimed)
         .await
-        .unwrap();
+        .expect("an update that is already stored succeeds");
+    let mut other_change = submitted.clone();
+    other_change.message = Some("something else".into());
     assert!(matches!(
-        store.update(&submitted, ExecutionStatus::Claimed).await,
+        store.update(&other_change, ExecutionStatus::Claimed).await,
+        Err(ExecutionError::Conflict { .. })
+    ));
+    let mut stranger = submitted.clone();
+    stranger.claim_token = Some("not-the-claimant".into());
+    stranger.message = Some("x".into());
+    assert!(matches!(
+        store.update(&stranger, ExecutionStatus::Submitted).await,
         Err(ExecutionError::Conflict { .. })
     ));
     let stored = store.get(&r.id).await.unwrap().unwrap();
@@ -51,10 +92,33 @@ async fn conformance(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionSt
         (stored.status, stored.job_id.as_deref()),
         (ExecutionStatus::Submitted, Some("job-1"))
     );
-    match store.claim(r.clone(), LEASE).await.unwrap() {
+    match store.claim(claimed(&r, LEASE)).await.unwrap() {
         Claim::Duplicate(existing) => assert_eq!(existing.job_id.as_deref(), Some("job-1")),
         other => panic!("{other:?}"),
     }
+
+    // A job belongs to one execution: another cannot record it, the owner is known.
+    let thief = acquire(store.as_ref(), &record("rule-a", "thief.csv", now)).await;
+    let mut steal = thief.clone();
+    steal.status = ExecutionStatus::Submitted;
+    steal.job_id = Some("job-1".into());
+    match second.record_job(&steal, ExecutionStatus::Claimed).await {
+        Err(ExecutionError::JobTaken { job_id, owner }) => {
+            assert_eq!((job_id.as_str(), owner.as_str()), ("job-1", r.id.as_str()))
+        }
+        other => panic!("a recorded job cannot be recorded again: {other:?}"),
+    }
+    assert_eq!(
+        store.get(&thief.id).await.unwrap().unwrap().status,
+        ExecutionStatus::Claimed,
+        "nothing of the refused transaction was written"
+    );
+    let owners = second
+        .job_owners(&["job-1".into(), "job-unknown".into()])
+        .await
+        .unwrap();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(owners["job-1"], r.id);
 
     // Concurrent claims from two store instances: exactly one wins.
     let race = record("rule-a", "race.csv", now);
@@ -65,55 +129,113 @@ async fn conformance(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionSt
         } else {
             Arc::clone(&second)
         };
-        let r = race.clone();
-        tasks.push(tokio::spawn(
-            async move { s.claim(r, LEASE).await.unwrap() },
-        ));
+        let r = claimed(&race, LEASE);
+        tasks.push(tokio::spawn(async move { s.claim(r).await.unwrap() }));
     }
     let mut won = 0;
     for t in tasks {
-        if matches!(t.await.unwrap(), Claim::Acquired(_)) {
-            won += 1;
+        match t.await.unwrap() {
+            Claim::Acquired(_) => won += 1,
+            Claim::InProgress(_) => {}
+            Claim::Duplicate(d) => panic!("a live claim is never a duplicate: {d:?}"),
         }
     }
     assert_eq!(won, 1, "exactly one of 16 concurrent claims wins");
 
-    // A claim whose lease expired is taken over (attempt 2).
+    // A claim whose lease expired is taken over (attempt 2, new token).
     let stale = record("rule-a", "stale.csv", now);
-    let Claim::Acquired(_) = store.claim(stale.clone(), Duration::ZERO).await.unwrap() else {
-        panic!()
+    let first = match store.claim(claimed(&stale, Duration::ZERO)).await.unwrap() {
+        Claim::Acquired(c) => c,
+        other => panic!("{other:?}"),
     };
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    match second.claim(stale.clone(), LEASE).await.unwrap() {
-        Claim::Acquired(taken) => assert_eq!(taken.attempt, 2),
+    assert!(matches!(
+        first.lease_state(now_unix()),
+        Some(LeaseState::Expired(_))
+    ));
+    match second.claim(claimed(&stale, LEASE)).await.unwrap() {
+        Claim::Acquired(taken) => {
+            assert_eq!(taken.attempt, 2);
+            assert_ne!(taken.claim_token, first.claim_token);
+            assert!(
+                !taken.must_reconcile(),
+                "a CLAIMED predecessor sent nothing"
+            );
+        }
         other => panic!("expired lease must be taken over: {other:?}"),
     }
+    // The first claimant, back from the dead, can no longer write.
+    let mut late = first.clone();
+    late.status = ExecutionStatus::Error;
+    assert!(matches!(
+        store.update(&late, ExecutionStatus::Claimed).await,
+        Err(ExecutionError::Conflict { .. })
+    ));
 
-    // Retryable ERROR may be re-claimed; a non-retryable one may not.
-    for (key, retryable) in [("err-retry.csv", true), ("err-final.csv", false)] {
+    // A SUBMITTING record released after an outcome it could not tell: not before its
+    // `reconcile_after` (in progress), then taken over with `reconcile_from` = its request.
+    let unknown = record("rule-a", "unknown.csv", now);
+    let mut c = acquire(store.as_ref(), &unknown).await;
+    c.status = ExecutionStatus::Submitting;
+    c.submit_started_at = Some(now_unix_ms() - 5_000);
+    c.reconcile_after = Some(now_unix_ms() + 1_500);
+    store.update(&c, ExecutionStatus::Claimed).await.unwrap();
+    c.lease_until = None;
+    c.retryable = true;
+    store.update(&c, ExecutionStatus::Submitting).await.unwrap();
+    assert_eq!(
+        c.lease_state(now_unix()),
+        Some(LeaseState::Released),
+        "released"
+    );
+    assert!(matches!(
+        second.claim(claimed(&unknown, LEASE)).await.unwrap(),
+        Claim::InProgress(_)
+    ));
+    assert!(matches!(
+        second
+            .claim_retry(&unknown.id, &claimant(), Takeover::Retry)
+            .await,
+        Err(ExecutionError::NotRetryable { .. })
+    ));
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    match second.claim(claimed(&unknown, LEASE)).await.unwrap() {
+        Claim::Acquired(taken) => {
+            assert_eq!(taken.attempt, 2);
+            assert_eq!(taken.status, ExecutionStatus::Claimed);
+            assert!(taken.must_reconcile());
+            assert_eq!(taken.reconcile_from, c.submit_started_at);
+            assert_eq!(taken.reconcile_after, c.reconcile_after);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Retryable ERROR may be re-claimed; a non-retryable one and UNCERTAIN may not.
+    for (key, status, retryable) in [
+        ("err-retry.csv", ExecutionStatus::Error, true),
+        ("err-final.csv", ExecutionStatus::Error, false),
+        ("uncertain.csv", ExecutionStatus::Uncertain, false),
+    ] {
         let r = record("rule-a", key, now);
-        let Claim::Acquired(mut c) = store.claim(r.clone(), LEASE).await.unwrap() else {
-            panic!()
-        };
-        c.status = ExecutionStatus::Error;
+        let mut c = acquire(store.as_ref(), &r).await;
+        c.status = status;
         c.retryable = retryable;
         c.message = Some("Alteryx answered 503".into());
         store.update(&c, ExecutionStatus::Claimed).await.unwrap();
-        let again = store.claim(r, LEASE).await.unwrap();
+        let again = store.claim(claimed(&r, LEASE)).await.unwrap();
         assert_eq!(matches!(again, Claim::Acquired(_)), retryable, "{key}");
     }
 
     // Manual retries: FAILED → CLAIMED attempt+1; SUBMITTED refused; unknown id; one winner.
     let f = record("rule-b", "failed.csv", now);
-    let Claim::Acquired(mut c) = store.claim(f.clone(), LEASE).await.unwrap() else {
-        panic!()
-    };
+    let mut c = acquire(store.as_ref(), &f).await;
     c.status = ExecutionStatus::Failed;
     c.message = Some("job failed".into());
     store.update(&c, ExecutionStatus::Claimed).await.unwrap();
+    let (one, two) = (claimant(), claimant());
     let (a, b) = tokio::join!(
-        store.claim_retry(&f.id, LEASE),
-        second.claim_retry(&f.id, LEASE)
+        store.claim_retry(&f.id, &one, Takeover::Retry),
+        second.claim_retry(&f.id, &two, Takeover::Retry)
     );
     assert_eq!(
         a.is_ok() as u8 + b.is_ok() as u8,
@@ -126,24 +248,84 @@ async fn conformance(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionSt
         (ExecutionStatus::Claimed, 2, None)
     );
     assert!(matches!(
-        store.claim_retry(&r.id, LEASE).await,
+        store.claim_retry(&r.id, &claimant(), Takeover::Retry).await,
         Err(ExecutionError::NotRetryable {
             status: ExecutionStatus::Submitted,
             ..
         })
     ));
     assert!(matches!(
-        store.claim_retry("rule-a:0000000000000000", LEASE).await,
+        store
+            .claim_retry("rule-a:0000000000000000", &claimant(), Takeover::Retry)
+            .await,
         Err(ExecutionError::NotFound(_))
     ));
-
-    // Listing: by status, newest first, since, rule, limit.
-    let old = record("rule-c", "old.csv", now - 7200);
-    let Claim::Acquired(mut o) = store.claim(old, LEASE).await.unwrap() else {
-        panic!()
+    // A retry of a live claim is refused; of a dead one (lease over) it is a takeover; the
+    // tracker's sweep takes only claims; a resubmission only UNCERTAIN, without reconciling.
+    let live = acquire(store.as_ref(), &record("rule-b", "live.csv", now)).await;
+    let e = second
+        .claim_retry(&live.id, &claimant(), Takeover::Retry)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("live claim until"), "{e}");
+    let dead = match store
+        .claim(claimed(&record("rule-b", "dead.csv", now), Duration::ZERO))
+        .await
+        .unwrap()
+    {
+        Claim::Acquired(c) => c,
+        other => panic!("{other:?}"),
     };
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(matches!(
+        second
+            .claim_retry(&f.id, &claimant(), Takeover::Stale)
+            .await,
+        Err(ExecutionError::NotRetryable { .. })
+    ));
+    let swept = second
+        .claim_retry(&dead.id, &claimant(), Takeover::Stale)
+        .await
+        .unwrap();
+    assert_eq!((swept.status, swept.attempt), (ExecutionStatus::Claimed, 2));
+    let mut u = acquire(store.as_ref(), &record("rule-b", "resolve.csv", now)).await;
+    u.status = ExecutionStatus::Uncertain;
+    u.reconcile_from = Some(1);
+    u.reconcile_after = Some(2);
+    u.candidates = vec![alteryx_router_core::executions::JobCandidate {
+        job_id: "j1".into(),
+        created: Some("2026-01-01T00:00:00Z".into()),
+        owner: None,
+    }];
+    store.update(&u, ExecutionStatus::Claimed).await.unwrap();
+    assert_eq!(
+        second.get(&u.id).await.unwrap().unwrap().candidates,
+        u.candidates,
+        "candidates are stored"
+    );
+    let resubmitted = second
+        .claim_retry(&u.id, &claimant(), Takeover::Resubmit)
+        .await
+        .unwrap();
+    assert!(!resubmitted.must_reconcile() && resubmitted.candidates.is_empty());
+    assert!(matches!(
+        second
+            .claim_retry(&f.id, &claimant(), Takeover::Resubmit)
+            .await,
+        Err(ExecutionError::NotRetryable { .. })
+    ));
+
+    // Listing: by status, newest first, since, rule, workflow, limit, oldest first with a
+    // cursor; job ownership items never show up.
+    let old = record("rule-c", "old.csv", now - 7200);
+    let mut o = acquire(store.as_ref(), &old).await;
     o.status = ExecutionStatus::Submitted;
-    store.update(&o, ExecutionStatus::Claimed).await.unwrap();
+    o.job_id = Some("job-old".into());
+    o.workflow = "wf-old".into();
+    store
+        .record_job(&o, ExecutionStatus::Claimed)
+        .await
+        .unwrap();
     let submitted = store
         .list(&ListFilter {
             status: Some(ExecutionStatus::Submitted),
@@ -164,6 +346,38 @@ async fn conformance(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionSt
         .await
         .unwrap();
     assert_eq!(recent.len(), 1);
+    let by_workflow = second
+        .list(&ListFilter {
+            status: Some(ExecutionStatus::Submitted),
+            workflow: Some("wf-old".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_workflow.len(), 1);
+    assert_eq!(by_workflow[0].key, "old.csv");
+    let oldest = store
+        .list(&ListFilter {
+            status: Some(ExecutionStatus::Submitted),
+            oldest_first: true,
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(oldest[0].key, "old.csv");
+    let next = second
+        .list(&ListFilter {
+            status: Some(ExecutionStatus::Submitted),
+            oldest_first: true,
+            limit: Some(1),
+            after: Some((oldest[0].created_at, oldest[0].id.clone())),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].key, "k1.csv");
     let by_rule = store
         .list(&ListFilter {
             rule_id: Some("rule-b".into()),
@@ -171,11 +385,16 @@ async fn conformance(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionSt
         })
         .await
         .unwrap();
-    assert_eq!(by_rule.len(), 1);
+    assert_eq!(by_rule.len(), 4);
     let all = store.list(&ListFilter::default()).await.unwrap();
     assert!(
         all.windows(2).all(|w| w[0].created_at >= w[1].created_at),
         "newest first"
+    );
+    assert!(
+        all.iter().all(|e| e.id.contains(':')),
+        "only executions are listed: {:?}",
+        all.iter().map(|e| &e.id).collect::<Vec<_>>()
     );
     assert_eq!(
         store
@@ -192,9 +411,7 @@ async fn conformance(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionSt
     // The tracker's stuck flag is stored and read back by the other instance; a retry of
     // the execution starts without it.
     let flagged = record("rule-d", "stuck.csv", now);
-    let Claim::Acquired(mut c) = store.claim(flagged.clone(), LEASE).await.unwrap() else {
-        panic!()
-    };
+    let mut c = acquire(store.as_ref(), &flagged).await;
     c.status = ExecutionStatus::Submitted;
     store.update(&c, ExecutionStatus::Claimed).await.unwrap();
     assert_eq!(second.get(&c.id).await.unwrap().unwrap().stuck_at, None);
@@ -206,7 +423,10 @@ async fn conformance(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionSt
     );
     c.status = ExecutionStatus::Failed;
     store.update(&c, ExecutionStatus::Submitted).await.unwrap();
-    let retried = second.claim_retry(&c.id, LEASE).await.unwrap();
+    let retried = second
+        .claim_retry(&c.id, &claimant(), Takeover::Retry)
+        .await
+        .unwrap();
     assert_eq!((retried.attempt, retried.stuck_at), (2, None));
 }
 
@@ -290,13 +510,7 @@ async fn dynamodb_store_conforms() {
         items.iter().all(|i| !i.contains_key("stuck_at")),
         "none set"
     );
-    let Claim::Acquired(mut c) = a
-        .claim(record("rule-e", "flag.csv", now_unix()), LEASE)
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let mut c = acquire(a.as_ref(), &record("rule-e", "flag.csv", now_unix())).await;
     c.stuck_at = Some(1_700_000_000);
     a.update(&c, ExecutionStatus::Claimed).await.unwrap();
     let item = client

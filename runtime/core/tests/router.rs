@@ -20,11 +20,13 @@ use std::time::{Duration, SystemTime};
 use alteryx_router_core::alteryx::{ClientOptions, ServerConfig};
 use alteryx_router_core::error_chain;
 use alteryx_router_core::executions::{
-    Claim, DynamoExecutionStore, Execution, ExecutionStatus, ExecutionStore, ListFilter,
-    SqliteExecutionStore, now_unix,
+    Claim, Claimant, DynamoExecutionStore, Execution, ExecutionError, ExecutionStatus,
+    ExecutionStore, LeaseState, ListFilter, SqliteExecutionStore, Takeover, now_unix, now_unix_ms,
 };
 use alteryx_router_core::plugin::{DirObjectReader, DirPluginStore, PluginHost, PluginLimits};
-use alteryx_router_core::router::{InvocationSummary, Router, RouterError, RuleOutcome};
+use alteryx_router_core::router::{
+    Deadline, InvocationSummary, Resolution, Router, RouterError, RouterSettings, RuleOutcome,
+};
 use alteryx_router_core::rules::{
     DynamoRuleStore, FileRuleSource, RuleSource, parse_rules_document,
 };
@@ -46,6 +48,18 @@ const KEY_SECRET: &str = "router-test-secret";
 const SUBMIT_ATTEMPTS: u32 = 3;
 /// Workflow whose jobs end with disposition Error (for FAILED executions).
 const FAILING_WF: &str = "wf-failing";
+
+/// The router's tunables in these tests: short margins, no grace before reconciling (time is
+/// made to pass by `Harness::let_time_pass` instead of waited for).
+fn test_settings() -> RouterSettings {
+    RouterSettings {
+        claim_lease_margin: Duration::from_secs(1),
+        write_reserve: Duration::from_secs(1),
+        reconcile_grace: Duration::ZERO,
+        invocation_timeout: Duration::from_secs(60),
+        ..RouterSettings::default()
+    }
+}
 
 /// Which execution store a scenario runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,10 +200,10 @@ impl Harness {
         let pool = Arc::new(ClientPool::new(
             Arc::new(StaticSource(server)),
             ClientOptions {
-                request_timeout: Duration::from_secs(10),
+                request_timeout: Duration::from_secs(4),
                 connect_timeout: Duration::from_secs(2),
                 max_attempts: SUBMIT_ATTEMPTS,
-                max_elapsed: Duration::from_secs(10),
+                max_elapsed: Duration::from_secs(4),
                 initial_backoff: Duration::from_millis(5),
                 max_backoff: Duration::from_millis(20),
             },
@@ -246,6 +260,7 @@ impl Harness {
         std::fs::create_dir_all(objects.join(BUCKET)).unwrap();
         let router = Arc::new(
             Router::new(rule_source.clone(), store.clone(), pool.clone())
+                .with_settings(test_settings())
                 .with_plugins(host.clone(), Arc::new(DirObjectReader::new(objects))),
         );
         let harness = Harness {
@@ -275,10 +290,31 @@ impl Harness {
                 SqliteExecutionStore::open(&self.dir.path().join("executions.sqlite3")).unwrap(),
             ),
         };
-        Router::new(self.rule_source.clone(), store, self.pool.clone()).with_plugins(
-            self.host.clone(),
-            Arc::new(DirObjectReader::new(self.dir.path().join("objects"))),
-        )
+        self.router_over(store)
+    }
+
+    /// A router like the main one over `store` (a wrapper that injects faults, say).
+    fn router_over(&self, store: Arc<dyn ExecutionStore>) -> Router {
+        Router::new(self.rule_source.clone(), store, self.pool.clone())
+            .with_settings(test_settings())
+            .with_plugins(
+                self.host.clone(),
+                Arc::new(DirObjectReader::new(self.dir.path().join("objects"))),
+            )
+    }
+
+    /// Let the time pass that the record of `execution_id` waits for: its lease runs out and
+    /// its last job request's settling time (`reconcile_after`) passes.
+    async fn let_time_pass(&self, execution_id: &str) {
+        let mut record = self.record(execution_id).await;
+        let status = record.status;
+        if record.lease_until.is_some() {
+            record.lease_until = Some(now_unix() - 1);
+        }
+        if record.reconcile_after.is_some() {
+            record.reconcile_after = Some(now_unix_ms() - 1);
+        }
+        self.store.update(&record, status).await.unwrap();
     }
 
     /// Replace the rules with `yaml` (a list of valid rules).
@@ -359,8 +395,13 @@ fn write_with_mtime(path: &Path, text: &str, modified: SystemTime) {
         .unwrap();
 }
 
-/// An EventBridge "Object Created" event for `s3://acme-landing/{key}`.
+/// An EventBridge "Object Created" event for `s3://acme-landing/{key}` (2048 bytes).
 fn event(key: &str, sequencer: &str) -> Value {
+    event_sized(key, sequencer, 2048)
+}
+
+/// The event of an object of `size` bytes (plugins check the object they read is the event's).
+fn event_sized(key: &str, sequencer: &str, size: usize) -> Value {
     json!({
         "version": "0",
         "id": format!("evt-{sequencer}"),
@@ -373,7 +414,7 @@ fn event(key: &str, sequencer: &str) -> Value {
         "detail": {
             "version": "0",
             "bucket": {"name": BUCKET},
-            "object": {"key": key, "size": 2048, "etag": "0123abcd", "sequencer": sequencer},
+            "object": {"key": key, "size": size, "etag": "0123abcd", "sequencer": sequencer},
             "request-id": "REQ",
             "requester": "123456789012",
             "reason": "PutObject"
@@ -574,15 +615,28 @@ async fn deliver_concurrently(h: &Harness, payload: &Value, n: usize) -> Vec<Rul
     let mut outcomes = Vec::new();
     for task in tasks {
         let summary = task.await.unwrap();
-        assert!(!summary.needs_redelivery(), "{summary:#?}");
-        outcomes.push(only_outcome(&summary).clone());
+        let outcome = only_outcome(&summary).clone();
+        // A delivery that met another's live claim is not done: it asks to come back.
+        assert_eq!(
+            summary.needs_redelivery(),
+            outcome.in_progress,
+            "{summary:#?}"
+        );
+        if outcome.in_progress {
+            assert!(outcome.retryable && !outcome.duplicate, "{outcome:?}");
+            assert_eq!(summary.failure().unwrap().error_type, "ExecutionInProgress");
+        }
+        outcomes.push(outcome);
     }
     outcomes
 }
 
-/// The one outcome that was not a duplicate.
+/// The one outcome that was neither a duplicate nor in progress elsewhere.
 fn the_winner(outcomes: &[RuleOutcome]) -> &RuleOutcome {
-    let winners: Vec<&RuleOutcome> = outcomes.iter().filter(|o| !o.duplicate).collect();
+    let winners: Vec<&RuleOutcome> = outcomes
+        .iter()
+        .filter(|o| !o.duplicate && !o.in_progress)
+        .collect();
     assert_eq!(winners.len(), 1, "{outcomes:#?}");
     winners[0]
 }
@@ -603,6 +657,12 @@ async fn concurrent_deliveries_submit_once(backend: Backend) {
         assert_eq!(o.execution_id, record.id);
         assert_eq!(o.attempt, 1, "nobody took the execution over: {o:?}");
     }
+    // The deliveries that found it in progress come back, and find it done.
+    for o in outcomes.iter().filter(|o| o.in_progress) {
+        let again = h.deliver(&event("incoming/rush.csv", "00B7")).await;
+        assert!(only_outcome(&again).duplicate, "{o:?} then {again:#?}");
+    }
+    assert_eq!(h.emu.jobs().len(), 1);
     h.finish().await;
 }
 both_stores!(concurrent_deliveries_submit_once);
@@ -634,10 +694,13 @@ const PLUGIN_RULES: &str = r#"
 /// stops the other rule on the same object.
 async fn plugins_skip_and_trap(backend: Backend) {
     let h = Harness::new(backend, PLUGIN_RULES).await;
-    h.put_object("plugins/skip/a.csv", "id,amount\n1,2\n");
-    h.put_object("plugins/crash/b.csv", "id,amount\n1,2\n");
+    let content = "id,amount\n1,2\n";
+    h.put_object("plugins/skip/a.csv", content);
+    h.put_object("plugins/crash/b.csv", content);
 
-    let summary = h.deliver(&event("plugins/skip/a.csv", "00C1")).await;
+    let summary = h
+        .deliver(&event_sized("plugins/skip/a.csv", "00C1", content.len()))
+        .await;
     assert!(!summary.needs_redelivery());
     let object = only_object(&summary);
     let skipped = &object.outcomes[0];
@@ -660,7 +723,9 @@ async fn plugins_skip_and_trap(backend: Backend) {
     assert_eq!(object.outcomes[1].rule_id, "plain");
     assert_eq!(object.outcomes[1].status, ExecutionStatus::Submitted);
 
-    let summary = h.deliver(&event("plugins/crash/b.csv", "00C2")).await;
+    let summary = h
+        .deliver(&event_sized("plugins/crash/b.csv", "00C2", content.len()))
+        .await;
     assert!(
         !summary.needs_redelivery(),
         "a trap will trap again: no redelivery"
@@ -699,7 +764,9 @@ async fn plugins_skip_and_trap(backend: Backend) {
         ]
     );
     // A redelivery of the trapped event leaves the non-retryable ERROR alone.
-    let again = h.deliver(&event("plugins/crash/b.csv", "00C2")).await;
+    let again = h
+        .deliver(&event_sized("plugins/crash/b.csv", "00C2", content.len()))
+        .await;
     assert!(only_object(&again).outcomes.iter().all(|o| o.duplicate));
     assert_eq!(h.emu.jobs().len(), 2);
     h.finish().await;
@@ -970,6 +1037,10 @@ async fn retry_after_the_rule_vanished(backend: Backend) {
     assert_eq!(record.status, ExecutionStatus::Error);
     assert!(!record.retryable);
     assert_eq!(record.attempt, 2, "the retry was an attempt");
+    assert!(
+        record.lease_until.is_none() && record.finished_at.is_some(),
+        "an ended record holds no lease: {record:?}"
+    );
     let message = record.message.unwrap_or_default();
     assert!(
         message.contains("rejected") && message.contains("no longer exists"),
@@ -1192,8 +1263,9 @@ both_stores!(sqs_batch_with_a_bad_message);
 // ---------------------------------------------------------------------------------------------
 
 /// A process claimed the execution and died before submitting. While its lease runs, other
-/// deliveries are duplicates (it might still be working); once the lease has passed, the next
-/// delivery takes the execution over (attempt 2) and submits once.
+/// deliveries are in progress — not done: they fail so the event comes back (it might still be
+/// working, or it died); once the lease has passed, the next delivery takes the execution over
+/// (attempt 2) and submits once.
 async fn a_dead_claimants_execution_is_taken_over_after_its_lease(backend: Backend) {
     let h = Harness::new(backend, ONE_RULE).await;
     let key = "incoming/orphan.csv";
@@ -1202,7 +1274,7 @@ async fn a_dead_claimants_execution_is_taken_over_after_its_lease(backend: Backe
     let dead = common::execution("sales", key, now_unix());
     let Claim::Acquired(mut claimed) = h
         .store
-        .claim(dead.clone(), Duration::from_secs(300))
+        .claim(common::claimed_by(dead.clone(), Duration::from_secs(300)))
         .await
         .unwrap()
     else {
@@ -1215,8 +1287,20 @@ async fn a_dead_claimants_execution_is_taken_over_after_its_lease(backend: Backe
         outcome.execution_id, dead.id,
         "the router's id for this event"
     );
-    assert!(outcome.duplicate && outcome.status == ExecutionStatus::Claimed);
-    assert!(!during.needs_redelivery());
+    assert!(!outcome.duplicate && outcome.in_progress && outcome.retryable);
+    assert_eq!(outcome.status, ExecutionStatus::Claimed);
+    assert!(
+        outcome
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("claimed by another invocation until"),
+        "{outcome:?}"
+    );
+    assert!(
+        during.needs_redelivery(),
+        "never acknowledged while in progress"
+    );
     assert!(h.emu.jobs().is_empty(), "a live lease is respected");
 
     claimed.lease_until = Some(now_unix() - 1);
@@ -1288,7 +1372,359 @@ async fn a_retry_that_could_not_load_the_rules_can_be_retried(backend: Backend) 
     assert_eq!(h.record(&id).await.status, ExecutionStatus::Submitted);
     h.finish().await;
 }
-both_stores!(
-    a_retry_that_could_not_load_the_rules_can_be_retried,
-    ignore = "bug: Router::retry claims (CLAIMED, attempt+1) before loading the rules and leaves the claim behind when they fail to load; claim_retry then refuses CLAIMED for good"
-);
+both_stores!(a_retry_that_could_not_load_the_rules_can_be_retried);
+
+// ---------------------------------------------------------------------------------------------
+// Delivery guarantees: answers lost after the job was queued, requests that never arrived,
+// jobs that cannot be attributed, outcome writes that fail, deadlines, unreadable records.
+
+/// The job request is queued at Alteryx but its answer is lost (the connection closes): the
+/// execution stays SUBMITTING, released, and the invocation fails as OutcomeUnknown. A
+/// redelivery before the request could have settled is in progress; after, it finds the job in
+/// Alteryx's list and adopts it. One job, never a second request.
+async fn an_answer_lost_after_queueing_is_adopted_not_resubmitted(backend: Backend) {
+    let h = Harness::new(backend, ONE_RULE).await;
+    let e = event("incoming/lost.csv", "0501");
+    h.emu.inject(Fault::LoseSubmitAnswer { count: 1 });
+    let first = h.deliver(&e).await;
+    let outcome = only_outcome(&first).clone();
+    assert_eq!(outcome.status, ExecutionStatus::Submitting, "{outcome:?}");
+    assert!(outcome.retryable && outcome.job_id.is_none());
+    assert_eq!(first.failure().unwrap().error_type, "OutcomeUnknown");
+    let record = h.record(&outcome.execution_id).await;
+    assert_eq!(record.status, ExecutionStatus::Submitting);
+    assert_eq!(record.lease_state(now_unix()), Some(LeaseState::Released));
+    let started = record
+        .submit_started_at
+        .expect("the intent was written first");
+    assert!(record.reconcile_after.unwrap() > started);
+    assert_eq!(h.emu.jobs().len(), 1, "Alteryx queued it");
+
+    let early = h.deliver(&e).await;
+    let early = only_outcome(&early);
+    assert!(early.in_progress && early.retryable, "{early:?}");
+    assert_eq!(h.emu.stats().operations.list_jobs, 0, "not asked yet");
+
+    h.let_time_pass(&outcome.execution_id).await;
+    let later = h.deliver(&e).await;
+    assert!(!later.needs_redelivery(), "{later:#?}");
+    let adopted = only_outcome(&later);
+    assert_eq!(adopted.status, ExecutionStatus::Submitted, "{adopted:?}");
+    assert_eq!(adopted.attempt, 2);
+    assert_eq!(adopted.job_id.as_deref(), Some(h.job_ids()[0].as_str()));
+    assert!(
+        adopted
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("adopted job")
+    );
+    assert_eq!(h.emu.jobs().len(), 1, "never a second job");
+    assert_eq!(h.emu.stats().operations.submit, 1, "never a second request");
+    let owners = h.store.job_owners(&h.job_ids()).await.unwrap();
+    assert_eq!(owners[&h.job_ids()[0]], outcome.execution_id);
+    assert!(only_outcome(&h.deliver(&e).await).duplicate);
+    h.finish().await;
+}
+both_stores!(an_answer_lost_after_queueing_is_adopted_not_resubmitted);
+
+/// The job request is swallowed (nothing queued, no answer): reconciliation finds no job, and
+/// the redelivery submits exactly once.
+async fn a_swallowed_request_is_sent_again_after_reconciling(backend: Backend) {
+    let h = Harness::new(backend, ONE_RULE).await;
+    let e = event("incoming/swallowed.csv", "0502");
+    h.emu.inject(Fault::SwallowSubmit { count: 1 });
+    let first = h.deliver(&e).await;
+    let id = only_outcome(&first).execution_id.clone();
+    assert_eq!(only_outcome(&first).status, ExecutionStatus::Submitting);
+    assert!(h.emu.jobs().is_empty());
+    h.let_time_pass(&id).await;
+    let again = h.deliver(&e).await;
+    let done = only_outcome(&again);
+    assert_eq!(
+        (done.status, done.attempt),
+        (ExecutionStatus::Submitted, 2),
+        "{done:?}"
+    );
+    assert_eq!(h.emu.jobs().len(), 1);
+    assert_eq!(
+        h.emu.stats().operations.list_jobs,
+        1,
+        "asked once, then sent"
+    );
+    let record = h.record(&id).await;
+    assert_eq!(record.job_id.as_deref(), Some(h.job_ids()[0].as_str()));
+    assert!(!record.must_reconcile() && record.lease_until.is_none());
+    h.finish().await;
+}
+both_stores!(a_swallowed_request_is_sent_again_after_reconciling);
+
+/// A second job of the same workflow that no execution recorded lands in the window of a
+/// lost answer: reconciliation cannot tell which is this execution's and says UNCERTAIN (not
+/// retried, nothing sent). `executions resolve` refuses a job of another workflow, records the
+/// right one, or submits anew.
+async fn unattributable_jobs_are_uncertain_until_a_person_resolves(backend: Backend) {
+    let h = Harness::new(backend, ONE_RULE).await;
+    let client = h.pool.client(None).await.unwrap();
+    let mut ids = Vec::new();
+    for (key, seq) in [("incoming/u1.csv", "0601"), ("incoming/u2.csv", "0602")] {
+        h.emu.inject(Fault::LoseSubmitAnswer { count: 1 });
+        let first = h.deliver(&event(key, seq)).await;
+        let id = only_outcome(&first).execution_id.clone();
+        // Someone runs the same workflow by hand meanwhile.
+        client
+            .submit_job("wf-a", &alteryx_router_core::alteryx::JobRequest::default())
+            .await
+            .unwrap();
+        h.let_time_pass(&id).await;
+        ids.push(id);
+    }
+    // The first execution sees its own lost job, the manual one, the second's lost job and
+    // the second manual one (all in its window); the second likewise: both UNCERTAIN.
+    for (i, (key, seq)) in [("incoming/u1.csv", "0601"), ("incoming/u2.csv", "0602")]
+        .into_iter()
+        .enumerate()
+    {
+        let summary = h.deliver(&event(key, seq)).await;
+        assert!(
+            !summary.needs_redelivery(),
+            "a person decides: {summary:#?}"
+        );
+        let outcome = only_outcome(&summary);
+        assert_eq!(outcome.status, ExecutionStatus::Uncertain, "{outcome:?}");
+        let record = h.record(&ids[i]).await;
+        assert_eq!(record.candidates.len(), 4, "{record:?}");
+        assert!(record.message.as_deref().unwrap_or("").contains("wf-a"));
+        assert!(only_outcome(&h.deliver(&event(key, seq)).await).duplicate);
+    }
+    assert_eq!(h.emu.jobs().len(), 4, "nothing sent on a guess");
+
+    // Resolve the first with its own job (the first one queued), the second anew.
+    let jobs = h.job_ids();
+    let other_workflow = client
+        .submit_job("wf-b", &alteryx_router_core::alteryx::JobRequest::default())
+        .await
+        .unwrap();
+    let err = h
+        .router
+        .resolve(&ids[0], Resolution::Job(other_workflow.id.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RouterError::WrongWorkflow { .. }), "{err:?}");
+    let err = h
+        .router
+        .resolve(&ids[0], Resolution::Job("0000000000000000deadbeef".into()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RouterError::JobCheck { .. }), "{err:?}");
+    let resolved = h
+        .router
+        .resolve(&ids[0], Resolution::Job(jobs[0].clone()))
+        .await
+        .unwrap();
+    assert_eq!(resolved.status, ExecutionStatus::Submitted);
+    assert_eq!(resolved.job_id.as_deref(), Some(jobs[0].as_str()));
+    let err = h
+        .router
+        .resolve(&ids[0], Resolution::Resubmit)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RouterError::NotUncertain { .. }), "{err:?}");
+    let err = h
+        .router
+        .resolve(&ids[1], Resolution::Job(jobs[0].clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RouterError::Execution(ExecutionError::JobTaken { ref owner, .. }) if *owner == ids[0]
+        ),
+        "{err:?}"
+    );
+    let anew = h
+        .router
+        .resolve(&ids[1], Resolution::Resubmit)
+        .await
+        .unwrap();
+    assert_eq!((anew.status, anew.attempt), (ExecutionStatus::Submitted, 3));
+    assert_eq!(h.emu.jobs().len(), 6, "one new job for the resubmission");
+    h.finish().await;
+}
+both_stores!(unattributable_jobs_are_uncertain_until_a_person_resolves);
+
+/// An execution store whose `record_job` fails (as DynamoDB throttling past the SDK's retries
+/// would) a given number of times, then works.
+struct FailingRecords {
+    inner: Arc<dyn ExecutionStore>,
+    failures_left: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl ExecutionStore for FailingRecords {
+    async fn claim(&self, new: Execution) -> Result<Claim, ExecutionError> {
+        self.inner.claim(new).await
+    }
+    async fn update(
+        &self,
+        record: &Execution,
+        expected: ExecutionStatus,
+    ) -> Result<(), ExecutionError> {
+        self.inner.update(record, expected).await
+    }
+    async fn record_job(
+        &self,
+        record: &Execution,
+        expected: ExecutionStatus,
+    ) -> Result<(), ExecutionError> {
+        let left = self.failures_left.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures_left.store(left - 1, Ordering::SeqCst);
+            return Err(ExecutionError::store(
+                "TransactWriteItems",
+                "executions",
+                std::io::Error::other("ProvisionedThroughputExceededException (injected)"),
+            ));
+        }
+        self.inner.record_job(record, expected).await
+    }
+    async fn claim_retry(
+        &self,
+        id: &str,
+        claimant: &Claimant,
+        takeover: Takeover,
+    ) -> Result<Execution, ExecutionError> {
+        self.inner.claim_retry(id, claimant, takeover).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<Execution>, ExecutionError> {
+        self.inner.get(id).await
+    }
+    async fn job_owners(
+        &self,
+        job_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, ExecutionError> {
+        self.inner.job_owners(job_ids).await
+    }
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Execution>, ExecutionError> {
+        self.inner.list(filter).await
+    }
+}
+
+/// A record write that fails after a submit never loses the job id: a few failures are
+/// retried within the deadline; a write that keeps failing fails the invocation (the job's
+/// fate is not recorded, so the event must come back) and the next attempt, once the claim's
+/// lease is over, finds the job at Alteryx and adopts it. One job either way.
+async fn a_record_write_that_fails_after_a_submit(backend: Backend) {
+    let h = Harness::new(backend, ONE_RULE).await;
+    let flaky = |failures| {
+        h.router_over(Arc::new(FailingRecords {
+            inner: h.store.clone(),
+            failures_left: std::sync::atomic::AtomicU32::new(failures),
+        }))
+    };
+    // Two failures: retried, recorded.
+    let summary = flaky(2)
+        .handle_payload(&event("incoming/rec-1.csv", "0701"))
+        .await
+        .unwrap();
+    let outcome = only_outcome(&summary);
+    assert_eq!(outcome.status, ExecutionStatus::Submitted, "{outcome:?}");
+    assert_eq!(h.record(&outcome.execution_id).await.job_id, outcome.job_id);
+
+    // Failing for good within this invocation's time (a request takes at most 4 s here).
+    let e = event("incoming/rec-2.csv", "0702");
+    let router = flaky(1000);
+    let summary = router
+        .handle_payload_until(&e, Deadline::after(Duration::from_secs(7)))
+        .await
+        .unwrap();
+    let outcome = only_outcome(&summary).clone();
+    assert_eq!(outcome.status, ExecutionStatus::Submitting, "{outcome:?}");
+    assert!(outcome.retryable);
+    let job = h.job_ids()[1].clone();
+    assert_eq!(
+        outcome.job_id.as_deref(),
+        Some(job.as_str()),
+        "the job id is reported"
+    );
+    assert!(
+        outcome
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("recording it failed"),
+        "{outcome:?}"
+    );
+    assert_eq!(summary.failure().unwrap().error_type, "OutcomeUnknown");
+    let record = h.record(&outcome.execution_id).await;
+    assert_eq!(record.status, ExecutionStatus::Submitting);
+    assert!(
+        matches!(record.lease_state(now_unix()), Some(LeaseState::Live(_))),
+        "still its claimant's until the lease ends"
+    );
+    let during = h.deliver(&e).await;
+    assert!(only_outcome(&during).in_progress);
+
+    h.let_time_pass(&outcome.execution_id).await;
+    let later = h.deliver(&e).await;
+    let adopted = only_outcome(&later);
+    assert_eq!(adopted.status, ExecutionStatus::Submitted, "{adopted:?}");
+    assert_eq!(adopted.job_id.as_deref(), Some(job.as_str()));
+    assert_eq!(h.emu.jobs().len(), 2, "one job per file");
+    h.finish().await;
+}
+both_stores!(a_record_write_that_fails_after_a_submit);
+
+/// Too little time left before the deadline for a job request and its record: nothing is
+/// claimed or sent, and the invocation fails so the event comes back.
+async fn no_job_request_starts_without_the_time_to_record_it(backend: Backend) {
+    let h = Harness::new(backend, ONE_RULE).await;
+    let summary = h
+        .router
+        .handle_payload_until(
+            &event("incoming/late-night.csv", "0801"),
+            Deadline::after(Duration::from_secs(3)),
+        )
+        .await
+        .unwrap();
+    let outcome = only_outcome(&summary);
+    assert!(outcome.retryable, "{outcome:?}");
+    assert!(
+        outcome
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("deadline"),
+        "{outcome:?}"
+    );
+    assert_eq!(summary.failure().unwrap().error_type, "RetryableFailure");
+    assert!(h.all_records().await.is_empty(), "not even claimed");
+    assert!(h.emu.jobs().is_empty());
+    h.finish().await;
+}
+both_stores!(no_job_request_starts_without_the_time_to_record_it);
+
+/// A classic S3 notification with a record that cannot be read: the other records are routed,
+/// the bad one is named by index, and the invocation fails (MalformedRecords) so the event is
+/// kept.
+async fn a_bad_record_does_not_sink_its_neighbours(backend: Backend) {
+    let h = Harness::new(backend, ONE_RULE).await;
+    let mut batch = s3_notification("incoming/good.csv", "0901");
+    let mut bad = batch["Records"][0].clone();
+    bad["s3"]["object"]["key"] = "incoming/bad%FF.csv".into();
+    batch["Records"].as_array_mut().unwrap().push(bad);
+    let summary = h.deliver(&batch).await;
+    assert_eq!(only_outcome(&summary).status, ExecutionStatus::Submitted);
+    assert_eq!(summary.rejected.len(), 1, "{summary:#?}");
+    assert!(
+        summary.rejected[0].contains("record 1"),
+        "{:?}",
+        summary.rejected
+    );
+    let failure = summary.failure().unwrap();
+    assert_eq!(failure.error_type, "MalformedRecords");
+    assert!(failure.message.contains("record 1"), "{failure:?}");
+    assert_eq!(h.emu.jobs().len(), 1);
+    h.finish().await;
+}
+both_stores!(a_bad_record_does_not_sink_its_neighbours);

@@ -412,11 +412,17 @@ async fn a_missing_table_is_a_store_error_naming_it() {
     let name = common::unique("no-such-table");
     let store = DynamoRuleStore::new(client, name.clone(), Duration::ZERO);
     match store.rule_set().await {
-        Err(RuleError::Store { message }) => {
+        Err(e @ RuleError::Store { .. }) => {
+            let message = alteryx_router_core::error_chain(&e);
             assert!(
                 message.contains(&name) && message.contains("Scan"),
                 "{message}"
             );
+            assert!(
+                std::error::Error::source(&e).is_some(),
+                "the SDK error is kept as the cause"
+            );
+            assert!(message.contains("ResourceNotFound"), "{message}");
         }
         other => panic!("{other:?}"),
     }

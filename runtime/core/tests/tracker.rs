@@ -47,7 +47,10 @@ fn submitted(rule: &str, key: &str, workflow: &str, job_id: &str) -> Execution {
 
 /// Claim the record, then move it to SUBMITTED, as the router does.
 async fn record_submitted(store: &dyn ExecutionStore, record: Execution) {
-    let Claim::Acquired(mut claimed) = store.claim(record, Duration::from_secs(300)).await.unwrap()
+    let Claim::Acquired(mut claimed) = store
+        .claim(common::claimed_by(record, Duration::from_secs(300)))
+        .await
+        .unwrap()
     else {
         panic!("fresh claim")
     };
@@ -289,6 +292,7 @@ async fn a_notice_to_a_missing_topic_names_the_topic_and_keeps_the_cause() {
         status: "unknown".into(),
         disposition: None,
         messages: Vec::new(),
+        candidates: Vec::new(),
     };
     let e = notifier.notify("subject", &notice).await.unwrap_err();
     assert!(
@@ -372,5 +376,260 @@ async fn a_record_flagged_stuck_by_an_older_version_is_not_flagged_again() {
         (read.stuck_at, read.message.as_deref()),
         (None, Some(legacy_message.as_str()))
     );
+    emu.shutdown().await;
+}
+
+/// A SQLite store, the emulator with one workflow per outcome, and a pool over it.
+async fn small_world(
+    workflows: Vec<EmulatedWorkflow>,
+) -> (
+    tempfile::TempDir,
+    Arc<dyn ExecutionStore>,
+    alteryx_router_emulator::EmulatorHandle,
+    Arc<ClientPool>,
+) {
+    let emu = emulator::start(
+        EmulatorConfig {
+            workflows,
+            credentials: vec![("k".into(), "s".into())],
+            job_duration: Duration::from_millis(100),
+            ..EmulatorConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+    let config =
+        ServerConfig::from_parts(&emu.gallery_url(), "k", SecretString::new("s"), None, None)
+            .unwrap();
+    let pool = Arc::new(ClientPool::new(
+        Arc::new(StaticSource(config)),
+        ClientOptions::default(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ExecutionStore> = Arc::new(
+        alteryx_router_core::executions::SqliteExecutionStore::open(
+            &dir.path().join("executions.sqlite3"),
+        )
+        .unwrap(),
+    );
+    (dir, store, emu, pool)
+}
+
+/// Only Alteryx's own JSON 404 closes an execution: a proxy's HTML 404 page (maintenance) is
+/// a transient error, and the next pass records the job's real outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxys_404_page_is_not_a_job_alteryx_forgot() {
+    let (_dir, store, emu, pool) = small_world(vec![workflow(OK_WF, JobOutcome::Success)]).await;
+    let job = pool
+        .client(None)
+        .await
+        .unwrap()
+        .submit_job(OK_WF, &JobRequest::default())
+        .await
+        .unwrap();
+    let record = submitted("proxied", "p.csv", OK_WF, &job.id);
+    record_submitted(store.as_ref(), record.clone()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tracker = Tracker::new(
+        store.clone(),
+        pool,
+        Arc::new(alteryx_router_core::tracker::LogNotifier),
+        TrackerSettings::default(),
+    );
+    emu.inject(alteryx_router_emulator::Fault::Html404 { count: 1 });
+    let report = tracker.run_once().await;
+    assert_eq!((report.checked, report.failed), (1, 0), "{report:?}");
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+    assert!(report.errors[0].contains("404"), "{report:?}");
+    assert_eq!(
+        store.get(&record.id).await.unwrap().unwrap().status,
+        ExecutionStatus::Submitted
+    );
+    let report = tracker.run_once().await;
+    assert_eq!(report.completed, 1, "{report:?}");
+    emu.shutdown().await;
+}
+
+/// Every SUBMITTED execution is polled, oldest first, a bounded number per pass, each pass
+/// continuing where the last stopped; after the newest it starts again from the oldest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_poll_oldest_first_with_a_cursor() {
+    let (_dir, store, emu, pool) = small_world(vec![workflow(STUCK_WF, JobOutcome::Stuck)]).await;
+    let client = pool.client(None).await.unwrap();
+    let now = now_unix();
+    for i in 0..5 {
+        let job = client
+            .submit_job(STUCK_WF, &JobRequest::default())
+            .await
+            .unwrap();
+        let mut r = submitted("rule", &format!("{i}.csv"), STUCK_WF, &job.id);
+        r.created_at = now - 100 + i; // 0.csv is the oldest
+        record_submitted(store.as_ref(), r).await;
+    }
+    let tracker = Tracker::new(
+        store.clone(),
+        pool,
+        Arc::new(alteryx_router_core::tracker::LogNotifier),
+        TrackerSettings {
+            max_executions: 2,
+            ..TrackerSettings::default()
+        },
+    );
+    let before = emu.stats().operations.get_job;
+    let mut seen = Vec::new();
+    for expected in [2, 2, 1, 2] {
+        let report = tracker.run_once().await;
+        assert_eq!(report.checked, expected, "{report:?}");
+        assert_eq!(report.still_running, expected);
+        seen.push((report.checked, report.wrapped));
+    }
+    assert_eq!(seen, [(2, false), (2, false), (1, true), (2, false)]);
+    assert_eq!(emu.stats().operations.get_job - before, 7, "one poll each");
+    emu.shutdown().await;
+}
+
+/// A tracker pass finds claims whose invocation died: one that never sent a job request
+/// becomes a retryable ERROR; one whose request reached Alteryx is reconciled and adopts its
+/// job; a live claim and one that expired only just now are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_claims_are_counted_reconciled_and_released() {
+    use alteryx_router_core::executions::{Claimant, LeaseState, now_unix_ms};
+    let (_dir, store, emu, pool) = small_world(vec![workflow(OK_WF, JobOutcome::Success)]).await;
+    let now = now_unix();
+    let claim = |key: &str, lease_until: i64| {
+        let mut r = common::execution("rule", key, now - 1000);
+        r.workflow = OK_WF.into();
+        let c = Claimant::new(lease_until);
+        r.claim_token = Some(c.token);
+        r.lease_until = Some(lease_until);
+        r
+    };
+    // Died before sending: CLAIMED, lease over for 10 minutes.
+    let dead = claim("dead.csv", now - 600);
+    store.claim(dead.clone()).await.unwrap();
+    // Died while its job request was in flight: SUBMITTING, and Alteryx has the job.
+    let mid = claim("mid.csv", now - 600);
+    store.claim(mid.clone()).await.unwrap();
+    let mut intent = store.get(&mid.id).await.unwrap().unwrap();
+    intent.status = ExecutionStatus::Submitting;
+    intent.submit_started_at = Some(now_unix_ms() - 2000);
+    intent.reconcile_after = Some(now_unix_ms() - 1000);
+    store
+        .update(&intent, ExecutionStatus::Claimed)
+        .await
+        .unwrap();
+    let job = pool
+        .client(None)
+        .await
+        .unwrap()
+        .submit_job(OK_WF, &JobRequest::default())
+        .await
+        .unwrap();
+    // Alive, and only just expired.
+    let live = claim("live.csv", now + 600);
+    store.claim(live.clone()).await.unwrap();
+    let fresh = claim("fresh.csv", now - 5);
+    store.claim(fresh.clone()).await.unwrap();
+
+    let tracker = Tracker::new(
+        store.clone(),
+        pool,
+        Arc::new(alteryx_router_core::tracker::LogNotifier),
+        TrackerSettings {
+            stale_after: Duration::from_secs(60),
+            ..TrackerSettings::default()
+        },
+    );
+    let report = tracker.run_once().await;
+    assert_eq!(report.stale_claims, 2, "{report:?}");
+    assert_eq!((report.adopted, report.released), (1, 1), "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
+    let dead = store.get(&dead.id).await.unwrap().unwrap();
+    assert_eq!(
+        (dead.status, dead.retryable),
+        (ExecutionStatus::Error, true)
+    );
+    assert!(
+        dead.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("killed or timed out"),
+        "{dead:?}"
+    );
+    let mid = store.get(&mid.id).await.unwrap().unwrap();
+    assert_eq!(mid.status, ExecutionStatus::Submitted, "{mid:?}");
+    assert_eq!(mid.job_id.as_deref(), Some(job.id.as_str()));
+    assert_eq!(mid.attempt, 2);
+    for untouched in [&live, &fresh] {
+        let r = store.get(&untouched.id).await.unwrap().unwrap();
+        assert_eq!((r.status, r.attempt), (ExecutionStatus::Claimed, 1));
+    }
+    assert!(matches!(
+        store
+            .get(&live.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .lease_state(now_unix()),
+        Some(LeaseState::Live(_))
+    ));
+    assert_eq!(emu.jobs().len(), 1, "the tracker never submits");
+    let again = tracker.run_once().await;
+    assert_eq!(again.stale_claims, 0, "repaired: {again:?}");
+    emu.shutdown().await;
+}
+
+/// The secret is rotated while the tracker holds a client with the old credentials: the
+/// refused poll reads the secret again (Secrets Manager on moto) and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tracker_reads_a_rotated_secret_again() {
+    use alteryx_router_core::secrets::SecretsManagerSource;
+    let (_dir, store, emu, _) = small_world(vec![workflow(OK_WF, JobOutcome::Success)]).await;
+    let sdk = common::aws_config().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let secret_id = common::unique("alteryx/tracker");
+    let secret = |key: &str, value: &str| {
+        serde_json::json!({"ALTERYX_URL": emu.gallery_url(), "ALTERYX_KEY": key, "ALTERYX_SECRET": value})
+            .to_string()
+    };
+    sm.create_secret()
+        .name(&secret_id)
+        .secret_string(secret("k", "s"))
+        .send()
+        .await
+        .unwrap();
+    let pool = Arc::new(ClientPool::new(
+        Arc::new(SecretsManagerSource::new(
+            sm.clone(),
+            Some(secret_id.clone()),
+            None,
+        )),
+        ClientOptions::default(),
+    ));
+    let client = pool.client(None).await.unwrap();
+    let job = client
+        .submit_job(OK_WF, &JobRequest::default())
+        .await
+        .unwrap();
+    let record = submitted("rotated", "r.csv", OK_WF, &job.id);
+    record_submitted(store.as_ref(), record.clone()).await;
+    emu.set_credentials(vec![("k2".into(), "s2".into())]);
+    sm.put_secret_value()
+        .secret_id(&secret_id)
+        .secret_string(secret("k2", "s2"))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tracker = Tracker::new(
+        store.clone(),
+        pool,
+        Arc::new(alteryx_router_core::tracker::LogNotifier),
+        TrackerSettings::default(),
+    );
+    let report = tracker.run_once().await;
+    assert_eq!(report.completed, 1, "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
     emu.shutdown().await;
 }

@@ -2,15 +2,22 @@
 //!
 //! Everything expensive (AWS config, clients, the plugin engine, the rule cache) is created
 //! once per cold start and shared by every invocation of the sandbox. `ROUTER_MODE=tracker`
-//! turns the same binary into the scheduled job tracker.
+//! turns the same binary into the scheduled job tracker, `ROUTER_MODE=rules` into the function
+//! that republishes the rules snapshot when the rules table changes.
+//!
+//! Each invocation is routed by the deadline of its Lambda context, so claims end with the
+//! invocation and no job request starts that could not be recorded in time. A failed
+//! invocation reports a meaningful `errorType` (`OutcomeUnknown`, `RetryableFailure`,
+//! `ExecutionInProgress`, `MalformedRecords`, `MalformedEvent`, `RulesUnavailable`,
+//! `ExecutionStoreError`), which CloudWatch and the dead-letter queue show.
 
 use std::sync::Arc;
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
 use alteryx_router_core::config::{Mode, Settings};
-use alteryx_router_core::router::Router;
+use alteryx_router_core::router::{Deadline, Router};
 use alteryx_router_core::tracker::Tracker;
 
 // One event at a time per sandbox: a current-thread runtime starts no worker threads (each
@@ -25,6 +32,25 @@ async fn main() -> Result<(), Error> {
         return lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
             let tracker = Arc::clone(&tracker);
             async move { track(&tracker).await }
+        }))
+        .await;
+    }
+    if settings.mode == Mode::Rules {
+        let publisher = Arc::new(
+            settings
+                .snapshot_publisher(true)
+                .await
+                .map_err(|e| init_failed(&e))?,
+        );
+        return lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+            let publisher = Arc::clone(&publisher);
+            async move {
+                publisher.handle_event(&event.payload).await.map_err(|e| {
+                    let message = alteryx_router_core::error_chain(&e);
+                    tracing::error!(error = %message, "rules snapshot not published; the stream batch is retried");
+                    Error::from(message)
+                })
+            }
         }))
         .await;
     }
@@ -43,12 +69,20 @@ fn init_failed(e: &(dyn std::error::Error + 'static)) -> Error {
     message.into()
 }
 
-async fn route(router: &Router, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    let summary = router.handle_payload(&event.payload).await.map_err(|e| {
-        let message = alteryx_router_core::error_chain(&e);
-        tracing::error!(request_id = %event.context.request_id, error = %message, "invocation failed");
-        Error::from(message)
-    })?;
+async fn route(router: &Router, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    let request_id = event.context.request_id.clone();
+    let deadline = Deadline::at_system_time(event.context.deadline());
+    let summary = router
+        .handle_payload_until(&event.payload, deadline)
+        .await
+        .map_err(|e| {
+            let message = alteryx_router_core::error_chain(&e);
+            tracing::error!(%request_id, error_type = e.error_type(), error = %message, "invocation failed");
+            Diagnostic {
+                error_type: e.error_type().to_string(),
+                error_message: message,
+            }
+        })?;
     if summary.sqs {
         // Partial batch response: only the listed messages are redelivered.
         let failures: Vec<Value> = summary
@@ -58,17 +92,20 @@ async fn route(router: &Router, event: LambdaEvent<Value>) -> Result<Value, Erro
             .collect();
         return Ok(json!({ "batchItemFailures": failures }));
     }
-    if summary.needs_redelivery() {
-        // The execution records already say ERROR (retryable); failing the invocation makes
-        // Lambda/EventBridge deliver the event again, and after the retries, the DLQ keeps it.
-        let counts = summary.counts();
-        return Err(format!(
-            "{} rule(s) failed with a retryable error and were recorded as ERROR; failing so the event is retried",
-            counts.errors
-        )
-        .into());
+    if let Some(failure) = summary.failure() {
+        // What a redelivery may fix is already recorded; failing the invocation makes Lambda
+        // or EventBridge deliver the event again, and after the retries the DLQ keeps it.
+        tracing::warn!(%request_id, error_type = failure.error_type, error = %failure.message,
+            "invocation fails so the event is delivered again");
+        return Err(Diagnostic {
+            error_type: failure.error_type.to_string(),
+            error_message: failure.message,
+        });
     }
-    Ok(serde_json::to_value(&summary)?)
+    serde_json::to_value(&summary).map_err(|e| Diagnostic {
+        error_type: "EncodingError".into(),
+        error_message: e.to_string(),
+    })
 }
 
 async fn track(tracker: &Tracker) -> Result<Value, Error> {

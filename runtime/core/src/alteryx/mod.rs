@@ -24,9 +24,9 @@ mod transport;
 
 pub use models::{
     Job, JobMessage, JobOutput, JobQuery, JobRequest, Priority, Question, QuestionValue,
-    SortDirection, UnknownPriority, Workflow,
+    SortDirection, UnknownPriority, Workflow, parse_alteryx_time,
 };
-pub use operations::AlteryxClient;
+pub use operations::{AlteryxClient, JobsSince};
 
 use std::time::Duration;
 
@@ -239,6 +239,9 @@ pub enum AlteryxError {
         #[source]
         source: HttpError,
     },
+    /// Not sent: the caller's deadline left no time for it.
+    #[error("{operation}: not sent, the invocation's deadline is too close")]
+    Deadline { operation: &'static str },
     #[error("{operation}: unexpected answer from Alteryx ({status}): {detail}")]
     InvalidResponse {
         operation: &'static str,
@@ -287,15 +290,44 @@ impl AlteryxError {
     /// Whether a later attempt (a redelivery, a retry) may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            // An untrusted certificate is not retried by the client (the same certificate
-            // comes back), but a redelivery after ALTERYX_CA_BUNDLE is fixed may succeed.
             AlteryxError::Transport { .. }
-            | AlteryxError::UntrustedCertificate { .. }
-            | AlteryxError::Timeout { .. } => true,
-            AlteryxError::Api { status, .. } | AlteryxError::InvalidResponse { status, .. } => {
-                *status == 429 || *status >= 500
+            | AlteryxError::Timeout { .. }
+            | AlteryxError::Deadline { .. } => true,
+            AlteryxError::Api { status, .. } => *status == 429 || *status >= 500,
+            // A 404 that is not Alteryx's JSON is a proxy's page (maintenance): it passes.
+            AlteryxError::InvalidResponse { status, .. } => {
+                *status == 429 || *status == 404 || *status >= 500
+            }
+            // The same certificate comes back on every attempt until someone sets
+            // ALTERYX_CA_BUNDLE (or renews it): a person acts, then `executions retry`.
+            AlteryxError::UntrustedCertificate { .. }
+            | AlteryxError::Unauthorized { .. }
+            | AlteryxError::Config(_)
+            | AlteryxError::InvalidUrl { .. }
+            | AlteryxError::Tls(_)
+            | AlteryxError::HttpClient(_)
+            | AlteryxError::InvalidPath { .. }
+            // The rule asks for what the API version cannot carry: the rule must change.
+            | AlteryxError::Unsupported { .. } => false,
+        }
+    }
+
+    /// For a job submission that failed: whether Alteryx may have queued the job anyway.
+    /// Only a request that never reached Alteryx, or an answer that says it did not take the
+    /// job (4xx, 429, 503), rules a job out; a timeout, a reset or a 500/502/504 after the
+    /// request was sent, or a 2xx answer that could not be read, may hide a queued job.
+    pub fn may_have_queued_a_job(&self) -> bool {
+        match self {
+            AlteryxError::Transport { source, .. } | AlteryxError::Timeout { source, .. } => {
+                !source.get_ref().is_connect()
+            }
+            AlteryxError::Api { status, .. } => *status >= 500 && *status != 503,
+            AlteryxError::InvalidResponse { status, .. } => {
+                (200..300).contains(status) || (*status >= 500 && *status != 503)
             }
             AlteryxError::Unauthorized { .. }
+            | AlteryxError::UntrustedCertificate { .. }
+            | AlteryxError::Deadline { .. }
             | AlteryxError::Config(_)
             | AlteryxError::InvalidUrl { .. }
             | AlteryxError::Tls(_)
@@ -478,6 +510,15 @@ mod tests {
         assert!(api(429).is_retryable());
         assert!(api(500).is_retryable() && api(503).is_retryable());
         assert!(!api(400).is_retryable() && !api(404).is_retryable());
+        assert!(api(502).may_have_queued_a_job() && !api(503).may_have_queued_a_job());
+        assert!(!api(400).may_have_queued_a_job() && !api(429).may_have_queued_a_job());
+        let proxy_404 = AlteryxError::InvalidResponse {
+            operation: "get job",
+            status: 404,
+            detail: "HTML".into(),
+            source: None,
+        };
+        assert!(proxy_404.is_retryable() && !proxy_404.may_have_queued_a_job());
         assert!(
             !AlteryxError::Unauthorized {
                 status: 401,

@@ -207,6 +207,12 @@ impl Job {
                 .is_some_and(|d| !d.is_empty() && !d.eq_ignore_ascii_case("none"))
     }
 
+    /// When Alteryx created the job (`createDate`), read as UTC when it carries no offset;
+    /// `None` when absent or unreadable.
+    pub fn created_at(&self) -> Option<time::OffsetDateTime> {
+        parse_alteryx_time(self.create_date.as_deref()?)
+    }
+
     /// Finished without an error.
     pub fn succeeded(&self) -> bool {
         self.is_finished()
@@ -214,6 +220,16 @@ impl Job {
                 d.eq_ignore_ascii_case("success") || d.eq_ignore_ascii_case("warning")
             })
     }
+}
+
+/// An Alteryx timestamp: RFC 3339 with up to 7 fractional digits (`2026-01-05T10:00:00.1234567Z`),
+/// or the same without an offset, which Alteryx writes in UTC.
+pub fn parse_alteryx_time(text: &str) -> Option<time::OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    let text = text.trim();
+    time::OffsetDateTime::parse(text, &Rfc3339)
+        .or_else(|_| time::OffsetDateTime::parse(&format!("{text}Z"), &Rfc3339))
+        .ok()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -323,6 +339,28 @@ mod tests {
         assert_eq!(documented.outputs[0].formats, vec!["Raw".to_string()]);
         assert_eq!(documented.priority.as_deref(), Some("Default"));
         assert!(documented.succeeded());
+    }
+
+    #[test]
+    fn alteryx_times_read_with_ticks_and_without_an_offset() {
+        let t = parse_alteryx_time("2018-10-17T13:58:43.9759132Z").unwrap();
+        assert_eq!(t.unix_timestamp(), 1_539_784_723);
+        assert_eq!(t.nanosecond(), 975_913_200);
+        assert_eq!(
+            parse_alteryx_time("2018-10-17T13:58:43.9759132"),
+            Some(t),
+            "no offset: UTC"
+        );
+        assert_eq!(
+            parse_alteryx_time("2018-10-17T15:58:43.9759132+02:00"),
+            Some(t)
+        );
+        assert!(parse_alteryx_time("yesterday").is_none());
+        let job: Job = serde_json::from_value(
+            json!({"id": "j", "createDate": "2018-10-17T13:58:43.9759132Z"}),
+        )
+        .unwrap();
+        assert_eq!(job.created_at(), Some(t));
     }
 
     #[test]

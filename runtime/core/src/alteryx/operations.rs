@@ -4,12 +4,13 @@
 //! how a request is authenticated, sent and retried lives in [`super::transport`].
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use reqwest::Method;
 use serde_json::Value;
 
 use super::auth::RFC3986;
-use super::models::{Job, JobQuery, JobRequest, Question, Workflow};
+use super::models::{Job, JobQuery, JobRequest, Question, SortDirection, Workflow};
 use super::transport::{Call, Idempotence, Transport};
 use super::{AlteryxError, ApiVersion, ClientOptions, ServerConfig};
 
@@ -17,6 +18,18 @@ use super::{AlteryxError, ApiVersion, ClientOptions, ServerConfig};
 #[derive(Clone)]
 pub struct AlteryxClient {
     transport: Arc<Transport>,
+    /// No request of this client runs past it (see [`AlteryxClient::until`]).
+    deadline: Option<Instant>,
+}
+
+/// A workflow's jobs created since a time, newest first (see
+/// [`AlteryxClient::jobs_created_since`]).
+#[derive(Clone, Debug)]
+pub struct JobsSince {
+    pub jobs: Vec<Job>,
+    /// False when the listing was cut at the limit before it reached older jobs (or the
+    /// server did not sort, so older jobs could not be told apart): jobs may be missing.
+    pub complete: bool,
 }
 
 impl std::fmt::Debug for AlteryxClient {
@@ -34,7 +47,25 @@ impl AlteryxClient {
     pub fn new(config: ServerConfig, options: ClientOptions) -> Result<Self, AlteryxError> {
         Ok(Self {
             transport: Arc::new(Transport::new(config, options)?),
+            deadline: None,
         })
+    }
+
+    /// The same client whose requests end by `deadline`: each request's timeout is bounded by
+    /// the time left, no retry starts that could not end by then, and nothing is sent after.
+    pub fn until(&self, deadline: Instant) -> Self {
+        Self {
+            transport: Arc::clone(&self.transport),
+            deadline: Some(deadline),
+        }
+    }
+
+    async fn call(&self, mut call: Call<'_>) -> Result<Value, AlteryxError> {
+        call.deadline = match (call.deadline, self.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.transport.call(call).await
     }
 
     pub fn config(&self) -> &ServerConfig {
@@ -88,18 +119,18 @@ impl AlteryxClient {
                 format!("v3/workflows/{id}/questions"),
                 Vec::new(),
             );
-            match self.transport.call(v3).await {
+            match self.call(v3).await {
                 Err(AlteryxError::Api { status: 404, .. }) => {
                     tracing::debug!(
                         workflow_id,
                         "v3 questions route answered 404; asking the v1 route"
                     );
-                    self.transport.call(v1()).await?
+                    self.call(v1()).await?
                 }
                 other => other?,
             }
         } else {
-            self.transport.call(v1()).await?
+            self.call(v1()).await?
         };
         parse("get questions", value)
     }
@@ -144,6 +175,7 @@ impl AlteryxClient {
                 query: Vec::new(),
                 body: Some(&body),
                 idempotence: Idempotence::Unsafe,
+                deadline: None,
             })
             .await?;
         parse("submit job", value)
@@ -181,6 +213,65 @@ impl AlteryxClient {
             .call(Call::get("list jobs", path, query.pairs()))
             .await?;
         parse("list jobs", value)
+    }
+}
+
+impl AlteryxClient {
+    /// The jobs of a workflow created at or after `since` (Alteryx's clock), newest first,
+    /// read page by page (`sortField=createDate&direction=desc`, `offset`/`limit`) until a
+    /// page reaches older jobs, at most `max` jobs. A job whose creation time cannot be read
+    /// is kept (it cannot be ruled out). If a page is not in descending order (a server that
+    /// ignores the sort), every page is read up to `max`.
+    pub async fn jobs_created_since(
+        &self,
+        workflow_id: &str,
+        since: time::OffsetDateTime,
+        max: usize,
+    ) -> Result<JobsSince, AlteryxError> {
+        const PAGE: u32 = 100;
+        let mut jobs = Vec::new();
+        let mut offset = 0u32;
+        loop {
+            let page = self
+                .list_jobs(
+                    workflow_id,
+                    &JobQuery {
+                        sort_field: Some("createDate".into()),
+                        direction: Some(SortDirection::Descending),
+                        offset: Some(offset),
+                        limit: Some(PAGE),
+                    },
+                )
+                .await?;
+            let times: Vec<Option<time::OffsetDateTime>> =
+                page.iter().map(Job::created_at).collect();
+            let sorted = times.windows(2).all(|w| {
+                matches!((w[0], w[1]), (Some(a), Some(b)) if a >= b)
+                    || w[0].is_none()
+                    || w[1].is_none()
+            });
+            let reached_older = times.iter().flatten().any(|t| *t < since);
+            let full = page.len() as u32 >= PAGE;
+            for (job, created) in page.into_iter().zip(times) {
+                if created.is_none_or(|t| t >= since) {
+                    jobs.push(job);
+                }
+            }
+            if jobs.len() > max {
+                jobs.truncate(max);
+                return Ok(JobsSince {
+                    jobs,
+                    complete: false,
+                });
+            }
+            if !full || (sorted && reached_older) {
+                return Ok(JobsSince {
+                    jobs,
+                    complete: true,
+                });
+            }
+            offset += PAGE;
+        }
     }
 }
 

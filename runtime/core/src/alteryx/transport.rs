@@ -14,6 +14,10 @@
 //! A 401 with an OAuth2 token drops the token and retries once with a new one; the token
 //! endpoint refusing the key and secret themselves is final.
 //!
+//! A call may carry a deadline (the invocation's): each attempt's timeout is the request
+//! timeout or the time left, whichever is shorter, no retry starts that could not finish by
+//! then, and a call whose deadline has passed is not sent at all ([`AlteryxError::Deadline`]).
+//!
 //! Nothing this module logs or returns holds a URL query (where OAuth1 signatures live), a
 //! token or a secret: paths are relative, and reqwest's errors lose their URL.
 
@@ -48,6 +52,8 @@ pub(super) struct Call<'a> {
     pub query: Vec<(String, String)>,
     pub body: Option<&'a Value>,
     pub idempotence: Idempotence,
+    /// No attempt runs past it (the invocation's deadline).
+    pub deadline: Option<Instant>,
 }
 
 impl Call<'static> {
@@ -60,9 +66,13 @@ impl Call<'static> {
             query,
             body: None,
             idempotence: Idempotence::Safe,
+            deadline: None,
         }
     }
 }
+
+/// Less than this left before a call's deadline: the request is not sent.
+const MIN_REQUEST_TIME: Duration = Duration::from_millis(200);
 
 /// How one attempt failed.
 enum Failure {
@@ -138,7 +148,19 @@ impl Transport {
         loop {
             attempt += 1;
             span.record("attempt", attempt);
-            let result = self.attempt(call).await;
+            let timeout = match call.deadline {
+                None => opts.request_timeout,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left < MIN_REQUEST_TIME {
+                        return Err(AlteryxError::Deadline {
+                            operation: call.operation,
+                        });
+                    }
+                    left.min(opts.request_timeout)
+                }
+            };
+            let result = self.attempt(call, timeout).await;
             let error = match result {
                 Ok(value) => {
                     tracing::debug!(operation = call.operation, path = %call.path, attempt,
@@ -170,7 +192,13 @@ impl Transport {
                 || full_jitter(backoff(opts, attempt)),
                 |r| r.min(opts.max_elapsed),
             );
-            if attempt >= opts.max_attempts || started.elapsed() + wait >= opts.max_elapsed {
+            let past_deadline = call
+                .deadline
+                .is_some_and(|d| Instant::now() + wait + MIN_REQUEST_TIME >= d);
+            if attempt >= opts.max_attempts
+                || started.elapsed() + wait >= opts.max_elapsed
+                || past_deadline
+            {
                 tracing::warn!(operation = call.operation, path = %call.path, attempt,
                     error = %error_chain(&error), "alteryx call failed; no attempts left");
                 return Err(error);
@@ -181,8 +209,8 @@ impl Transport {
         }
     }
 
-    /// One authenticated request.
-    async fn attempt(&self, call: &Call<'_>) -> Result<Value, Failure> {
+    /// One authenticated request, given at most `timeout` for its answer.
+    async fn attempt(&self, call: &Call<'_>, timeout: Duration) -> Result<Value, Failure> {
         let config = &self.config;
         let url = config
             .base_url
@@ -219,11 +247,13 @@ impl Transport {
                     .bearer_auth(token.expose())
             }
         };
-        request = request.header(reqwest::header::ACCEPT, "application/json");
+        request = request
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(timeout);
         if let Some(body) = call.body {
             request = request.json(body);
         }
-        self.send(call, request).await
+        self.send(call, request, timeout).await
     }
 
     /// A valid OAuth2 token, fetched (one request, classified like any other) when missing or
@@ -247,9 +277,15 @@ impl Transport {
                     query: Vec::new(),
                     body: None,
                     idempotence: Idempotence::Safe,
+                    deadline: None,
                 };
                 let form = auth::token_form(&self.config);
-                self.send(&call, self.http.post(url).form(&form)).await
+                self.send(
+                    &call,
+                    self.http.post(url).form(&form),
+                    self.options.request_timeout,
+                )
+                .await
             })
             .await
     }
@@ -259,11 +295,12 @@ impl Transport {
         &self,
         call: &Call<'_>,
         request: reqwest::RequestBuilder,
+        timeout: Duration,
     ) -> Result<Value, Failure> {
         let response = request
             .send()
             .await
-            .map_err(|e| self.transport_failure(call, e))?;
+            .map_err(|e| self.transport_failure(call, e, timeout))?;
         let status = response.status();
         tracing::debug!(
             operation = call.operation,
@@ -285,13 +322,13 @@ impl Transport {
         let body = response
             .bytes()
             .await
-            .map_err(|e| self.transport_failure(call, e))?;
+            .map_err(|e| self.transport_failure(call, e, timeout))?;
         classify(call, status, &content_type, &body, retry_after)
     }
 
     /// A request that got no (complete) answer: whether it may have reached Alteryx decides
     /// whether it is sent again.
-    fn transport_failure(&self, call: &Call<'_>, e: reqwest::Error) -> Failure {
+    fn transport_failure(&self, call: &Call<'_>, e: reqwest::Error, limit: Duration) -> Failure {
         let operation = call.operation;
         let (connect, timeout) = (e.is_connect(), e.is_timeout());
         if untrusted_certificate(&e) {
@@ -303,9 +340,9 @@ impl Transport {
         }
         let error = if timeout {
             let after = if connect {
-                self.options.connect_timeout
+                self.options.connect_timeout.min(limit)
             } else {
-                self.options.request_timeout
+                limit
             };
             AlteryxError::Timeout {
                 operation,
@@ -408,6 +445,14 @@ fn server_message(body: &[u8]) -> String {
     }
 }
 
+/// Whether an answer is JSON (by its content type, or by parsing when it has none).
+fn looks_like_json(content_type: &str, body: &[u8]) -> bool {
+    if content_type.to_ascii_lowercase().contains("json") {
+        return true;
+    }
+    content_type.is_empty() && serde_json::from_slice::<Value>(body).is_ok()
+}
+
 /// An answer: its JSON when successful, else the error and whether to try again.
 fn classify(
     call: &Call<'_>,
@@ -440,6 +485,24 @@ fn classify(
                 source: Some(e),
             })
         });
+    }
+    if code == 404 && !looks_like_json(content_type, body) {
+        // Alteryx answers an unknown job or workflow with JSON; an HTML 404 is a proxy or
+        // load balancer in front of it (maintenance), which says nothing about the job.
+        return Err(Failure::Final(AlteryxError::InvalidResponse {
+            operation: op,
+            status: code,
+            detail: format!(
+                "a 404 that is not Alteryx's JSON answer ({}), as a proxy or load balancer in front of Alteryx sends; starts with: {}",
+                if content_type.is_empty() {
+                    "no content type"
+                } else {
+                    content_type
+                },
+                snippet(body)
+            ),
+            source: None,
+        }));
     }
     let message = server_message(body);
     if code == 401 || code == 403 {

@@ -1,22 +1,26 @@
 //! The DynamoDB execution store (`EXECUTIONS_TABLE`).
 //!
-//! Every state change is a conditional `PutItem`: a claim succeeds only where no record exists
+//! Every state change is a conditional write: a claim succeeds only where no record exists
 //! (`attribute_not_exists(id)`), a takeover or an update only where the record still has the
-//! status and attempt the writer read. Of any number of concurrent writers exactly one wins;
-//! the others see the winner's record. `SUBMITTED` executions are found through the
-//! `status-created_at-index` GSI, never by scanning the table.
+//! status, attempt and claim token the writer read. Of any number of concurrent writers exactly
+//! one wins; the others see the winner's record. A condition that fails because the writer's
+//! own earlier try was applied (the SDK retried after a lost answer) is recognised by reading
+//! the record back: it is exactly what was written.
+//!
+//! Recording a job writes the execution and a job ownership item (`job#{job_id}`, no `status`,
+//! so the status index never sees it) in one `TransactWriteItems`. Executions are found by
+//! status through the `status-created_at-index` GSI, never by scanning the table.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 
 use super::{
-    Claim, Execution, ExecutionError, ExecutionStatus, ExecutionStore, ListFilter, check_retryable,
-    claimable, now_unix, taken_over,
+    Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, Found, ListFilter,
+    Takeover, check_takeover, job_item_id, now_unix, on_claim, retried, same_write, taken_over,
 };
 use crate::tables::EXECUTIONS_STATUS_INDEX;
 
@@ -34,9 +38,36 @@ fn is_condition_failure<R>(e: &SdkError<PutItemError, R>) -> bool {
     )
 }
 
-enum Put {
+enum Put1 {
     Written,
     ConditionFailed,
+}
+
+/// "The stored item still has this status, attempt and claim token."
+struct Expect<'a> {
+    status: ExecutionStatus,
+    attempt: u32,
+    token: Option<&'a str>,
+}
+
+impl Expect<'_> {
+    fn expression(&self) -> (String, Vec<(&'static str, AttributeValue)>) {
+        let mut values = vec![
+            (":status", AttributeValue::S(self.status.as_str().into())),
+            (":attempt", AttributeValue::N(self.attempt.to_string())),
+        ];
+        let token = match self.token {
+            Some(t) => {
+                values.push((":token", AttributeValue::S(t.to_string())));
+                "claim_token = :token"
+            }
+            None => "attribute_not_exists(claim_token)",
+        };
+        (
+            format!("#status = :status AND attempt = :attempt AND {token}"),
+            values,
+        )
+    }
 }
 
 impl DynamoExecutionStore {
@@ -60,7 +91,7 @@ impl DynamoExecutionStore {
     }
 
     /// Put `record` if no item has its id.
-    async fn put_new(&self, record: &Execution) -> Result<Put, ExecutionError> {
+    async fn put_new(&self, record: &Execution) -> Result<Put1, ExecutionError> {
         let result = self
             .client
             .put_item()
@@ -70,33 +101,32 @@ impl DynamoExecutionStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Put::Written),
-            Err(e) if is_condition_failure(&e) => Ok(Put::ConditionFailed),
+            Ok(_) => Ok(Put1::Written),
+            Err(e) if is_condition_failure(&e) => Ok(Put1::ConditionFailed),
             Err(e) => Err(ExecutionError::store("PutItem", &self.table, e)),
         }
     }
 
-    /// Put `record` if the stored item still has `status` and `attempt`.
+    /// Put `record` if the stored item is still as `expect` says.
     async fn put_if(
         &self,
         record: &Execution,
-        status: ExecutionStatus,
-        attempt: u32,
-    ) -> Result<Put, ExecutionError> {
-        let result = self
+        expect: &Expect<'_>,
+    ) -> Result<Put1, ExecutionError> {
+        let (condition, values) = expect.expression();
+        let mut request = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(self.encode_item(record)?))
-            .condition_expression("#status = :status AND attempt = :attempt")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()))
-            .expression_attribute_values(":attempt", AttributeValue::N(attempt.to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Put::Written),
-            Err(e) if is_condition_failure(&e) => Ok(Put::ConditionFailed),
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status");
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(Put1::Written),
+            Err(e) if is_condition_failure(&e) => Ok(Put1::ConditionFailed),
             Err(e) => Err(ExecutionError::store("PutItem", &self.table, e)),
         }
     }
@@ -114,20 +144,90 @@ impl DynamoExecutionStore {
         out.item.map(|item| self.decode_item(item)).transpose()
     }
 
+    /// After a refused conditional write of `record`: fine if the stored record is exactly
+    /// it (our own earlier try), a conflict otherwise.
+    async fn settle_refused(
+        &self,
+        record: &Execution,
+        expected_status: ExecutionStatus,
+    ) -> Result<(), ExecutionError> {
+        match self.read(&record.id).await? {
+            Some(stored) if same_write(&stored, record) => Ok(()),
+            Some(_) => Err(ExecutionError::Conflict {
+                id: record.id.clone(),
+                expected: expected_status,
+                attempt: record.attempt,
+            }),
+            None => Err(ExecutionError::NotFound(record.id.clone())),
+        }
+    }
+
+    /// Who owns `job_id`, read consistently.
+    async fn job_owner(&self, job_id: &str) -> Result<Option<String>, ExecutionError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(job_item_id(job_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| ExecutionError::store("GetItem", &self.table, e))?;
+        Ok(out.item.and_then(|item| match item.get("execution_id") {
+            Some(AttributeValue::S(owner)) => Some(owner.clone()),
+            _ => None,
+        }))
+    }
+
+    fn put_request(
+        &self,
+        item: Item,
+        condition: String,
+        names: &[(&str, &str)],
+        values: Vec<(&'static str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, ExecutionError> {
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition);
+        for (name, attr) in names {
+            put = put.expression_attribute_names(*name, *attr);
+        }
+        for (name, value) in values {
+            put = put.expression_attribute_values(name, value);
+        }
+        let put = put
+            .build()
+            .map_err(|e| ExecutionError::store("building TransactWriteItems", &self.table, e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     async fn query_status(
         &self,
         filter: &ListFilter,
         status: ExecutionStatus,
     ) -> Result<Vec<Execution>, ExecutionError> {
         let mut out = Vec::new();
-        let mut start: Option<Item> = None;
+        let mut start: Option<Item> = filter.after.as_ref().map(|(created_at, id)| {
+            HashMap::from([
+                ("id".to_string(), AttributeValue::S(id.clone())),
+                (
+                    "status".to_string(),
+                    AttributeValue::S(status.as_str().into()),
+                ),
+                (
+                    "created_at".to_string(),
+                    AttributeValue::N(created_at.to_string()),
+                ),
+            ])
+        });
         loop {
             let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .index_name(EXECUTIONS_STATUS_INDEX)
-                .scan_index_forward(false)
+                .scan_index_forward(filter.oldest_first)
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()))
                 .set_exclusive_start_key(start.take());
@@ -137,10 +237,18 @@ impl DynamoExecutionStore {
                     .expression_attribute_values(":since", AttributeValue::N(since.to_string())),
                 None => query.key_condition_expression("#status = :status"),
             };
+            let mut filters = Vec::new();
             if let Some(rule) = &filter.rule_id {
+                filters.push("rule_id = :rule");
+                query = query.expression_attribute_values(":rule", AttributeValue::S(rule.clone()));
+            }
+            if let Some(workflow) = &filter.workflow {
+                filters.push("workflow = :workflow");
                 query = query
-                    .filter_expression("rule_id = :rule")
-                    .expression_attribute_values(":rule", AttributeValue::S(rule.clone()));
+                    .expression_attribute_values(":workflow", AttributeValue::S(workflow.clone()));
+            }
+            if !filters.is_empty() {
+                query = query.filter_expression(filters.join(" AND "));
             }
             let page = query
                 .send()
@@ -172,9 +280,14 @@ impl DynamoExecutionStore {
                 .await
                 .map_err(|e| ExecutionError::store("Scan", &self.table, e))?;
             for item in page.items.unwrap_or_default() {
+                // Job ownership items (and any other item kind) have no status.
+                if !item.contains_key("status") {
+                    continue;
+                }
                 let e = self.decode_item(item)?;
                 if filter.since.is_some_and(|s| e.created_at < s)
                     || filter.rule_id.as_ref().is_some_and(|r| &e.rule_id != r)
+                    || filter.workflow.as_ref().is_some_and(|w| &e.workflow != w)
                 {
                     continue;
                 }
@@ -186,9 +299,15 @@ impl DynamoExecutionStore {
             }
         }
         out.sort_by(|a, b| {
-            b.created_at
-                .cmp(&a.created_at)
-                .then_with(|| a.id.cmp(&b.id))
+            let order = a
+                .created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id));
+            if filter.oldest_first {
+                order
+            } else {
+                order.reverse()
+            }
         });
         if let Some(l) = filter.limit {
             out.truncate(l);
@@ -199,42 +318,62 @@ impl DynamoExecutionStore {
 
 #[async_trait::async_trait]
 impl ExecutionStore for DynamoExecutionStore {
-    async fn claim(&self, new: Execution, lease: Duration) -> Result<Claim, ExecutionError> {
+    async fn claim(&self, new: Execution) -> Result<Claim, ExecutionError> {
         let now = now_unix();
         let mut fresh = new;
         fresh.status = ExecutionStatus::Claimed;
-        fresh.lease_until = Some(now + lease.as_secs() as i64);
-        if let Put::Written = self.put_new(&fresh).await? {
+        let claimant = Claimant {
+            token: fresh
+                .claim_token
+                .clone()
+                .unwrap_or_else(|| Claimant::new(0).token),
+            lease_until: fresh.lease_until.unwrap_or(now),
+        };
+        fresh.claim_token = Some(claimant.token.clone());
+        fresh.lease_until = Some(claimant.lease_until);
+        if let Put1::Written = self.put_new(&fresh).await? {
             return Ok(Claim::Acquired(fresh));
         }
-        let Some(existing) = self.read(&fresh.id).await? else {
-            // Deleted between our write and read (TTL expiry): try once more from scratch.
-            return match self.put_new(&fresh).await? {
-                Put::Written => Ok(Claim::Acquired(fresh)),
-                Put::ConditionFailed => self
-                    .read(&fresh.id)
-                    .await?
-                    .map(Claim::Duplicate)
-                    .ok_or_else(|| {
-                        ExecutionError::Inconsistent(format!(
-                            "execution {} exists for a conditional write and not for a consistent read",
-                            fresh.id
-                        ))
-                    }),
+        // A few rounds: each refused write means someone else changed the record meanwhile.
+        for _ in 0..3 {
+            let Some(existing) = self.read(&fresh.id).await? else {
+                // Deleted between our write and read (TTL expiry): from scratch.
+                if let Put1::Written = self.put_new(&fresh).await? {
+                    return Ok(Claim::Acquired(fresh));
+                }
+                continue;
             };
-        };
-        if !claimable(&existing, now) {
-            return Ok(Claim::Duplicate(existing));
+            if existing.claim_token == fresh.claim_token {
+                // Our own claim, applied by an earlier try whose answer was lost.
+                return Ok(Claim::Acquired(existing));
+            }
+            match on_claim(&existing, now) {
+                Found::InProgress => return Ok(Claim::InProgress(existing)),
+                Found::Done => return Ok(Claim::Duplicate(existing)),
+                Found::Takeover => {}
+            }
+            let next = taken_over(&existing, &claimant, now);
+            let expect = Expect {
+                status: existing.status,
+                attempt: existing.attempt,
+                token: existing.claim_token.as_deref(),
+            };
+            if let Put1::Written = self.put_if(&next, &expect).await? {
+                return Ok(Claim::Acquired(next));
+            }
         }
-        let next = taken_over(&existing, lease, now);
-        match self
-            .put_if(&next, existing.status, existing.attempt)
-            .await?
-        {
-            Put::Written => Ok(Claim::Acquired(next)),
-            Put::ConditionFailed => Ok(Claim::Duplicate(
-                self.read(&existing.id).await?.unwrap_or(existing),
-            )),
+        match self.read(&fresh.id).await? {
+            Some(existing) if existing.claim_token == fresh.claim_token => {
+                Ok(Claim::Acquired(existing))
+            }
+            Some(existing) => Ok(match on_claim(&existing, now) {
+                Found::Done => Claim::Duplicate(existing),
+                _ => Claim::InProgress(existing),
+            }),
+            None => Err(ExecutionError::Inconsistent(format!(
+                "execution {} exists for a conditional write and not for a consistent read",
+                fresh.id
+            ))),
         }
     }
 
@@ -245,42 +384,192 @@ impl ExecutionStore for DynamoExecutionStore {
     ) -> Result<(), ExecutionError> {
         let mut record = record.clone();
         record.updated_at = now_unix();
-        match self
-            .put_if(&record, expected_status, record.attempt)
-            .await?
-        {
-            Put::Written => Ok(()),
-            Put::ConditionFailed => Err(ExecutionError::Conflict {
-                id: record.id.clone(),
-                expected: expected_status,
-                attempt: record.attempt,
-            }),
+        let expect = Expect {
+            status: expected_status,
+            attempt: record.attempt,
+            token: record.claim_token.as_deref(),
+        };
+        match self.put_if(&record, &expect).await? {
+            Put1::Written => Ok(()),
+            Put1::ConditionFailed => self.settle_refused(&record, expected_status).await,
         }
     }
 
-    async fn claim_retry(&self, id: &str, lease: Duration) -> Result<Execution, ExecutionError> {
+    async fn record_job(
+        &self,
+        record: &Execution,
+        expected_status: ExecutionStatus,
+    ) -> Result<(), ExecutionError> {
+        let Some(job_id) = record.job_id.clone() else {
+            return Err(ExecutionError::Inconsistent(format!(
+                "execution {}: recording a job without a job id",
+                record.id
+            )));
+        };
+        let mut record = record.clone();
+        record.updated_at = now_unix();
+        let (condition, values) = Expect {
+            status: expected_status,
+            attempt: record.attempt,
+            token: record.claim_token.as_deref(),
+        }
+        .expression();
+        let execution = self.put_request(
+            self.encode_item(&record)?,
+            condition,
+            &[("#status", "status")],
+            values,
+        )?;
+        let ownership = self.put_request(
+            HashMap::from([
+                ("id".to_string(), AttributeValue::S(job_item_id(&job_id))),
+                ("job_id".to_string(), AttributeValue::S(job_id.clone())),
+                (
+                    "execution_id".to_string(),
+                    AttributeValue::S(record.id.clone()),
+                ),
+                (
+                    "expires_at".to_string(),
+                    AttributeValue::N(record.expires_at.to_string()),
+                ),
+            ]),
+            "attribute_not_exists(id) OR execution_id = :execution".to_string(),
+            &[],
+            vec![(":execution", AttributeValue::S(record.id.clone()))],
+        )?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(execution)
+            .transact_items(ownership)
+            .send()
+            .await;
+        let Err(e) = result else {
+            return Ok(());
+        };
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        if !matches!(
+            e.as_service_error(),
+            Some(TransactWriteItemsError::TransactionCanceledException(_))
+        ) {
+            return Err(ExecutionError::store("TransactWriteItems", &self.table, e));
+        }
+        // A condition failed (or the transaction met another one). Read what is there
+        // instead of trusting the cancellation reasons: our own earlier try is fine.
+        match self.read(&record.id).await? {
+            Some(stored) if same_write(&stored, &record) => return Ok(()),
+            _ => {}
+        }
+        match self.job_owner(&job_id).await? {
+            Some(owner) if owner != record.id => Err(ExecutionError::JobTaken { job_id, owner }),
+            _ => match self.read(&record.id).await? {
+                Some(stored)
+                    if stored.status == expected_status
+                        && stored.attempt == record.attempt
+                        && stored.claim_token == record.claim_token =>
+                {
+                    // Nothing refused us: the transaction met a concurrent one. Try again.
+                    Err(ExecutionError::store("TransactWriteItems", &self.table, e))
+                }
+                Some(_) => Err(ExecutionError::Conflict {
+                    id: record.id.clone(),
+                    expected: expected_status,
+                    attempt: record.attempt,
+                }),
+                None => Err(ExecutionError::NotFound(record.id.clone())),
+            },
+        }
+    }
+
+    async fn claim_retry(
+        &self,
+        id: &str,
+        claimant: &Claimant,
+        takeover: Takeover,
+    ) -> Result<Execution, ExecutionError> {
         let existing = self
             .read(id)
             .await?
             .ok_or_else(|| ExecutionError::NotFound(id.to_string()))?;
-        check_retryable(&existing)?;
-        let mut next = taken_over(&existing, lease, now_unix());
-        next.message = None;
-        match self
-            .put_if(&next, existing.status, existing.attempt)
-            .await?
-        {
-            Put::Written => Ok(next),
-            Put::ConditionFailed => Err(ExecutionError::Conflict {
-                id: id.to_string(),
-                expected: existing.status,
-                attempt: existing.attempt,
-            }),
+        if existing.claim_token.as_deref() == Some(claimant.token.as_str()) {
+            // Our own takeover, applied by an earlier try whose answer was lost.
+            return Ok(existing);
+        }
+        let now = now_unix();
+        check_takeover(&existing, takeover, now)?;
+        let next = retried(&existing, claimant, takeover, now);
+        let expect = Expect {
+            status: existing.status,
+            attempt: existing.attempt,
+            token: existing.claim_token.as_deref(),
+        };
+        match self.put_if(&next, &expect).await? {
+            Put1::Written => Ok(next),
+            Put1::ConditionFailed => match self.read(id).await? {
+                Some(stored) if stored.claim_token == next.claim_token => Ok(stored),
+                _ => Err(ExecutionError::Conflict {
+                    id: id.to_string(),
+                    expected: existing.status,
+                    attempt: existing.attempt,
+                }),
+            },
         }
     }
 
     async fn get(&self, id: &str) -> Result<Option<Execution>, ExecutionError> {
         self.read(id).await
+    }
+
+    async fn job_owners(
+        &self,
+        job_ids: &[String],
+    ) -> Result<HashMap<String, String>, ExecutionError> {
+        let mut owners = HashMap::new();
+        let mut ids: Vec<&String> = job_ids.iter().collect();
+        ids.sort();
+        ids.dedup();
+        for chunk in ids.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|job| HashMap::from([("id".to_string(), AttributeValue::S(job_item_id(job)))]))
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| ExecutionError::store("building BatchGetItem", &self.table, e))?,
+            );
+            // Unprocessed keys (throttling) come back to be asked again.
+            while let Some(keys) = request.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| ExecutionError::store("BatchGetItem", &self.table, e))?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    if let (Some(AttributeValue::S(job)), Some(AttributeValue::S(owner))) =
+                        (item.get("job_id"), item.get("execution_id"))
+                    {
+                        owners.insert(job.clone(), owner.clone());
+                    }
+                }
+                request = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
+                if request.is_some() {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+        Ok(owners)
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Execution>, ExecutionError> {

@@ -1,28 +1,64 @@
 //! Execution state: one record per (rule, object version), claimed with a conditional write
 //! so duplicate or concurrent deliveries of the same event submit one job.
 //!
-//! Statuses move `CLAIMED → SUBMITTED → COMPLETED | FAILED`, or end in `SKIPPED` (a plugin said
-//! skip) or `ERROR` (never reached Alteryx). A claim holds a lease: a claim whose lease expired
-//! (the process died between claim and submit) can be taken over, and an `ERROR` marked
-//! `retryable` (Alteryx was down, say) can be taken over by a redelivery of the same event.
+//! ```text
+//!          claim              intent             job recorded
+//! (none) ───────▶ CLAIMED ───────────▶ SUBMITTING ───────────▶ SUBMITTED ──tracker──▶ COMPLETED | FAILED
+//!                   │                     │ outcome unknown: released, the next attempt reconciles
+//!                   │                     └ refused / not sent ──▶ ERROR (retryable or not)
+//!                   ├ plugin skip ──▶ SKIPPED
+//!                   └ failure before Alteryx ──▶ ERROR
+//! reconciliation that cannot attribute a job ──▶ UNCERTAIN ──`executions resolve`──▶ SUBMITTED | new attempt
+//! ```
 //!
-//! The types and the trait below are a contract used by the router, the tracker and the CLI.
+//! A claim belongs to one invocation: a random `claim_token` and a `lease_until` (the
+//! invocation's deadline plus a margin). Every later write is conditional on the status,
+//! attempt and token it read, so a writer whose answer was lost recognises its own write when
+//! it tries again, and a writer whose claim was taken over is refused. A record can be taken
+//! over (a new attempt) when it is absent, `CLAIMED`/`SUBMITTING` with an expired or released
+//! lease, or a retryable `ERROR`; a `SUBMITTING` predecessor makes the new attempt reconcile
+//! with Alteryx ([`reconcile`]) before it may submit. Recording a job id also writes a job
+//! ownership item, so no two executions can ever hold the same job.
+//!
+//! The types and the trait below are a contract used by the router, the tracker and the CLI;
+//! `docs/executions.md` describes the states for users.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+
+pub mod reconcile;
+pub mod submit;
 
 /// Where an execution stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExecutionStatus {
+    /// Owned by one invocation (`claim_token`, `lease_until`); templates and plugins run.
     Claimed,
+    /// The job request is about to be sent or was sent: its outcome is not recorded yet.
+    /// With an expired or released lease, the next attempt reconciles before it submits.
+    Submitting,
     Submitted,
     Completed,
     Failed,
     Skipped,
     Error,
+    /// Reconciliation could not tell which job (if any) is this execution's: a person decides
+    /// with `executions resolve`.
+    Uncertain,
+}
+
+/// A job that reconciliation found and could not attribute (kept on `UNCERTAIN` records).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCandidate {
+    pub job_id: String,
+    /// When Alteryx says it created the job, as it wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// The execution that owns it, when another one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// One rule applied to one version of one object.
@@ -45,16 +81,16 @@ pub struct Execution {
     pub workflow: String,
     pub secret_id: Option<String>,
     pub status: ExecutionStatus,
-    /// 1 for the first attempt; each retry claims attempt + 1.
+    /// 1 for the first attempt; each takeover or retry claims attempt + 1.
     pub attempt: u32,
     /// The question values sent (or that would have been sent) to Alteryx.
     pub questions: BTreeMap<String, String>,
     pub job_id: Option<String>,
     /// Alteryx's disposition once the job finished (`Success`, `Error`, ...).
     pub disposition: Option<String>,
-    /// Why it is `ERROR`/`FAILED`/`SKIPPED`, or Alteryx's messages.
+    /// Why it is `ERROR`/`FAILED`/`SKIPPED`/`UNCERTAIN`, or Alteryx's messages.
     pub message: Option<String>,
-    /// For `ERROR`: whether a redelivery of the same event may try again.
+    /// For `ERROR` (and a released `SUBMITTING`): whether a redelivery may try again.
     pub retryable: bool,
     /// Unix seconds.
     pub created_at: i64,
@@ -66,8 +102,30 @@ pub struct Execution {
     /// records written before the field existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stuck_at: Option<i64>,
-    /// Unix seconds until which a `CLAIMED` record belongs to its claimant.
+    /// Unix seconds until which a `CLAIMED`/`SUBMITTING` record belongs to its claimant (the
+    /// invocation's deadline plus `CLAIM_LEASE_MARGIN_SECONDS`); `None` on such a record: the
+    /// claimant released it.
     pub lease_until: Option<i64>,
+    /// Random, unique per claim: whose claim this is. Every write of the claimant is
+    /// conditional on it, and a claimant whose write was applied but whose answer was lost
+    /// recognises its own record by it. Absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_token: Option<String>,
+    /// Unix milliseconds: when this attempt's job request was about to be sent (the intent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submit_started_at: Option<i64>,
+    /// Unix milliseconds: set on an attempt that must reconcile before it may submit — the
+    /// time the previous attempt, whose outcome is unknown, started its job request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile_from: Option<i64>,
+    /// Unix milliseconds: by then the job request of the attempt that may have reached
+    /// Alteryx has surely ended (its time budget plus `RECONCILE_GRACE_SECONDS`).
+    /// Reconciliation does not look before it; it also closes the window searched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile_after: Option<i64>,
+    /// For `UNCERTAIN`: the jobs that could be this execution's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<JobCandidate>,
     /// Unix seconds; DynamoDB TTL attribute.
     pub expires_at: i64,
     /// The full original event payload is not kept; this is the router's input source tag.
@@ -88,6 +146,42 @@ pub struct PluginSummary {
     pub reads: crate::plugin::ReadStats,
 }
 
+/// Where the claim of a `CLAIMED` or `SUBMITTING` record stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "at")]
+pub enum LeaseState {
+    /// Its claimant may still be working on it, until then (Unix seconds).
+    Live(i64),
+    /// Its claimant's time ran out then (Unix seconds) without an outcome: killed or timed out.
+    Expired(i64),
+    /// Its claimant gave it up (an outcome it could not decide, or too little time left).
+    Released,
+}
+
+impl Execution {
+    /// The lease of a `CLAIMED`/`SUBMITTING` record at `now` (Unix seconds); `None` for the
+    /// other statuses.
+    pub fn lease_state(&self, now: i64) -> Option<LeaseState> {
+        if !matches!(
+            self.status,
+            ExecutionStatus::Claimed | ExecutionStatus::Submitting
+        ) {
+            return None;
+        }
+        Some(match self.lease_until {
+            None => LeaseState::Released,
+            Some(until) if until >= now => LeaseState::Live(until),
+            Some(until) => LeaseState::Expired(until),
+        })
+    }
+
+    /// Whether an attempt on this record must ask Alteryx first: a job request of an earlier
+    /// attempt may have queued a job nobody recorded.
+    pub fn must_reconcile(&self) -> bool {
+        self.status == ExecutionStatus::Submitting || self.reconcile_from.is_some()
+    }
+}
+
 /// The deterministic id of the execution of `rule_id` over one object version.
 pub fn execution_id(rule_id: &str, bucket: &str, key: &str, version_token: &str) -> String {
     use sha2::{Digest, Sha256};
@@ -100,14 +194,51 @@ pub fn execution_id(rule_id: &str, bucket: &str, key: &str, version_token: &str)
     format!("{rule_id}:{}", hex::encode(&digest[..8]))
 }
 
+/// Who claims: a fresh random token and the lease it asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimant {
+    pub token: String,
+    /// Unix seconds.
+    pub lease_until: i64,
+}
+
+impl Claimant {
+    /// A new claimant (a random 128-bit token) whose lease ends at `lease_until` (Unix seconds).
+    pub fn new(lease_until: i64) -> Self {
+        Self {
+            token: hex::encode(rand::random::<[u8; 16]>()),
+            lease_until,
+        }
+    }
+}
+
 /// What a claim attempt found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
-    /// The caller owns the execution now (a fresh record, a takeover of an expired lease, or a
-    /// retryable `ERROR`); the returned record is what was written (status `CLAIMED`).
+    /// The caller owns the execution now (a fresh record, a takeover of an expired or released
+    /// claim or a retryable `ERROR`, or its own claim whose answer was lost); the returned
+    /// record is what is stored (status `CLAIMED`). If [`Execution::must_reconcile`], the
+    /// caller reconciles before it submits.
     Acquired(Execution),
-    /// Someone else has it or it already ran: the existing record.
+    /// Another invocation is working on it (a live lease), or an earlier attempt's job request
+    /// may still be settling at Alteryx (`reconcile_after` not reached): not done, try later.
+    InProgress(Execution),
+    /// It already ran or ended: the existing record.
     Duplicate(Execution),
+}
+
+/// Which records a [`ExecutionStore::claim_retry`] may take over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takeover {
+    /// A manual retry (`executions retry`): `ERROR`, `FAILED`, or a `CLAIMED`/`SUBMITTING`
+    /// record whose lease expired or was released (a `SUBMITTING` one reconciles first).
+    Retry,
+    /// The tracker's sweep: only `CLAIMED`/`SUBMITTING` records whose lease expired or was
+    /// released.
+    Stale,
+    /// `executions resolve --resubmit`: an `UNCERTAIN` record; a person decided that no job of
+    /// Alteryx is this execution's, so the new attempt does not reconcile.
+    Resubmit,
 }
 
 /// Filter for [`ExecutionStore::list`].
@@ -115,9 +246,15 @@ pub enum Claim {
 pub struct ListFilter {
     pub status: Option<ExecutionStatus>,
     pub rule_id: Option<String>,
+    /// Only executions of this workflow.
+    pub workflow: Option<String>,
     /// Only executions created at or after this Unix time.
     pub since: Option<i64>,
     pub limit: Option<usize>,
+    /// Oldest first instead of newest first.
+    pub oldest_first: bool,
+    /// With `status`: continue after this record (`created_at`, `id`), in the listing's order.
+    pub after: Option<(i64, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,8 +269,17 @@ pub enum ExecutionError {
         expected: ExecutionStatus,
         attempt: u32,
     },
-    #[error("execution {id} is {status}; only ERROR or FAILED executions can be retried")]
-    NotRetryable { id: String, status: ExecutionStatus },
+    #[error("execution {id} is {status}{detail}; {allowed}")]
+    NotRetryable {
+        id: String,
+        status: ExecutionStatus,
+        /// What else matters (` until 2026-…` for a live claim), or empty.
+        detail: String,
+        /// What could be taken over.
+        allowed: &'static str,
+    },
+    #[error("job {job_id} is already recorded by execution {owner}")]
+    JobTaken { job_id: String, owner: String },
     /// The store failed: `Display` says what was being done and where, the cause (the AWS
     /// SDK's, SQLite's or serde's error) is the [`source`](std::error::Error::source).
     #[error("execution store: {action} on {table}")]
@@ -163,38 +309,75 @@ impl ExecutionError {
             source: source.into(),
         }
     }
+
+    /// Whether trying the same write again may succeed (the store was unreachable, throttled
+    /// or failed); a refused condition or a missing record will be refused again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ExecutionError::Store { .. })
+    }
 }
 
 /// The execution store. Implemented by DynamoDB (`EXECUTIONS_TABLE`) and an embedded SQLite
-/// file for local use; both give the same guarantees.
+/// file for local use; both give the same guarantees (`runtime/core/tests/executions.rs`).
 #[async_trait::async_trait]
 pub trait ExecutionStore: Send + Sync {
-    /// Claim `new` (status `CLAIMED`, attempt 1) unless a record with the same id exists that
-    /// is not claimable. Claimable: absent; `CLAIMED` with `lease_until < now`; `ERROR` with
-    /// `retryable`. A takeover keeps `created_at`, bumps `attempt` and sets a new lease.
-    async fn claim(&self, new: Execution, lease: Duration) -> Result<Claim, ExecutionError>;
+    /// Claim `new` (status `CLAIMED`, attempt 1, its `claim_token` and `lease_until` are the
+    /// claimant's) unless a record with the same id exists that cannot be taken over.
+    /// Takeover: `CLAIMED`/`SUBMITTING` whose lease expired or was released (and, if it must
+    /// reconcile, whose `reconcile_after` passed), or `ERROR` with `retryable`; it keeps
+    /// `created_at`, bumps `attempt` and writes `new`'s token and lease. A record that already
+    /// carries `new`'s token is the caller's own claim: `Acquired`.
+    async fn claim(&self, new: Execution) -> Result<Claim, ExecutionError>;
 
     /// Replace the record, on condition that the stored one still has `expected_status` and
-    /// the same `attempt` as `record` (optimistic concurrency). Sets `updated_at`.
+    /// the `attempt` and `claim_token` of `record` (optimistic concurrency). Sets `updated_at`.
+    /// Writing what is already stored (an earlier try whose answer was lost) succeeds.
     async fn update(
         &self,
         record: &Execution,
         expected_status: ExecutionStatus,
     ) -> Result<(), ExecutionError>;
 
-    /// Move an `ERROR` or `FAILED` execution back to `CLAIMED` for a manual retry:
-    /// attempt + 1, new lease, job id/disposition/message cleared. Conditional on the status
-    /// and attempt read, so two concurrent retries cannot both win.
-    async fn claim_retry(&self, id: &str, lease: Duration) -> Result<Execution, ExecutionError>;
+    /// [`update`](Self::update) to a `SUBMITTED` record with a job id, and in the same
+    /// transaction the job's ownership item, which no other execution may hold:
+    /// [`ExecutionError::JobTaken`] if one does.
+    async fn record_job(
+        &self,
+        record: &Execution,
+        expected_status: ExecutionStatus,
+    ) -> Result<(), ExecutionError>;
+
+    /// Take an existing record over for a new attempt by hand or by the tracker (see
+    /// [`Takeover`]): attempt + 1, the claimant's token and lease, job id, disposition and
+    /// message cleared. Conditional on the status, attempt and token read, so two concurrent
+    /// takeovers cannot both win.
+    async fn claim_retry(
+        &self,
+        id: &str,
+        claimant: &Claimant,
+        takeover: Takeover,
+    ) -> Result<Execution, ExecutionError>;
 
     async fn get(&self, id: &str) -> Result<Option<Execution>, ExecutionError>;
 
-    /// Newest first.
+    /// Which of `job_ids` an execution owns: job id → execution id.
+    async fn job_owners(
+        &self,
+        job_ids: &[String],
+    ) -> Result<HashMap<String, String>, ExecutionError>;
+
+    /// Newest first unless `oldest_first`.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Execution>, ExecutionError>;
 }
 
+/// Unix seconds.
 pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Unix milliseconds.
+pub fn now_unix_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 mod dynamo;
@@ -205,21 +388,53 @@ pub use dynamo::DynamoExecutionStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteExecutionStore;
 
-/// Whether an existing record may be taken over by a new claim at `now`.
-pub(crate) fn claimable(existing: &Execution, now: i64) -> bool {
+/// What a claim finds in an existing record.
+pub(crate) enum Found {
+    /// May be taken over.
+    Takeover,
+    /// Someone is on it, or it is not yet time to reconcile it.
+    InProgress,
+    /// It ran or ended.
+    Done,
+}
+
+/// How a claim at `now` (Unix seconds) treats an existing record.
+pub(crate) fn on_claim(existing: &Execution, now: i64) -> Found {
     match existing.status {
-        ExecutionStatus::Claimed => existing.lease_until.is_none_or(|until| until < now),
-        ExecutionStatus::Error => existing.retryable,
-        _ => false,
+        ExecutionStatus::Claimed | ExecutionStatus::Submitting => {
+            let live = matches!(existing.lease_state(now), Some(LeaseState::Live(_)));
+            if live || reconcile_pending(existing) {
+                Found::InProgress
+            } else {
+                Found::Takeover
+            }
+        }
+        ExecutionStatus::Error if existing.retryable => Found::Takeover,
+        _ => Found::Done,
     }
 }
 
-/// The record a takeover writes: same execution, next attempt, fresh lease.
-pub(crate) fn taken_over(existing: &Execution, lease: Duration, now: i64) -> Execution {
+/// A record that must reconcile, before its `reconcile_after`: the earlier job request may
+/// still be settling at Alteryx, so looking now could miss its job.
+fn reconcile_pending(existing: &Execution) -> bool {
+    existing.must_reconcile() && existing.reconcile_after.is_some_and(|t| now_unix_ms() < t)
+}
+
+/// The record a takeover writes: same execution, next attempt, the claimant's token and lease.
+/// A `SUBMITTING` predecessor's job request may have reached Alteryx: its start becomes the
+/// new attempt's `reconcile_from`.
+pub(crate) fn taken_over(existing: &Execution, claimant: &Claimant, now: i64) -> Execution {
     let mut next = existing.clone();
+    if existing.status == ExecutionStatus::Submitting {
+        next.reconcile_from = existing
+            .submit_started_at
+            .or(existing.reconcile_from)
+            .or(Some(existing.updated_at * 1000));
+    }
     next.status = ExecutionStatus::Claimed;
     next.attempt = existing.attempt + 1;
-    next.lease_until = Some(now + lease.as_secs() as i64);
+    next.claim_token = Some(claimant.token.clone());
+    next.lease_until = Some(claimant.lease_until);
     next.updated_at = now;
     next.job_id = None;
     next.disposition = None;
@@ -227,35 +442,229 @@ pub(crate) fn taken_over(existing: &Execution, lease: Duration, now: i64) -> Exe
     next.submitted_at = None;
     next.finished_at = None;
     next.stuck_at = None;
+    next.candidates = Vec::new();
     next
 }
 
-/// For a manual retry: only `ERROR` and `FAILED` executions.
-pub(crate) fn check_retryable(existing: &Execution) -> Result<(), ExecutionError> {
-    match existing.status {
-        ExecutionStatus::Error | ExecutionStatus::Failed => Ok(()),
-        status => Err(ExecutionError::NotRetryable {
-            id: existing.id.clone(),
-            status,
-        }),
+/// The record [`ExecutionStore::claim_retry`] writes: a takeover without the old message; a
+/// resubmission decided by a person does not reconcile.
+pub(crate) fn retried(
+    existing: &Execution,
+    claimant: &Claimant,
+    takeover: Takeover,
+    now: i64,
+) -> Execution {
+    let mut next = taken_over(existing, claimant, now);
+    next.message = None;
+    if takeover == Takeover::Resubmit {
+        next.reconcile_from = None;
+        next.reconcile_after = None;
     }
+    next
+}
+
+/// Whether `takeover` may take `existing` over at `now`.
+pub(crate) fn check_takeover(
+    existing: &Execution,
+    takeover: Takeover,
+    now: i64,
+) -> Result<(), ExecutionError> {
+    let refuse = |detail: String, allowed| {
+        Err(ExecutionError::NotRetryable {
+            id: existing.id.clone(),
+            status: existing.status,
+            detail,
+            allowed,
+        })
+    };
+    const RETRY: &str =
+        "only ERROR, FAILED, or CLAIMED/SUBMITTING executions past their lease can be retried";
+    const STALE: &str = "only CLAIMED/SUBMITTING executions past their lease are stale";
+    const RESUBMIT: &str = "only UNCERTAIN executions are resolved";
+    let claim_state = || match existing.lease_state(now) {
+        Some(LeaseState::Live(until)) => {
+            Some(format!(" with a live claim until {}", format_unix(until)))
+        }
+        _ if reconcile_pending(existing) => Some(format!(
+            " and its last job request may still be settling at Alteryx until {}",
+            format_unix(existing.reconcile_after.unwrap_or_default() / 1000)
+        )),
+        _ => None,
+    };
+    match (takeover, existing.status) {
+        (Takeover::Retry, ExecutionStatus::Error | ExecutionStatus::Failed) => Ok(()),
+        (Takeover::Retry, ExecutionStatus::Claimed | ExecutionStatus::Submitting) => {
+            match claim_state() {
+                Some(detail) => refuse(detail, RETRY),
+                None => Ok(()),
+            }
+        }
+        (Takeover::Retry, _) => refuse(String::new(), RETRY),
+        (Takeover::Stale, ExecutionStatus::Claimed | ExecutionStatus::Submitting) => {
+            match claim_state() {
+                Some(detail) => refuse(detail, STALE),
+                None => Ok(()),
+            }
+        }
+        (Takeover::Stale, _) => refuse(String::new(), STALE),
+        (Takeover::Resubmit, ExecutionStatus::Uncertain) => Ok(()),
+        (Takeover::Resubmit, _) => refuse(String::new(), RESUBMIT),
+    }
+}
+
+/// Whether `stored` is exactly `written` (except for `updated_at`, which each try sets anew):
+/// the write was applied by an earlier try whose answer was lost.
+pub(crate) fn same_write(stored: &Execution, written: &Execution) -> bool {
+    let mut stored = stored.clone();
+    stored.updated_at = written.updated_at;
+    stored == *written
+}
+
+/// RFC 3339 for a Unix time, for messages.
+pub fn format_unix(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// The item of the executions table that records which execution owns a job. Its key cannot
+/// be an execution id (rule ids have no `#`), and it has no `status`, so status listings and
+/// the status index never see it.
+pub(crate) fn job_item_id(job_id: &str) -> String {
+    format!("job#{job_id}")
 }
 
 impl ExecutionStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             ExecutionStatus::Claimed => "CLAIMED",
+            ExecutionStatus::Submitting => "SUBMITTING",
             ExecutionStatus::Submitted => "SUBMITTED",
             ExecutionStatus::Completed => "COMPLETED",
             ExecutionStatus::Failed => "FAILED",
             ExecutionStatus::Skipped => "SKIPPED",
             ExecutionStatus::Error => "ERROR",
+            ExecutionStatus::Uncertain => "UNCERTAIN",
         }
     }
+
+    /// Every status, in the order of the life of an execution.
+    pub const ALL: [ExecutionStatus; 8] = [
+        ExecutionStatus::Claimed,
+        ExecutionStatus::Submitting,
+        ExecutionStatus::Submitted,
+        ExecutionStatus::Completed,
+        ExecutionStatus::Failed,
+        ExecutionStatus::Skipped,
+        ExecutionStatus::Error,
+        ExecutionStatus::Uncertain,
+    ];
 }
 
 impl std::fmt::Display for ExecutionStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: ExecutionStatus) -> Execution {
+        Execution {
+            id: "r:1".into(),
+            rule_id: "r".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            object_version: "v".into(),
+            version_id: None,
+            size: 1,
+            etag: None,
+            event_time: "t".into(),
+            workflow: "w".into(),
+            secret_id: None,
+            status,
+            attempt: 1,
+            questions: BTreeMap::new(),
+            job_id: None,
+            disposition: None,
+            message: None,
+            retryable: false,
+            created_at: 100,
+            updated_at: 100,
+            submitted_at: None,
+            finished_at: None,
+            stuck_at: None,
+            lease_until: None,
+            claim_token: Some("t1".into()),
+            submit_started_at: None,
+            reconcile_from: None,
+            reconcile_after: None,
+            candidates: Vec::new(),
+            plugin: None,
+            expires_at: 1000,
+            source: "test".into(),
+        }
+    }
+
+    #[test]
+    fn leases_are_live_expired_or_released() {
+        let mut r = record(ExecutionStatus::Claimed);
+        r.lease_until = Some(50);
+        assert_eq!(r.lease_state(50), Some(LeaseState::Live(50)));
+        assert_eq!(r.lease_state(51), Some(LeaseState::Expired(50)));
+        r.lease_until = None;
+        assert_eq!(r.lease_state(51), Some(LeaseState::Released));
+        r.status = ExecutionStatus::Submitted;
+        assert_eq!(r.lease_state(51), None);
+    }
+
+    #[test]
+    fn a_takeover_of_a_submitting_record_reconciles_from_its_request() {
+        let mut r = record(ExecutionStatus::Submitting);
+        r.submit_started_at = Some(123_456);
+        r.reconcile_after = Some(200_000);
+        let next = taken_over(&r, &Claimant::new(500), 300);
+        assert_eq!(next.status, ExecutionStatus::Claimed);
+        assert_eq!((next.attempt, next.lease_until), (2, Some(500)));
+        assert_ne!(next.claim_token, r.claim_token);
+        assert_eq!(
+            (next.reconcile_from, next.reconcile_after),
+            (Some(123_456), Some(200_000))
+        );
+        assert!(next.must_reconcile());
+        // A retryable ERROR has nothing to reconcile.
+        let mut e = record(ExecutionStatus::Error);
+        e.retryable = true;
+        assert!(!taken_over(&e, &Claimant::new(500), 300).must_reconcile());
+    }
+
+    #[test]
+    fn claims_find_live_claims_in_progress_and_pending_reconciliation_too() {
+        let now = now_unix();
+        let mut r = record(ExecutionStatus::Submitting);
+        r.lease_until = Some(now + 10);
+        assert!(matches!(on_claim(&r, now), Found::InProgress));
+        r.lease_until = None;
+        r.reconcile_after = Some(now_unix_ms() + 60_000);
+        assert!(matches!(on_claim(&r, now), Found::InProgress));
+        r.reconcile_after = Some(now_unix_ms() - 1);
+        assert!(matches!(on_claim(&r, now), Found::Takeover));
+        assert!(matches!(
+            on_claim(&record(ExecutionStatus::Uncertain), now),
+            Found::Done
+        ));
+        let e =
+            check_takeover(&record(ExecutionStatus::Submitted), Takeover::Retry, now).unwrap_err();
+        assert!(e.to_string().contains("is SUBMITTED; only ERROR"), "{e}");
+        let mut live = record(ExecutionStatus::Claimed);
+        live.lease_until = Some(now + 100);
+        let e = check_takeover(&live, Takeover::Retry, now).unwrap_err();
+        assert!(e.to_string().contains("with a live claim until"), "{e}");
     }
 }

@@ -1,8 +1,9 @@
 //! The embedded execution store: one SQLite file, for the CLI and `demo`.
 //!
-//! Same guarantees as DynamoDB: claims run in an `IMMEDIATE` transaction (a write lock taken
-//! before the read), so two processes claiming the same execution at once produce one winner;
-//! WAL mode and a busy timeout let them wait for each other instead of failing.
+//! Same guarantees as DynamoDB: every change runs in an `IMMEDIATE` transaction (a write lock
+//! taken before the read), so two processes claiming the same execution at once produce one
+//! winner; WAL mode and a busy timeout let them wait for each other instead of failing. Job
+//! ownership lives in a `jobs` table written in the same transaction as the execution.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -10,9 +11,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use std::collections::HashMap;
+
 use super::{
-    Claim, Execution, ExecutionError, ExecutionStatus, ExecutionStore, ListFilter, check_retryable,
-    claimable, now_unix, taken_over,
+    Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, Found, ListFilter,
+    Takeover, check_takeover, now_unix, on_claim, retried, same_write, taken_over,
 };
 
 pub struct SqliteExecutionStore {
@@ -41,6 +44,10 @@ CREATE TABLE IF NOT EXISTS executions (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS executions_status_created ON executions (status, created_at);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    execution_id TEXT NOT NULL
+);
 ";
 
 impl SqliteExecutionStore {
@@ -133,28 +140,69 @@ fn write(conn: &Connection, table: &str, record: &Execution) -> Result<(), Execu
     Ok(())
 }
 
+/// The stored record, checked against what the writer read: `expected` status, and the
+/// attempt and claim token of `record`. `Ok(true)` when the write may go ahead, `Ok(false)`
+/// when `record` is already stored (an earlier try whose answer was lost).
+fn check_expected(
+    tx: &Connection,
+    table: &str,
+    record: &Execution,
+    expected: ExecutionStatus,
+) -> Result<bool, ExecutionError> {
+    let current =
+        read(tx, table, &record.id)?.ok_or_else(|| ExecutionError::NotFound(record.id.clone()))?;
+    if current.status == expected
+        && current.attempt == record.attempt
+        && current.claim_token == record.claim_token
+    {
+        return Ok(true);
+    }
+    if same_write(&current, record) {
+        return Ok(false);
+    }
+    Err(ExecutionError::Conflict {
+        id: record.id.clone(),
+        expected,
+        attempt: record.attempt,
+    })
+}
+
 #[async_trait::async_trait]
 impl ExecutionStore for SqliteExecutionStore {
-    async fn claim(&self, new: Execution, lease: Duration) -> Result<Claim, ExecutionError> {
+    async fn claim(&self, new: Execution) -> Result<Claim, ExecutionError> {
         self.with_conn(move |conn, table| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_err("BEGIN IMMEDIATE", table))?;
             let now = now_unix();
-            let claim = match read(&tx, table, &new.id)? {
+            let mut fresh = new;
+            fresh.status = ExecutionStatus::Claimed;
+            let claimant = Claimant {
+                token: fresh
+                    .claim_token
+                    .clone()
+                    .unwrap_or_else(|| Claimant::new(0).token),
+                lease_until: fresh.lease_until.unwrap_or(now),
+            };
+            fresh.claim_token = Some(claimant.token.clone());
+            fresh.lease_until = Some(claimant.lease_until);
+            let claim = match read(&tx, table, &fresh.id)? {
                 None => {
-                    let mut fresh = new;
-                    fresh.status = ExecutionStatus::Claimed;
-                    fresh.lease_until = Some(now + lease.as_secs() as i64);
                     write(&tx, table, &fresh)?;
                     Claim::Acquired(fresh)
                 }
-                Some(existing) if claimable(&existing, now) => {
-                    let next = taken_over(&existing, lease, now);
-                    write(&tx, table, &next)?;
-                    Claim::Acquired(next)
+                Some(existing) if existing.claim_token == fresh.claim_token => {
+                    Claim::Acquired(existing)
                 }
-                Some(existing) => Claim::Duplicate(existing),
+                Some(existing) => match on_claim(&existing, now) {
+                    Found::Takeover => {
+                        let next = taken_over(&existing, &claimant, now);
+                        write(&tx, table, &next)?;
+                        Claim::Acquired(next)
+                    }
+                    Found::InProgress => Claim::InProgress(existing),
+                    Found::Done => Claim::Duplicate(existing),
+                },
             };
             tx.commit().map_err(db_err("COMMIT", table))?;
             Ok(claim)
@@ -172,14 +220,8 @@ impl ExecutionStore for SqliteExecutionStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_err("BEGIN IMMEDIATE", table))?;
-            let current = read(&tx, table, &record.id)?
-                .ok_or_else(|| ExecutionError::NotFound(record.id.clone()))?;
-            if current.status != expected_status || current.attempt != record.attempt {
-                return Err(ExecutionError::Conflict {
-                    id: record.id.clone(),
-                    expected: expected_status,
-                    attempt: record.attempt,
-                });
+            if !check_expected(&tx, table, &record, expected_status)? {
+                return Ok(());
             }
             record.updated_at = now_unix();
             write(&tx, table, &record)?;
@@ -188,17 +230,73 @@ impl ExecutionStore for SqliteExecutionStore {
         .await
     }
 
-    async fn claim_retry(&self, id: &str, lease: Duration) -> Result<Execution, ExecutionError> {
+    async fn record_job(
+        &self,
+        record: &Execution,
+        expected_status: ExecutionStatus,
+    ) -> Result<(), ExecutionError> {
+        let mut record = record.clone();
+        self.with_conn(move |conn, table| {
+            let Some(job_id) = record.job_id.clone() else {
+                return Err(ExecutionError::Inconsistent(format!(
+                    "execution {}: recording a job without a job id",
+                    record.id
+                )));
+            };
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err("BEGIN IMMEDIATE", table))?;
+            if !check_expected(&tx, table, &record, expected_status)? {
+                return Ok(());
+            }
+            let owner: Option<String> = tx
+                .query_row(
+                    "SELECT execution_id FROM jobs WHERE job_id = ?1",
+                    [&job_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err("SELECT", table))?;
+            match owner {
+                Some(owner) if owner != record.id => {
+                    return Err(ExecutionError::JobTaken { job_id, owner });
+                }
+                Some(_) => {}
+                None => {
+                    tx.execute(
+                        "INSERT INTO jobs (job_id, execution_id) VALUES (?1, ?2)",
+                        params![job_id, record.id],
+                    )
+                    .map_err(db_err("INSERT", table))?;
+                }
+            }
+            record.updated_at = now_unix();
+            write(&tx, table, &record)?;
+            tx.commit().map_err(db_err("COMMIT", table))
+        })
+        .await
+    }
+
+    async fn claim_retry(
+        &self,
+        id: &str,
+        claimant: &Claimant,
+        takeover: Takeover,
+    ) -> Result<Execution, ExecutionError> {
         let id = id.to_string();
+        let claimant = claimant.clone();
         self.with_conn(move |conn, table| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_err("BEGIN IMMEDIATE", table))?;
             let existing =
                 read(&tx, table, &id)?.ok_or_else(|| ExecutionError::NotFound(id.clone()))?;
-            check_retryable(&existing)?;
-            let mut next = taken_over(&existing, lease, now_unix());
-            next.message = None;
+            if existing.claim_token.as_deref() == Some(claimant.token.as_str()) {
+                return Ok(existing);
+            }
+            let now = now_unix();
+            check_takeover(&existing, takeover, now)?;
+            let next = retried(&existing, &claimant, takeover, now);
             write(&tx, table, &next)?;
             tx.commit().map_err(db_err("COMMIT", table))?;
             Ok(next)
@@ -212,25 +310,62 @@ impl ExecutionStore for SqliteExecutionStore {
             .await
     }
 
+    async fn job_owners(
+        &self,
+        job_ids: &[String],
+    ) -> Result<HashMap<String, String>, ExecutionError> {
+        let job_ids = job_ids.to_vec();
+        self.with_conn(move |conn, table| {
+            let mut stmt = conn
+                .prepare("SELECT execution_id FROM jobs WHERE job_id = ?1")
+                .map_err(db_err("SELECT", table))?;
+            let mut owners = HashMap::new();
+            for job in job_ids {
+                let owner: Option<String> = stmt
+                    .query_row([&job], |r| r.get(0))
+                    .optional()
+                    .map_err(db_err("SELECT", table))?;
+                if let Some(owner) = owner {
+                    owners.insert(job, owner);
+                }
+            }
+            Ok(owners)
+        })
+        .await
+    }
+
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Execution>, ExecutionError> {
         let filter = filter.clone();
         self.with_conn(move |conn, table| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT record FROM executions
-                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR rule_id = ?2)
-                       AND (?3 IS NULL OR created_at >= ?3)
-                     ORDER BY created_at DESC, id LIMIT ?4",
-                )
-                .map_err(db_err("SELECT", table))?;
+            let (order, after) = if filter.oldest_first {
+                ("created_at ASC, id ASC", "(created_at, id) > (?6, ?7)")
+            } else {
+                ("created_at DESC, id DESC", "(created_at, id) < (?6, ?7)")
+            };
+            let sql = format!(
+                "SELECT record FROM executions
+                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR rule_id = ?2)
+                   AND (?3 IS NULL OR created_at >= ?3)
+                   AND (?5 IS NULL OR json_extract(record, '$.workflow') = ?5)
+                   AND (?6 IS NULL OR {after})
+                 ORDER BY {order} LIMIT ?4"
+            );
+            let mut stmt = conn.prepare(&sql).map_err(db_err("SELECT", table))?;
             let limit = filter.limit.map_or(-1, |l| l as i64);
+            let (after_created, after_id) = match filter.after {
+                Some((created, id)) => (Some(created), Some(id)),
+                None => (None, None),
+            };
             let rows = stmt
                 .query_map(
                     params![
                         filter.status.map(|s| s.as_str()),
                         filter.rule_id,
                         filter.since,
-                        limit
+                        limit,
+                        filter.workflow,
+                        after_created,
+                        after_id,
                     ],
                     |r| r.get::<_, String>(0),
                 )

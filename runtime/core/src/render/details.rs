@@ -8,20 +8,12 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use super::{HeadError, ObjectDetails, PresignError};
-use crate::plugin::{ObjectVersion, READ_TIMEOUT};
+use crate::plugin::objects::{pinned_failure, quoted};
+use crate::plugin::{ObjectVersion, READ_TIMEOUT, ReadError};
 use crate::template::Metadata;
 
 fn uri(object: &ObjectVersion) -> String {
     format!("s3://{}/{}", object.bucket, object.key)
-}
-
-/// S3 compares `If-Match` with the quoted ETag; events carry it bare.
-fn quoted(etag: &str) -> String {
-    if etag.starts_with('"') {
-        etag.to_string()
-    } else {
-        format!("\"{etag}\"")
-    }
 }
 
 /// S3 through the function's (or the CLI's) AWS configuration; `AWS_ENDPOINT_URL` applies to
@@ -61,32 +53,14 @@ impl ObjectDetails for S3ObjectDetails {
             Ok(Err(e)) => {
                 // A HEAD answer has no body: the status is all there is.
                 let status = e.raw_response().map(|r| r.status().as_u16());
-                let source = aws_sdk_s3::error::DisplayErrorContext(&e)
-                    .to_string()
-                    .into();
-                return Err(match status {
-                    Some(404) => HeadError::Deleted { uri: uri(object) },
-                    Some(412) => HeadError::Overwritten {
-                        uri: uri(object),
-                        detail: format!(
-                            "its ETag is no longer {}",
-                            object.etag.as_deref().unwrap_or("the event's")
-                        ),
-                    },
-                    Some(403) => HeadError::AccessDenied {
-                        uri: uri(object),
-                        source,
-                    },
-                    Some(400) => HeadError::Failed {
-                        uri: uri(object),
-                        retryable: false,
-                        source,
-                    },
-                    _ => HeadError::Failed {
-                        uri: uri(object),
-                        retryable: true,
-                        source,
-                    },
+                let detail = || aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
+                if let Some(gone_or_denied) = pinned_failure(object, status, None, detail) {
+                    return Err(gone_or_denied.into());
+                }
+                return Err(HeadError::Failed {
+                    uri: uri(object),
+                    retryable: status != Some(400),
+                    source: detail().into(),
                 });
             }
         };
@@ -96,10 +70,11 @@ impl ObjectDetails for S3ObjectDetails {
             && let Some(length) = out.content_length()
             && u64::try_from(length).ok() != Some(object.size)
         {
-            return Err(HeadError::Overwritten {
+            return Err(ReadError::Overwritten {
                 uri: uri(object),
                 detail: format!("it is {length} bytes, the event said {}", object.size),
-            });
+            }
+            .into());
         }
         Ok(out
             .metadata()
@@ -167,15 +142,18 @@ impl DirObjectDetails {
 #[async_trait::async_trait]
 impl ObjectDetails for DirObjectDetails {
     async fn metadata(&self, object: &ObjectVersion) -> Result<Metadata, HeadError> {
-        let path = self.path(object).map_err(|e| HeadError::AccessDenied {
+        let path = self.path(object).map_err(|e| ReadError::AccessDenied {
             uri: uri(object),
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
             source: e.into(),
         })?;
         match tokio::fs::metadata(&path).await {
             Ok(_) => Ok(Metadata::new()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(HeadError::Deleted {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ReadError::Deleted {
                 uri: format!("{} ({})", uri(object), path.display()),
-            }),
+            }
+            .into()),
             Err(e) => Err(HeadError::Failed {
                 uri: uri(object),
                 retryable: true,
@@ -331,7 +309,7 @@ mod tests {
         };
         assert!(matches!(
             details.metadata(&outside).await.unwrap_err(),
-            HeadError::AccessDenied { .. }
+            HeadError::Object(ReadError::AccessDenied { .. })
         ));
     }
 }

@@ -14,7 +14,11 @@
 //! anything within one path segment. Values are read only for a rule that matched, when its
 //! question values are rendered ([`KeyPattern::values`]), by a regex that `globset` itself
 //! derives from the same glob with each capture's `*` turned into a named group — so the two
-//! cannot disagree about what matches.
+//! cannot disagree about what matches (the matcher's own globs, [`super::glob`], are a
+//! byte-exact port of `globset`'s). The regex is written when the rule is compiled and built
+//! only when a matched rule's captures are first read: loading many rules compiles no regex.
+
+use std::sync::{Arc, OnceLock};
 
 use regex_automata::meta::Regex;
 
@@ -32,7 +36,24 @@ pub struct KeyPattern {
     glob: String,
     names: Vec<String>,
     /// Only for a glob with captures: group `c{i}` is capture `i`.
-    regex: Option<Regex>,
+    regex: Option<CaptureRegex>,
+}
+
+/// The captures' regex: its source, and the regex built from it on first use (shared by the
+/// clones of a rule).
+#[derive(Debug, Clone)]
+struct CaptureRegex {
+    source: String,
+    built: Arc<OnceLock<Result<Regex, CaptureError>>>,
+}
+
+impl CaptureRegex {
+    fn get(&self) -> Result<&Regex, CaptureError> {
+        self.built
+            .get_or_init(|| build_regex(&self.source))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
 }
 
 /// Why a key glob's captures cannot be used; `position` is a byte offset into the glob.
@@ -108,7 +129,7 @@ impl KeyPattern {
                     // `[!]a]`), as in globset; it is copied as it is.
                     push(&mut glob, &mut marked, c);
                     let mut first = true;
-                    while let Some((_, d)) = chars.next() {
+                    for (_, d) in chars.by_ref() {
                         push(&mut glob, &mut marked, d);
                         if first && matches!(d, '!' | '^') {
                             continue;
@@ -189,7 +210,10 @@ impl KeyPattern {
         let regex = if names.is_empty() {
             None
         } else {
-            Some(capture_regex(&marked, names.len())?)
+            Some(CaptureRegex {
+                source: capture_regex(&marked, names.len())?,
+                built: Arc::default(),
+            })
         };
         Ok(KeyPattern { glob, names, regex })
     }
@@ -206,22 +230,26 @@ impl KeyPattern {
 
     /// The captures' values for `key`, in [`names`](Self::names) order; `None` when the glob
     /// does not match the key (for a matched rule that cannot happen; for a retry of an old
-    /// execution under an edited rule it can). A glob without captures gives `Some([])`.
-    pub fn values(&self, key: &str) -> Option<Vec<String>> {
+    /// execution under an edited rule it can). A glob without captures gives `Some([])`. The
+    /// error is the regex failing to build, which a glob that parsed should never do.
+    pub fn values(&self, key: &str) -> Result<Option<Vec<String>>, CaptureError> {
         let Some(regex) = &self.regex else {
-            return Some(Vec::new());
+            return Ok(Some(Vec::new()));
         };
+        let regex = regex.get()?;
         let mut caps = regex.create_captures();
         regex.captures(key.as_bytes(), &mut caps);
         if !caps.is_match() {
-            return None;
+            return Ok(None);
         }
         let mut values = Vec::with_capacity(self.names.len());
         for i in 0..self.names.len() {
-            let span = caps.get_group_by_name(&format!("c{i}"))?;
+            let Some(span) = caps.get_group_by_name(&format!("c{i}")) else {
+                return Ok(None);
+            };
             values.push(String::from_utf8_lossy(&key.as_bytes()[span.range()]).into_owned());
         }
-        Some(values)
+        Ok(Some(values))
     }
 }
 
@@ -262,8 +290,14 @@ fn sentinel(i: usize) -> char {
 
 /// globset's regex for the glob with sentinels where the captures are, each sentinel (which
 /// globset writes as escaped UTF-8 bytes, `\xee\x80\x80`) replaced by the group `*` would be.
-fn capture_regex(marked: &str, count: usize) -> Result<Regex, CaptureError> {
-    let glob = super::path_glob(marked).map_err(|e| CaptureError::Glob(e.kind().to_string()))?;
+/// Only the source: writing it is parsing the glob, cheap; [`build_regex`] compiles it.
+fn capture_regex(marked: &str, count: usize) -> Result<String, CaptureError> {
+    // The options the rules' globs use (`super::glob` ports globset's parser with the same).
+    let glob = globset::GlobBuilder::new(marked)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| CaptureError::Glob(e.kind().to_string()))?;
     let mut regex = glob.regex().to_string();
     for i in 0..count {
         let mut buf = [0u8; 4];
@@ -279,6 +313,10 @@ fn capture_regex(marked: &str, count: usize) -> Result<Regex, CaptureError> {
         }
         regex = regex.replace(&escaped, &format!("(?P<c{i}>[^/]*)"));
     }
+    Ok(regex)
+}
+
+fn build_regex(regex: &str) -> Result<Regex, CaptureError> {
     let syntax = regex_automata::util::syntax::Config::new()
         .utf8(false)
         .dot_matches_new_line(true);
@@ -286,7 +324,7 @@ fn capture_regex(marked: &str, count: usize) -> Result<Regex, CaptureError> {
     Regex::builder()
         .syntax(syntax)
         .configure(config)
-        .build(&regex)
+        .build(regex)
         .map_err(|e| CaptureError::Glob(e.to_string()))
 }
 
@@ -295,7 +333,7 @@ mod tests {
     use super::*;
 
     fn values(pattern: &str, key: &str) -> Option<Vec<String>> {
-        KeyPattern::parse(pattern).unwrap().values(key)
+        KeyPattern::parse(pattern).unwrap().values(key).unwrap()
     }
 
     #[test]
@@ -304,10 +342,10 @@ mod tests {
         assert_eq!(p.glob(), "incoming/*/*/*.csv");
         assert_eq!(p.names(), ["region", "date"]);
         assert_eq!(
-            p.values("incoming/eu-west/2026-11-24/sales.csv"),
+            p.values("incoming/eu-west/2026-11-24/sales.csv").unwrap(),
             Some(vec!["eu-west".to_string(), "2026-11-24".to_string()])
         );
-        assert_eq!(p.values("incoming/eu/x/y/sales.csv"), None);
+        assert_eq!(p.values("incoming/eu/x/y/sales.csv").unwrap(), None);
         assert_eq!(
             values("in/sales-<region>_<year>.csv", "in/sales-eu_2026.csv"),
             Some(vec!["eu".into(), "2026".into()])
@@ -332,7 +370,7 @@ mod tests {
         // Empty is a value like any other, as `*` matches nothing too.
         assert_eq!(values("in/<a>.csv", "in/.csv"), Some(vec![String::new()]));
         assert_eq!(
-            KeyPattern::parse("in/*.csv").unwrap().values("x"),
+            KeyPattern::parse("in/*.csv").unwrap().values("x").unwrap(),
             Some(vec![])
         );
     }
@@ -365,11 +403,11 @@ mod tests {
         ];
         for g in globs {
             let p = KeyPattern::parse(g).unwrap();
-            let matcher = super::super::path_glob(p.glob()).unwrap().compile_matcher();
+            let matcher = super::super::path_glob(p.glob()).unwrap();
             for k in keys {
                 assert_eq!(
                     matcher.is_match(k),
-                    p.values(k).is_some(),
+                    p.values(k).unwrap().is_some(),
                     "glob {g} ({}) and key {k}",
                     p.glob()
                 );

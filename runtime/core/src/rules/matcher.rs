@@ -1,48 +1,36 @@
 //! The matcher: which rules apply to an object, in which order.
 //!
-//! The enabled rules' key globs are compiled once into `globset::GlobSet`s, partitioned by the
-//! literal directory each glob starts with (`incoming/sales/**/*.csv` → `incoming/sales/`). An
-//! event looks up only the partitions for its key's own directory prefixes (`""`,
-//! `incoming/`, `incoming/sales/`, …) and runs one `GlobSet` pass in each, so its cost follows
-//! the depth of the key, not the number of rules. (A single `GlobSet` over all rules would
-//! bucket `…/*.csv` globs by extension and check every CSV rule's regex for every CSV key.)
-//! Only the rules whose key glob matched are then checked for bucket, excludes and size
-//! bounds. Rules are evaluated by priority (lower first, ties by id) and a matching `final`
-//! rule stops the evaluation.
+//! Rules are kept in evaluation order (priority, lower first, ties by id). An index
+//! ([`super::index`]) files every enabled rule under one literal its matches must have (a
+//! directory prefix, a path segment, an extension, a bucket name), so an object's candidates
+//! come from a dozen hash lookups whatever the number of rules. Each candidate's key glob is
+//! then matched ([`super::glob`]: `globset`'s syntax and meaning, no regex), then bucket,
+//! excludes and size bounds; a matching `final` rule stops the evaluation.
+//!
+//! Building a set costs no glob compilation beyond parsing, and a set read from a rules
+//! snapshot ([`super::snapshot`]) decodes a rule only when an object first makes it a
+//! candidate: that is what keeps loading 100,000 rules in a small function cheap.
 
-use std::collections::HashMap;
-
-use globset::{GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
+use super::index::{self, KeyIndex};
+use super::snapshot::LazyRules;
 use super::{CompiledRule, Rule, RuleError};
 use crate::event::ObjectCreated;
 
-/// A validated, ordered, compiled set of rules. Share it in an `Arc`.
+/// A validated, ordered set of rules. Share it in an `Arc`.
 #[derive(Debug)]
 pub struct RuleSet {
-    rules: Vec<CompiledRule>,
-    /// Literal directory prefix → the enabled rules whose key glob starts with it.
-    partitions: HashMap<String, Partition>,
+    rules: Rules,
+    index: KeyIndex,
 }
 
 #[derive(Debug)]
-struct Partition {
-    keys: GlobSet,
-    /// GlobSet index → index into `rules`.
-    rules: Vec<usize>,
-}
-
-/// The literal directory a glob starts with: everything up to the last `/` before the first
-/// glob metacharacter (`""` when the glob starts with one).
-fn literal_dir(pattern: &str) -> &str {
-    let literal_end = pattern
-        .find(['*', '?', '[', '{', '\\'])
-        .unwrap_or(pattern.len());
-    match pattern[..literal_end].rfind('/') {
-        Some(i) => &pattern[..=i],
-        None => "",
-    }
+enum Rules {
+    /// Every rule validated and compiled (files, scans, the CLI).
+    Compiled(Vec<CompiledRule>),
+    /// Rules decoded from a snapshot on first use (the Lambda).
+    Snapshot(LazyRules),
 }
 
 /// Why a rule did or did not match an object (for `rules test`).
@@ -88,7 +76,7 @@ impl RuleSet {
         }
         match Self::from_compiled(compiled) {
             Ok(set) => (set, errors),
-            // Unreachable in practice (ids deduplicated, globs compiled); stay total anyway.
+            // Unreachable in practice (ids deduplicated); stay total anyway.
             Err(e) => {
                 errors.push(e);
                 (Self::empty(), errors)
@@ -98,22 +86,14 @@ impl RuleSet {
 
     pub fn empty() -> Self {
         RuleSet {
-            rules: Vec::new(),
-            partitions: HashMap::new(),
+            rules: Rules::Compiled(Vec::new()),
+            index: KeyIndex::default(),
         }
     }
 
     fn from_compiled(mut rules: Vec<CompiledRule>) -> Result<Self, RuleError> {
         rules.sort_by(|a, b| (a.rule.priority, &a.rule.id).cmp(&(b.rule.priority, &b.rule.id)));
-        for pair in rules.windows(2) {
-            if pair[0].rule.id == pair[1].rule.id {
-                return Err(RuleError::Duplicate {
-                    id: pair[0].rule.id.clone(),
-                });
-            }
-        }
-        // Same id with different priorities is not adjacent after sorting; check by set.
-        let mut ids = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::with_capacity(rules.len());
         for r in &rules {
             if !ids.insert(r.rule.id.as_str()) {
                 return Err(RuleError::Duplicate {
@@ -121,67 +101,101 @@ impl RuleSet {
                 });
             }
         }
-        let mut grouped: HashMap<String, (GlobSetBuilder, Vec<usize>)> = HashMap::new();
-        for (i, r) in rules.iter().enumerate() {
-            if r.rule.enabled {
-                let (builder, members) = grouped
+        let candidates: Vec<_> = rules
+            .iter()
+            .map(|r| {
+                r.rule
+                    .enabled
                     // The glob the matcher sees: key captures (`<name>`) written `*`.
-                    .entry(literal_dir(r.key_glob.glob()).to_string())
-                    .or_insert_with(|| (GlobSetBuilder::new(), Vec::new()));
-                builder.add(r.key_glob.clone());
-                members.push(i);
-            }
-        }
-        let mut partitions = HashMap::with_capacity(grouped.len());
-        for (prefix, (builder, members)) in grouped {
-            let keys = builder.build().map_err(|e| RuleError::Store {
-                message: format!("compiling key globs: {e}"),
-            })?;
-            partitions.insert(
-                prefix,
-                Partition {
-                    keys,
-                    rules: members,
-                },
-            );
-        }
-        Ok(RuleSet { rules, partitions })
+                    .then(|| index::candidates(r.key_pattern.glob(), r.rule.bucket.as_deref()))
+                    .flatten()
+            })
+            .collect();
+        let index = KeyIndex::from_filings(
+            index::choose(&candidates)
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, f)| f.map(|f| (i as u32, f))),
+        );
+        Ok(RuleSet {
+            rules: Rules::Compiled(rules),
+            index,
+        })
     }
 
-    /// All rules in evaluation order.
+    /// A set whose rules are decoded from a snapshot when first needed.
+    pub(crate) fn from_snapshot(rules: LazyRules, index: KeyIndex) -> Self {
+        RuleSet {
+            rules: Rules::Snapshot(rules),
+            index,
+        }
+    }
+
+    pub(crate) fn index(&self) -> &KeyIndex {
+        &self.index
+    }
+
+    /// All rules in evaluation order. A set read from a snapshot decodes every rule the first
+    /// time this is called; the router itself only uses [`RuleSet::matching`].
     pub fn rules(&self) -> &[CompiledRule] {
-        &self.rules
+        match &self.rules {
+            Rules::Compiled(rules) => rules,
+            Rules::Snapshot(lazy) => lazy.all(),
+        }
+    }
+
+    /// The rule with this id.
+    pub fn get(&self, id: &str) -> Option<&CompiledRule> {
+        match &self.rules {
+            Rules::Compiled(rules) => rules.iter().find(|r| r.rule.id == id),
+            Rules::Snapshot(lazy) => lazy.position_of(id).and_then(|i| lazy.get(i)),
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.rules.len()
+        match &self.rules {
+            Rules::Compiled(rules) => rules.len(),
+            Rules::Snapshot(lazy) => lazy.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.len() == 0
     }
 
-    /// Indexes (into `rules`, ascending = evaluation order) of the enabled rules whose key
-    /// glob matches `key`: one `GlobSet` pass in each partition named by a directory prefix of
-    /// the key.
-    fn key_matches(&self, key: &str) -> Vec<usize> {
-        let mut candidates: Vec<usize> = Vec::new();
-        let prefixes = std::iter::once(0).chain(key.match_indices('/').map(|(i, _)| i + 1));
-        for end in prefixes {
-            if let Some(part) = self.partitions.get(&key[..end]) {
-                candidates.extend(part.keys.matches(key).into_iter().map(|g| part.rules[g]));
-            }
+    /// The rule at a position in evaluation order (`None` for a snapshot record this build
+    /// cannot read, which is logged once and then treated as absent).
+    fn at(&self, position: usize) -> Option<&CompiledRule> {
+        match &self.rules {
+            Rules::Compiled(rules) => rules.get(position),
+            Rules::Snapshot(lazy) => lazy.get(position),
         }
-        candidates.sort_unstable();
-        candidates
+    }
+
+    /// Positions (ascending = evaluation order) of the enabled rules whose key glob matches.
+    fn key_matches(&self, obj: &ObjectCreated) -> Vec<usize> {
+        self.index
+            .candidates(&obj.bucket, &obj.key)
+            .into_iter()
+            .map(|i| i as usize)
+            .filter(|&i| {
+                self.at(i)
+                    .is_some_and(|r| r.rule.enabled && r.key_glob.is_match(&obj.key))
+            })
+            .collect()
     }
 
     /// The rules that apply to `obj`, in evaluation order, stopping after a `final` one.
     pub fn matching(&self, obj: &ObjectCreated) -> Vec<&CompiledRule> {
         let mut out = Vec::new();
-        for i in self.key_matches(&obj.key) {
-            let rule = &self.rules[i];
-            if secondary_verdict(rule, obj).is_none() {
+        for i in self.index.candidates(&obj.bucket, &obj.key) {
+            let Some(rule) = self.at(i as usize) else {
+                continue;
+            };
+            if rule.rule.enabled
+                && rule.key_glob.is_match(&obj.key)
+                && secondary_verdict(rule, obj).is_none()
+            {
                 out.push(rule);
                 if rule.rule.is_final {
                     break;
@@ -192,13 +206,12 @@ impl RuleSet {
     }
 
     /// Every rule's verdict for `obj`, in evaluation order. The key verdicts come from the
-    /// same `GlobSet` pass as [`RuleSet::matching`], so the two always agree.
+    /// same index and globs as [`RuleSet::matching`], so the two always agree.
     pub fn explain(&self, obj: &ObjectCreated) -> Vec<(String, MatchVerdict)> {
-        let key_matched = self.key_matches(&obj.key);
+        let key_matched = self.key_matches(obj);
         let mut final_rule: Option<&str> = None;
-        self.rules
-            .iter()
-            .enumerate()
+        (0..self.len())
+            .filter_map(|i| self.at(i).map(|r| (i, r)))
             .map(|(i, r)| {
                 let verdict = if !r.rule.enabled {
                     MatchVerdict::Disabled
@@ -350,6 +363,15 @@ mod tests {
         assert!(ids(&s, &obj("acme-archive", "k", 1)).is_empty());
     }
 
+    /// The directory a rule is filed under when that is its rarest anchor.
+    fn literal_dir(pattern: &str) -> String {
+        crate::rules::glob::PathGlob::with_anchors(pattern)
+            .unwrap()
+            .1
+            .dir_prefix
+            .unwrap_or_default()
+    }
+
     #[test]
     fn literal_directories_partition_rules() {
         assert_eq!(literal_dir("incoming/sales/**/*.csv"), "incoming/sales/");
@@ -365,6 +387,40 @@ mod tests {
         assert_eq!(ids(&s, &obj("b", "in/x/a.csv", 1)), ["any", "deep", "top"]);
         assert_eq!(ids(&s, &obj("b", "in/y/a.csv", 1)), ["any", "top"]);
         assert_eq!(ids(&s, &obj("b", "in/x/a.txt", 1)), ["deep"]);
+    }
+
+    #[test]
+    fn captures_match_like_star_through_the_index_and_a_snapshot() {
+        // The index files a rule under the literals of the glob with captures written `*`:
+        // were it given the raw key, `<region>` would be a literal no key has.
+        let s = set(
+            "- {id: by-region, key: 'incoming/<region>/sales-<kind>.csv', workflow: w}\n\
+             - {id: star, key: 'incoming/*/sales-*.csv', workflow: w}\n\
+             - {id: top, key: '<team>/**', workflow: w}",
+        );
+        let hit = obj("b", "incoming/eu/sales-daily.csv", 1);
+        assert_eq!(ids(&s, &hit), ["by-region", "star", "top"]);
+        assert_eq!(
+            ids(&s, &obj("b", "incoming/eu/x/sales-daily.csv", 1)),
+            ["top"]
+        );
+        assert_eq!(ids(&s, &obj("b", "incoming/<region>/x.csv", 1)), ["top"]);
+        let info = crate::rules::snapshot::SnapshotInfo {
+            format: crate::rules::snapshot::FORMAT,
+            built_at: "now".into(),
+            table: "t".into(),
+            rules: s.len(),
+            invalid: Vec::new(),
+            builder: "test".into(),
+        };
+        let bytes = crate::rules::snapshot::encode(&s, &info).unwrap();
+        let (_, loaded) = crate::rules::snapshot::decode(bytes).unwrap();
+        assert_eq!(ids(&loaded, &hit), ["by-region", "star", "top"]);
+        let rule = loaded.matching(&hit)[0];
+        assert_eq!(
+            rule.capture_values(&hit.key).unwrap(),
+            ["eu".to_string(), "daily".to_string()]
+        );
     }
 
     #[test]

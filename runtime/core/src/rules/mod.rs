@@ -3,20 +3,27 @@
 //! A rule is one DynamoDB item or one entry of a rules file, with the same fields (`docs/rules.md`).
 //! Validation is strict and happens when a rule is saved or loaded ([`CompiledRule::compile`]):
 //! unknown fields, bad globs, unknown template variables, an empty workflow or a bad id are
-//! errors naming the rule and the field. The matcher lives in [`matcher`], the stores in
-//! [`store`]; the key's path captures in [`captures`]; rendering a matched rule's question
-//! values in [`questions`]; the job fields (worker tag, credential) and the job request in
-//! [`job`].
+//! errors naming the rule and the field. The matcher lives in [`matcher`] (globs in [`glob`],
+//! the rule index in [`index`]), the stores in [`store`]; the key's path captures in
+//! [`captures`]; rendering a matched rule's question values in [`questions`]; the job fields
+//! (worker tag, credential) and the job request in [`job`].
 
 pub mod captures;
+pub mod glob;
+mod index;
 pub mod job;
 pub mod matcher;
+pub mod problems;
+pub mod publish;
 pub mod questions;
+pub mod scan;
+pub mod snapshot;
+pub mod snapshot_store;
 pub mod store;
 
 use std::collections::BTreeMap;
 
-use globset::{Glob, GlobBuilder, GlobMatcher};
+use glob::PathGlob;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -164,28 +171,53 @@ pub enum RuleError {
     Duplicate { id: String },
     #[error("{source_name}: {detail}")]
     Parse { source_name: String, detail: String },
-    #[error("rule store: {message}")]
-    Store { message: String },
+    #[error("rules table {table}: {action} failed")]
+    Store {
+        table: String,
+        action: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("rule `{id}` cannot be stored as a DynamoDB item")]
+    Item {
+        id: String,
+        #[source]
+        source: serde_dynamo::Error,
+    },
+    #[error("publishing to {topic} failed")]
+    Notify {
+        topic: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("rules snapshot {location}: {action} failed")]
+    Snapshot {
+        location: String,
+        action: &'static str,
+        #[source]
+        source: BoxError,
+    },
 }
+
+/// The cause a store error keeps (an AWS SDK error, a snapshot that does not read).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A validated rule with its globs and templates compiled.
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
     pub rule: Rule,
-    pub(crate) bucket: Option<GlobMatcher>,
-    pub(crate) key_glob: Glob,
-    pub(crate) exclude: Vec<(String, GlobMatcher)>,
+    pub(crate) bucket: Option<PathGlob>,
+    pub(crate) key_glob: PathGlob,
+    pub(crate) exclude: Vec<(String, PathGlob)>,
     questions: Vec<(String, Template)>,
     /// The key's captures; its glob (captures as `*`) is `key_glob`.
     key_pattern: KeyPattern,
 }
 
-/// Path-aware globs: `*` and `?` never cross `/`, `**` does.
-pub(crate) fn path_glob(pattern: &str) -> Result<Glob, globset::Error> {
-    GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
+/// Path-aware globs: `*` and `?` never cross `/`, `**` does (`globset`'s syntax with
+/// `literal_separator` and `backslash_escape`, matched by [`glob`]).
+pub(crate) fn path_glob(pattern: &str) -> Result<PathGlob, globset::ErrorKind> {
+    PathGlob::new(pattern)
 }
 
 const MAX_READ_BYTES: u64 = 16 * 1024 * 1024;
@@ -225,25 +257,21 @@ impl CompiledRule {
             KeyPattern::parse(&rule.key).map_err(|e| invalid("key", e.to_string()))?;
         questions::check_capture_names(key_pattern.names()).map_err(|m| invalid("key", m))?;
         // The matcher sees captures as `*`: they cannot change what matches.
-        let key_glob =
-            path_glob(key_pattern.glob()).map_err(|e| invalid("key", e.kind().to_string()))?;
+        let key_glob = path_glob(key_pattern.glob()).map_err(|e| invalid("key", e.to_string()))?;
         let bucket = match &rule.bucket {
             None => None,
             Some(b) => Some(
                 questions::no_capture(b)
                     .map_err(|m| invalid("bucket", m))
-                    .and_then(|()| {
-                        path_glob(b).map_err(|e| invalid("bucket", e.kind().to_string()))
-                    })?
-                    .compile_matcher(),
+                    .and_then(|()| path_glob(b).map_err(|e| invalid("bucket", e.to_string())))?,
             ),
         };
         let mut exclude = Vec::with_capacity(rule.exclude.len());
         for (i, pattern) in rule.exclude.iter().enumerate() {
             let field = format!("exclude[{i}]");
             questions::no_capture(pattern).map_err(|m| invalid(&field, m))?;
-            let glob = path_glob(pattern).map_err(|e| invalid(&field, e.kind().to_string()))?;
-            exclude.push((pattern.clone(), glob.compile_matcher()));
+            let glob = path_glob(pattern).map_err(|e| invalid(&field, e.to_string()))?;
+            exclude.push((pattern.clone(), glob));
         }
         if let (Some(min), Some(max)) = (rule.min_size, rule.max_size)
             && min > max
@@ -385,8 +413,13 @@ pub fn parse_rules_document(text: &str, source_name: &str) -> Result<Vec<Rule>, 
             Err(_) => {}
         }
     }
-    // The untyped pass tells a list from a single rule and gives ids for messages; the typed
-    // pass then reads the text itself, so its errors keep their line and column.
+    // A list of valid rules reads in one typed pass (a third of the time and memory of an
+    // untyped tree at 100,000 rules). Otherwise the untyped pass tells a list from a single
+    // rule and gives ids for messages; the typed pass then reads the text itself, so its
+    // errors keep their line and column.
+    if let Ok(rules) = serde_yaml::from_str::<Vec<Rule>>(text) {
+        return Ok(rules);
+    }
     let value: serde_yaml::Value =
         serde_yaml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
     match value {

@@ -29,6 +29,12 @@ pub enum QuestionError {
         key: String,
         pattern: String,
     },
+    #[error("rule `{rule}`: the key glob's captures cannot be read")]
+    CaptureRegex {
+        rule: String,
+        #[source]
+        source: super::captures::CaptureError,
+    },
     #[error("rule `{rule}`, question `{question}`")]
     Render {
         rule: String,
@@ -73,13 +79,18 @@ impl CompiledRule {
 
     /// The key's capture values for `key` (none for a key glob without captures).
     pub fn capture_values(&self, key: &str) -> Result<Vec<String>, QuestionError> {
-        self.key_pattern
-            .values(key)
-            .ok_or_else(|| QuestionError::Captures {
+        match self.key_pattern.values(key) {
+            Ok(Some(values)) => Ok(values),
+            Ok(None) => Err(QuestionError::Captures {
                 rule: self.rule.id.clone(),
                 key: key.to_string(),
                 pattern: self.rule.key.clone(),
-            })
+            }),
+            Err(source) => Err(QuestionError::CaptureRegex {
+                rule: self.rule.id.clone(),
+                source,
+            }),
+        }
     }
 
     /// The question values from the event's facts and the key's captures. A rule that reads

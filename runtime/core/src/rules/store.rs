@@ -2,18 +2,25 @@
 //! directory (`RULES_FILE`).
 //!
 //! The DynamoDB store is lenient on read: an item that fails validation is logged with its id
-//! and skipped, so one bad edit does not stop every other rule. It caches the compiled rule
-//! set in-process for `RULES_CACHE_SECONDS` (default 60), which keeps a warm Lambda at zero
-//! DynamoDB reads per event. The file store is strict: a bad file is an error.
+//! and skipped, so one bad edit does not stop every other rule. It reads the rules from the
+//! compiled snapshot when one is configured (`RULES_SNAPSHOT_URI`: one request, decoded lazily,
+//! see [`super::snapshot`]) and otherwise, or when the snapshot cannot be read, scans the table
+//! in parallel segments ([`super::scan`]). It caches the rule set in-process for
+//! `RULES_CACHE_SECONDS` (default 60), which keeps a warm Lambda at zero reads per event; then
+//! one conditional GET (a `304` while nothing changed) or one scan refreshes it. If that
+//! fails, the last good set keeps routing, with a warning, for `RULES_MAX_STALE_SECONDS`.
+//! The file store is strict: a bad file is an error.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use futures::{StreamExt, TryStreamExt};
 use tokio::sync::Mutex;
 
+use super::scan;
+use super::snapshot_store::{Fetched, SnapshotStore};
 use super::{Rule, RuleError, RuleSet, parse_rules_document};
 
 /// Where the router gets its rules.
@@ -106,18 +113,35 @@ pub struct DynamoRuleStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
     cache_ttl: Duration,
+    max_stale: Duration,
     page_size: Option<i32>,
-    cache: Mutex<Option<(Instant, Arc<RuleSet>)>>,
+    segments: Option<u32>,
+    snapshot: Option<SnapshotStore>,
+    cache: Mutex<Cache>,
 }
 
-fn store_error(action: &str, table: &str, e: impl std::error::Error) -> RuleError {
-    RuleError::Store {
-        message: format!(
-            "{action} on table {table}: {}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(e)
-        ),
-    }
+/// The rule set in use and what is known about it.
+#[derive(Default)]
+struct Cache {
+    set: Option<Arc<RuleSet>>,
+    /// The ETag of the snapshot the set was read from.
+    etag: Option<String>,
+    /// When the set was last confirmed current (loaded, or the snapshot answered 304).
+    confirmed: Option<Instant>,
+    /// After a failed refresh: no new attempt before this.
+    retry_at: Option<Instant>,
 }
+
+enum Refreshed {
+    Unchanged,
+    Loaded {
+        set: Arc<RuleSet>,
+        etag: Option<String>,
+    },
+}
+
+/// How many BatchWriteItem requests `put_many` keeps in flight.
+const WRITES_IN_FLIGHT: usize = 4;
 
 impl DynamoRuleStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: String, cache_ttl: Duration) -> Self {
@@ -125,8 +149,11 @@ impl DynamoRuleStore {
             client,
             table,
             cache_ttl,
+            max_stale: DEFAULT_MAX_STALE,
             page_size: None,
-            cache: Mutex::new(None),
+            segments: None,
+            snapshot: None,
+            cache: Mutex::new(Cache::default()),
         }
     }
 
@@ -136,26 +163,113 @@ impl DynamoRuleStore {
         self
     }
 
+    /// Scan in this many parallel segments instead of sizing them from the table.
+    pub fn with_scan_segments(mut self, segments: u32) -> Self {
+        self.segments = Some(segments);
+        self
+    }
+
+    /// How long the last good rule set may be served when the rules cannot be read
+    /// (`RULES_MAX_STALE_SECONDS`).
+    pub fn with_max_stale(mut self, max_stale: Duration) -> Self {
+        self.max_stale = max_stale;
+        self
+    }
+
+    /// Read the rules from this snapshot (`RULES_SNAPSHOT_URI`), scanning the table only when
+    /// there is none or it does not read.
+    pub fn with_snapshot(mut self, snapshot: SnapshotStore) -> Self {
+        self.snapshot = Some(snapshot);
+        self
+    }
+
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+
+    pub fn snapshot(&self) -> Option<&SnapshotStore> {
+        self.snapshot.as_ref()
     }
 
     /// Validate and store a rule (replacing one with the same id).
     pub async fn put(&self, rule: &Rule) -> Result<(), RuleError> {
         super::CompiledRule::compile(rule.clone())?;
-        let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(rule).map_err(|e| RuleError::Store {
-                message: format!("rule `{}` cannot be stored: {e}", rule.id),
-            })?;
+        let item = to_item(rule)?;
         self.client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            .customize()
+            .config_override(scan::retry_config())
             .send()
             .await
-            .map_err(|e| store_error("PutItem", &self.table, e))?;
-        self.cache.lock().await.take();
+            .map_err(|e| scan::store_error(&self.table, "PutItem", e))?;
+        *self.cache.lock().await = Cache::default();
         Ok(())
+    }
+
+    /// Validate every rule, then store them all (25 to a BatchWriteItem request, a few
+    /// requests at a time; items DynamoDB leaves unprocessed are sent again with backoff).
+    pub async fn put_many(&self, rules: &[Rule]) -> Result<(), RuleError> {
+        let mut requests = Vec::with_capacity(rules.len());
+        for rule in rules {
+            super::CompiledRule::compile(rule.clone())?;
+            let put = aws_sdk_dynamodb::types::PutRequest::builder()
+                .set_item(Some(to_item(rule)?))
+                .build()
+                .map_err(|e| scan::store_error(&self.table, "BatchWriteItem", e))?;
+            requests.push(
+                aws_sdk_dynamodb::types::WriteRequest::builder()
+                    .put_request(put)
+                    .build(),
+            );
+        }
+        let batches: Vec<Vec<_>> = requests.chunks(25).map(<[_]>::to_vec).collect();
+        futures::stream::iter(batches.into_iter().map(|batch| self.write_batch(batch)))
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await?;
+        *self.cache.lock().await = Cache::default();
+        Ok(())
+    }
+
+    async fn write_batch(
+        &self,
+        mut batch: Vec<aws_sdk_dynamodb::types::WriteRequest>,
+    ) -> Result<(), RuleError> {
+        let mut backoff = Duration::from_millis(50);
+        for _ in 0..10 {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, batch)
+                .customize()
+                .config_override(scan::retry_config())
+                .send()
+                .await
+                .map_err(|e| scan::store_error(&self.table, "BatchWriteItem", e))?;
+            batch = out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(&self.table))
+                .unwrap_or_default();
+            if batch.is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+        Err(scan::store_error(
+            &self.table,
+            "BatchWriteItem",
+            std::io::Error::other(format!(
+                "{} item(s) still unprocessed after 10 attempts (throttled)",
+                batch.len()
+            )),
+        ))
     }
 
     /// Delete a rule; false when there was none with that id.
@@ -166,95 +280,27 @@ impl DynamoRuleStore {
             .table_name(&self.table)
             .key("id", AttributeValue::S(id.to_string()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .customize()
+            .config_override(scan::retry_config())
             .send()
             .await
-            .map_err(|e| store_error("DeleteItem", &self.table, e))?;
-        self.cache.lock().await.take();
+            .map_err(|e| scan::store_error(&self.table, "DeleteItem", e))?;
+        *self.cache.lock().await = Cache::default();
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
-    /// Every item as stored, each parsed on its own (invalid ones included, for `rules list`).
+    /// Every item as stored, each read and validated on its own (invalid ones included, for
+    /// `rules list`), sorted by id.
     pub async fn list(&self) -> Result<Vec<(String, Result<Rule, RuleError>)>, RuleError> {
-        let mut out = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_limit(self.page_size)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| store_error("Scan", &self.table, e))?;
-            for item in page.items.unwrap_or_default() {
-                let id = match item.get("id") {
-                    Some(AttributeValue::S(s)) => s.clone(),
-                    _ => "(item without a string `id`)".to_string(),
-                };
-                let parsed = serde_dynamo::from_item::<_, Rule>(item.clone())
-                    .map_err(|e| item_error(&id, &item, e.to_string()))
-                    .and_then(|rule| super::CompiledRule::compile(rule.clone()).map(|_| rule));
-                out.push((id, parsed));
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+        let items =
+            scan::scan_table(&self.client, &self.table, self.segments, self.page_size).await?;
+        let mut out: Vec<_> = items.into_iter().map(scan::read_item).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
-}
 
-/// Say which attribute of an item does not fit the rule model. serde names it for unknown
-/// and missing fields; for a wrong type (serde_dynamo says only "Expected num") the culprit is
-/// the attribute whose removal makes the item read, or read as missing that very field.
-fn item_error(id: &str, item: &HashMap<String, AttributeValue>, message: String) -> RuleError {
-    let invalid = |field: &str, message: String| RuleError::Invalid {
-        rule: id.to_string(),
-        field: field.to_string(),
-        message,
-    };
-    if let Some(field) = field_named_in(&message).map(str::to_string) {
-        return invalid(&field, message);
-    }
-    let mut names: Vec<&String> = item.keys().collect();
-    names.sort();
-    for name in names {
-        let mut trial = item.clone();
-        trial.remove(name);
-        let culprit = match serde_dynamo::from_item::<_, Rule>(trial) {
-            Ok(_) => true,
-            Err(e) => field_named_in(&e.to_string()) == Some(name.as_str()),
-        };
-        if culprit {
-            return invalid(name, format!("wrong type ({message})"));
-        }
-    }
-    invalid("(item)", message)
-}
-
-/// The attribute a serde error is about, when its message names one (``unknown field `x` ``,
-/// ``missing field `x` ``).
-fn field_named_in(message: &str) -> Option<&str> {
-    ["unknown field `", "missing field `"]
-        .iter()
-        .find_map(|prefix| message.strip_prefix(prefix))
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(field, _)| field)
-}
-
-#[async_trait::async_trait]
-impl RuleSource for DynamoRuleStore {
-    async fn rule_set(&self) -> Result<Arc<RuleSet>, RuleError> {
-        let mut cache = self.cache.lock().await;
-        if let Some((loaded, set)) = cache.as_ref()
-            && loaded.elapsed() < self.cache_ttl
-        {
-            return Ok(Arc::clone(set));
-        }
+    /// The table's rules by a scan: invalid items are logged and left out.
+    async fn scan_rules(&self) -> Result<Arc<RuleSet>, RuleError> {
         let mut rules = Vec::new();
         for (id, parsed) in self.list().await? {
             match parsed {
@@ -267,55 +313,129 @@ impl RuleSource for DynamoRuleStore {
         for e in errors {
             tracing::warn!(table = %self.table, error = %e, "rule skipped");
         }
-        let set = Arc::new(set);
-        tracing::debug!(rules = set.len(), table = %self.table, "rules loaded");
-        *cache = Some((Instant::now(), Arc::clone(&set)));
-        Ok(set)
+        tracing::debug!(rules = set.len(), table = %self.table, "rules loaded by a scan");
+        Ok(Arc::new(set))
     }
+
+    /// The rules as they are now: from the snapshot when there is a readable one for this
+    /// table (unchanged since `etag`, or new), else from a scan.
+    async fn refresh(&self, etag: Option<&str>) -> Result<Refreshed, RuleError> {
+        if let Some(snapshot) = &self.snapshot {
+            let location = snapshot.location().to_string();
+            match snapshot.fetch(etag).await {
+                Ok(Fetched::NotModified) => return Ok(Refreshed::Unchanged),
+                Ok(Fetched::Found { bytes, etag }) => match super::snapshot::decode(bytes) {
+                    Ok((info, set)) if info.table == self.table => {
+                        if !info.invalid.is_empty() {
+                            let ids: Vec<&str> = info
+                                .invalid
+                                .iter()
+                                .take(10)
+                                .map(|i| i.id.as_str())
+                                .collect();
+                            tracing::warn!(table = %self.table, invalid = info.invalid.len(), ?ids,
+                                "invalid rules are skipped (`alteryx-router rules list --invalid`)");
+                        }
+                        tracing::debug!(rules = set.len(), %location, "rules loaded from the snapshot");
+                        return Ok(Refreshed::Loaded {
+                            set: Arc::new(set),
+                            etag: Some(etag),
+                        });
+                    }
+                    Ok((info, _)) => tracing::warn!(%location, snapshot_table = %info.table,
+                        table = %self.table, "the rules snapshot is of another table; scanning"),
+                    Err(e) => tracing::warn!(%location, error = %crate::error_chain(&e),
+                        "the rules snapshot does not read; scanning the table"),
+                },
+                Ok(Fetched::Missing) => tracing::info!(%location,
+                    "no rules snapshot yet (`alteryx-router rules snapshot` writes one); scanning the table"),
+                Err(e) => tracing::warn!(%location, error = %crate::error_chain(&e),
+                    "could not read the rules snapshot; scanning the table"),
+            }
+        }
+        Ok(Refreshed::Loaded {
+            set: self.scan_rules().await?,
+            etag: None,
+        })
+    }
+}
+
+/// Default of `RULES_MAX_STALE_SECONDS`.
+pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(600);
+
+fn to_item(rule: &Rule) -> Result<scan::Item, RuleError> {
+    serde_dynamo::to_item(rule).map_err(|source| RuleError::Item {
+        id: rule.id.clone(),
+        source,
+    })
+}
+
+#[async_trait::async_trait]
+impl RuleSource for DynamoRuleStore {
+    /// The cached set while it is younger than `RULES_CACHE_SECONDS`; then the snapshot is
+    /// asked whether it changed (or the table scanned). When that fails, the last good set is
+    /// served, with a warning, until it is `RULES_MAX_STALE_SECONDS` past its last
+    /// confirmation, and the next attempt waits a little so that an outage does not slow every
+    /// event.
+    async fn rule_set(&self) -> Result<Arc<RuleSet>, RuleError> {
+        let mut cache = self.cache.lock().await;
+        let now = Instant::now();
+        if let (Some(set), Some(confirmed)) = (&cache.set, cache.confirmed) {
+            let age = now.duration_since(confirmed);
+            let waiting = cache.retry_at.is_some_and(|t| now < t) && age <= self.max_stale;
+            if age < self.cache_ttl || waiting {
+                return Ok(Arc::clone(set));
+            }
+        }
+        let from_snapshot = cache.etag.clone();
+        match self.refresh(from_snapshot.as_deref()).await {
+            Ok(Refreshed::Unchanged) if cache.set.is_some() => {
+                cache.confirmed = Some(now);
+                cache.retry_at = None;
+            }
+            Ok(Refreshed::Unchanged) => {
+                // A 304 with nothing cached cannot happen (no ETag is sent then); reload.
+                cache.etag = None;
+                drop(cache);
+                return Box::pin(self.rule_set()).await;
+            }
+            Ok(Refreshed::Loaded { set, etag }) => {
+                *cache = Cache {
+                    set: Some(set),
+                    etag,
+                    confirmed: Some(now),
+                    retry_at: None,
+                };
+            }
+            Err(e) => match (&cache.set, cache.confirmed) {
+                (Some(_), Some(confirmed)) if now.duration_since(confirmed) <= self.max_stale => {
+                    tracing::warn!(table = %self.table, error = %crate::error_chain(&e),
+                        stale_seconds = now.duration_since(confirmed).as_secs(),
+                        max_stale_seconds = self.max_stale.as_secs(),
+                        "could not refresh the rules; routing with the last good rule set");
+                    cache.retry_at = Some(now + retry_interval(self.cache_ttl));
+                }
+                _ => return Err(e),
+            },
+        }
+        cache.set.clone().ok_or_else(|| {
+            scan::store_error(
+                &self.table,
+                "load",
+                std::io::Error::other("no rules loaded"),
+            )
+        })
+    }
+}
+
+/// After a failed refresh, how long to keep serving the last good set before trying again.
+fn retry_interval(cache_ttl: Duration) -> Duration {
+    (cache_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(15))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serde_messages_name_their_field() {
-        assert_eq!(
-            field_named_in("unknown field `prority`, expected one of `id`"),
-            Some("prority")
-        );
-        assert_eq!(field_named_in("missing field `workflow`"), Some("workflow"));
-        assert_eq!(
-            field_named_in("invalid type: string \"x\", expected i64"),
-            None
-        );
-    }
-
-    #[test]
-    fn a_wrongly_typed_attribute_is_found() {
-        let s = |v: &str| AttributeValue::S(v.into());
-        let item: HashMap<String, AttributeValue> = [
-            ("id".to_string(), s("r")),
-            ("key".to_string(), s("**")),
-            ("workflow".to_string(), s("w")),
-            ("final".to_string(), s("yes")),
-        ]
-        .into();
-        let message = serde_dynamo::from_item::<_, Rule>(item.clone())
-            .unwrap_err()
-            .to_string();
-        match item_error("r", &item, message) {
-            RuleError::Invalid {
-                rule,
-                field,
-                message,
-            } => {
-                assert_eq!((rule.as_str(), field.as_str()), ("r", "final"));
-                assert!(message.starts_with("wrong type"), "{message}");
-            }
-            other => panic!("{other:?}"),
-        }
-    }
 
     fn write(path: &Path, text: &str, age_secs: u64) {
         std::fs::write(path, text).unwrap();

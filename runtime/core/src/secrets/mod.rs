@@ -16,7 +16,7 @@ use crate::alteryx::{AlteryxError, ServerConfig};
 pub use crate::secret_string::SecretString;
 
 mod pool;
-pub use pool::ClientPool;
+pub use pool::{ClientPool, DEFAULT_CLIENT_MAX_AGE, PoolError};
 
 /// The AWS SDK's error for `GetSecretValue` (boxed: it is large, and errors travel far).
 pub type SecretsManagerError = Box<
@@ -146,16 +146,19 @@ impl CredentialSource for StaticSource {
     }
 }
 
-/// Secrets Manager, each secret cached for five minutes per process. A rule's `secret_id`
-/// wins; then the default id (`ALTERYX_SECRET_ID`); then the environment's credentials.
+/// Secrets Manager, each secret cached per process (`SECRETS_CACHE_SECONDS`, default five
+/// minutes). A rule's `secret_id` wins; then the default id (`ALTERYX_SECRET_ID`); then the
+/// environment's credentials.
 pub struct SecretsManagerSource {
     client: aws_sdk_secretsmanager::Client,
     default_secret_id: Option<String>,
     env_fallback: Option<ServerConfig>,
+    cache_ttl: Duration,
     cache: Mutex<HashMap<String, (Instant, ServerConfig)>>,
 }
 
-const SECRET_CACHE: Duration = Duration::from_secs(300);
+/// How long a secret read from Secrets Manager is used by default.
+pub const DEFAULT_SECRET_CACHE: Duration = Duration::from_secs(300);
 
 impl SecretsManagerSource {
     pub fn new(
@@ -167,8 +170,15 @@ impl SecretsManagerSource {
             client,
             default_secret_id,
             env_fallback,
+            cache_ttl: DEFAULT_SECRET_CACHE,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Use a secret at most `ttl` before reading it again.
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
     }
 
     async fn fetch(&self, secret_id: &str) -> Result<ServerConfig, SecretsError> {
@@ -215,7 +225,7 @@ impl CredentialSource for SecretsManagerSource {
                 .ok_or(SecretsError::NoSecretConfigured);
         };
         if let Some((at, config)) = self.cache.lock().await.get(id)
-            && at.elapsed() < SECRET_CACHE
+            && at.elapsed() < self.cache_ttl
         {
             return Ok(config.clone());
         }

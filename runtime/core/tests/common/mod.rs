@@ -122,7 +122,8 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// A `CLAIMED` execution of `rule` over `s3://acme-landing/{key}` (version `seq1`), attempt 1,
-/// created at `created_at`, as the router would claim it.
+/// created at `created_at`, as the router would claim it (without its claimant: see
+/// [`claimed_by`]).
 pub fn execution(
     rule: &str,
     key: &str,
@@ -157,8 +158,26 @@ pub fn execution(
         finished_at: None,
         stuck_at: None,
         lease_until: None,
+        claim_token: None,
+        submit_started_at: None,
+        reconcile_from: None,
+        reconcile_after: None,
+        candidates: Vec::new(),
         expires_at: created_at + 90 * 86400,
         source: "test".into(),
         plugin: None,
     }
+}
+
+/// `record` with a fresh claimant's token and a lease of `lease` from now.
+pub fn claimed_by(
+    mut record: alteryx_router_core::executions::Execution,
+    lease: Duration,
+) -> alteryx_router_core::executions::Execution {
+    let claimant = alteryx_router_core::executions::Claimant::new(
+        alteryx_router_core::executions::now_unix() + lease.as_secs() as i64,
+    );
+    record.claim_token = Some(claimant.token);
+    record.lease_until = Some(claimant.lease_until);
+    record
 }

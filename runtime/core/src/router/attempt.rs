@@ -1,0 +1,233 @@
+//! One attempt of one claimed execution: reconcile if an earlier job request may have reached
+//! Alteryx, render the question values (templates, then the plugin), write the intent, send the
+//! job request within the time left, and record what came of it.
+
+use std::time::Instant;
+
+use super::{Questions, Router, RuleOutcome, outcome_of};
+use crate::error_chain;
+use crate::event::ObjectCreated;
+use crate::executions::reconcile::Settled;
+use crate::executions::submit::{
+    Deadline, Recorded, SubmitFailure, after_failure, intent, write_within,
+};
+use crate::executions::{Execution, ExecutionStatus, now_unix, now_unix_ms};
+use crate::rules::CompiledRule;
+use crate::secrets::PoolError;
+
+impl Router {
+    /// Everything after the claim, for an execution this process has claimed; always
+    /// records the result (or says that it could not).
+    pub(super) async fn execute(
+        &self,
+        record: Execution,
+        rule: &CompiledRule,
+        object: &ObjectCreated,
+        deadline: Deadline,
+    ) -> RuleOutcome {
+        let record = if record.must_reconcile() {
+            match self.settle(record, &deadline).await {
+                Ok(record) => record,
+                Err(outcome) => return outcome,
+            }
+        } else {
+            record
+        };
+        self.render_and_submit(record, rule, object, deadline).await
+    }
+
+    /// Reconcile a claimed record: `Ok` with it when it may submit, else the outcome.
+    pub(super) async fn settle(
+        &self,
+        record: Execution,
+        deadline: &Deadline,
+    ) -> Result<Execution, RuleOutcome> {
+        let requests_end = deadline.minus(self.settings.write_reserve).instant();
+        match self
+            .reconciler()
+            .settle(record, deadline, requests_end)
+            .await
+        {
+            Settled::Submit(record) => Ok(record),
+            Settled::Done { recorded, wait } => {
+                let mut outcome = outcome_of_recorded(recorded);
+                outcome.in_progress = wait;
+                Err(outcome)
+            }
+        }
+    }
+
+    /// Question values, then (unless the plugin skips) the job request.
+    pub(super) async fn render_and_submit(
+        &self,
+        mut record: Execution,
+        rule: &CompiledRule,
+        object: &ObjectCreated,
+        deadline: Deadline,
+    ) -> RuleOutcome {
+        record.workflow = rule.rule.workflow.clone();
+        record.secret_id = rule.rule.secret_id.clone();
+        record.plugin = None;
+        let claimed = ExecutionStatus::Claimed;
+        match self.questions_for(rule, object).await {
+            Err(failure) => {
+                let failure = if failure.retryable {
+                    SubmitFailure::NotQueued(failure.message)
+                } else {
+                    SubmitFailure::Refused(failure.message)
+                };
+                let record = after_failure(record, failure);
+                outcome_of_recorded(self.recorder().write(record, claimed, &deadline).await)
+            }
+            Ok(Questions::Skip {
+                questions,
+                reason,
+                plugin,
+            }) => {
+                record.questions = questions;
+                record.plugin = plugin;
+                record.status = ExecutionStatus::Skipped;
+                record.message = Some(reason);
+                record.finished_at = Some(now_unix());
+                record.lease_until = None;
+                outcome_of_recorded(self.recorder().write(record, claimed, &deadline).await)
+            }
+            Ok(Questions::Values { questions, plugin }) => {
+                record.questions = questions;
+                // The plugin may choose the workflow from the rule's allow-list.
+                if let Some(chosen) = plugin.as_ref().and_then(|p| p.workflow.as_ref()) {
+                    record.workflow = chosen.clone();
+                }
+                record.plugin = plugin;
+                self.submit(record, rule, deadline).await
+            }
+        }
+    }
+
+    /// The intent, the job request within the time left, and its record.
+    async fn submit(
+        &self,
+        record: Execution,
+        rule: &CompiledRule,
+        deadline: Deadline,
+    ) -> RuleOutcome {
+        let recorder = self.recorder();
+        let options = self.alteryx.options();
+        let requests_end = deadline.minus(self.settings.write_reserve);
+        if requests_end.left() < options.request_timeout {
+            let failure = SubmitFailure::NoTime(format!(
+                "{} ms left before the invocation's deadline; a job request ({} ms) and its record ({} ms) need more",
+                deadline.left().as_millis(),
+                options.request_timeout.as_millis(),
+                self.settings.write_reserve.as_millis()
+            ));
+            let record = after_failure(record, failure);
+            return outcome_of_recorded(
+                recorder
+                    .write(record, ExecutionStatus::Claimed, &deadline)
+                    .await,
+            );
+        }
+        // The request (with the client's own retries of what cannot have queued a job) ends
+        // by then, whatever happens: the intent says so to whoever reconciles later.
+        let budget = (options.max_elapsed + options.request_timeout).min(requests_end.left());
+        let request_until = Instant::now() + budget;
+        let record = intent(
+            record,
+            now_unix_ms() + budget.as_millis() as i64,
+            self.settings.reconcile_grace,
+        );
+        let store = recorder.store();
+        if let Err(e) = write_within(&deadline, "recording the intent", || {
+            store.update(&record, ExecutionStatus::Claimed)
+        })
+        .await
+        {
+            let error = error_chain(&e);
+            tracing::error!(execution = %record.id, %error, "could not record the intent; not submitting");
+            return RuleOutcome {
+                status: ExecutionStatus::Claimed,
+                retryable: true,
+                message: Some(format!(
+                    "not submitted: recording the intent failed: {error}"
+                )),
+                ..outcome_of(&record)
+            };
+        }
+        // Questions, priority, and where and as whom the job runs (worker tag, credential).
+        let request = rule.job_request(&record.questions);
+        let workflow = record.workflow.as_str();
+        let result = self
+            .alteryx
+            .with_client(rule.rule.secret_id.as_deref(), |client| {
+                let client = client.until(request_until);
+                let request = request.clone();
+                async move { client.submit_job(workflow, &request).await }
+            })
+            .await;
+        let submitting = ExecutionStatus::Submitting;
+        match result {
+            Ok(job) => {
+                let mut record = record;
+                record.status = ExecutionStatus::Submitted;
+                record.job_id = Some(job.id);
+                record.submitted_at = Some(now_unix());
+                record.message = None;
+                record.retryable = false;
+                record.lease_until = None;
+                record.reconcile_from = None;
+                record.reconcile_after = None;
+                outcome_of_recorded(recorder.record_job(record, submitting, &deadline).await)
+            }
+            Err(e) => {
+                let failure = match &e {
+                    PoolError::Credentials(c) => {
+                        let message = format!("credentials: {}", error_chain(c));
+                        if c.is_retryable() {
+                            SubmitFailure::NotQueued(message)
+                        } else {
+                            SubmitFailure::Refused(message)
+                        }
+                    }
+                    PoolError::Alteryx(a) => SubmitFailure::of(a, error_chain(a)),
+                };
+                let record = after_failure(record, failure);
+                outcome_of_recorded(recorder.write(record, submitting, &deadline).await)
+            }
+        }
+    }
+}
+
+/// The outcome of a decided record: as decided when it was written; when it was not, the
+/// stored status (the lease runs out and the next delivery takes over — reconciling first if a
+/// job request was sent), retryable, with what was decided and why it is not recorded.
+pub(super) fn outcome_of_recorded(recorded: Recorded) -> RuleOutcome {
+    let Recorded {
+        record,
+        previous,
+        error,
+    } = recorded;
+    match error {
+        None => outcome_of(&record),
+        Some(e) => {
+            let decided = match (&record.job_id, record.status) {
+                (Some(job), ExecutionStatus::Submitted) => format!(
+                    "job {job} queued, but recording it failed ({}); the next attempt finds it at Alteryx and adopts it",
+                    error_chain(&e)
+                ),
+                _ => format!(
+                    "{} {} (and recording it failed: {})",
+                    record.status,
+                    record.message.as_deref().unwrap_or(""),
+                    error_chain(&e)
+                ),
+            };
+            RuleOutcome {
+                status: previous,
+                retryable: true,
+                message: Some(decided),
+                ..outcome_of(&record)
+            }
+        }
+    }
+}
