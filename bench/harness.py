@@ -368,9 +368,15 @@ def main() -> int:
     reads = ROOT / "bench" / "plugin-reads.md"  # written by bench/plugin-reads
     if reads.exists():
         lines += ["", reads.read_text().rstrip()]
-    notes = ROOT / "bench" / "profile-notes.md"
-    if notes.exists():
-        lines += ["", notes.read_text().rstrip()]
+    for name in ("crate-split.md", "profile-notes.md"):  # hand-written
+        notes = ROOT / "bench" / name
+        if notes.exists():
+            lines += ["", notes.read_text().rstrip()]
+    # bench/rules-scale owns its section between markers; a harness run keeps it.
+    previous = (ROOT / "BENCHMARKS.md").read_text() if (ROOT / "BENCHMARKS.md").exists() else ""
+    begin, end = "<!-- rules-scale:begin -->", "<!-- rules-scale:end -->"
+    if begin in previous and end in previous:
+        lines += ["", previous[previous.index(begin): previous.index(end) + len(end)]]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
     (ROOT / "bench" / "cold-start.svg").write_text(svg(impls))
     print("\n".join(lines))

@@ -4,7 +4,7 @@
 //! value is the same error, naming the variable, wherever it is read; nothing falls back to a
 //! default silently. The builders below then assemble the pipeline from the settings, so the
 //! Lambda and every CLI command build the same [`Router`] and [`Tracker`] the same way. The
-//! table of variables is in `docs/architecture.md` ("Configuration").
+//! table of variables is in the README ("Configuration"); `docs/architecture.md` explains the contract.
 //!
 //! Three process-wide concerns read their own variables once, before any settings exist:
 //! logging (`RUST_LOG`, `LOG_FORMAT`, in [`crate::logging`]), trusted roots (`SSL_CERT_FILE`,
