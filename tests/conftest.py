@@ -182,7 +182,9 @@ def runtime_api():
 
 
 class Lambda:
-    """A `bootstrap` process attached to a RuntimeApi."""
+    """A `bootstrap` process attached to a RuntimeApi. Its stderr (the logs) and its stdout
+    (CloudWatch embedded metric format documents, nothing else) are kept apart, as Lambda
+    would need them to be for metrics to parse."""
 
     def __init__(self, bootstrap_bin: Path, api: RuntimeApi, env: dict[str, str]):
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("ALTERYX_")}
@@ -200,13 +202,22 @@ class Lambda:
         )
         full_env.update(env)
         self.api = api
-        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{unique('bootstrap')}.log"
+        name = unique("bootstrap")
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}.log"
+        self.stdout_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}.stdout"
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([str(bootstrap_bin)], env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+        self._stdout = open(self.stdout_path, "wb")
+        self.proc = subprocess.Popen([str(bootstrap_bin)], env=full_env, stdout=self._stdout, stderr=self._log)
 
     def logs(self) -> str:
+        """What the process logged (stderr)."""
         self._log.flush()
         return self.log_path.read_text(errors="replace")
+
+    def stdout_lines(self) -> list[str]:
+        """What the process wrote to stdout, line by line."""
+        self._stdout.flush()
+        return self.stdout_path.read_text(errors="replace").splitlines()
 
     def kill(self) -> None:
         """SIGKILL, as Lambda ends a function at its timeout or out of memory."""
@@ -220,6 +231,7 @@ class Lambda:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self._log.close()
+        self._stdout.close()
 
 
 @pytest.fixture()

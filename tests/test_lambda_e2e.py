@@ -349,10 +349,12 @@ def test_tracker_records_success_and_failure_and_publishes_the_failure(stack, ru
     assert failed["status"] == "FAILED" and failed["disposition"] == "Error" and failed["message"]
     messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2, MaxNumberOfMessages=10).get("Messages", [])
     assert len(messages) == 1
-    notice = json.loads(json.loads(messages[0]["Body"])["Message"])
+    # The facts as message attributes; the body is for people (tests/test_metrics_e2e.py).
+    envelope = json.loads(messages[0]["Body"])
+    notice = {name: a["Value"] for name, a in envelope["MessageAttributes"].items()}
     assert notice["rule_id"] == "partner-feed" and notice["key"] == "partners/globex/feed.json"
     assert notice["workflow"] == PARTNER_WORKFLOW and notice["job_id"] == failed["job_id"]
-    assert notice["messages"]
+    assert "Error: Input Data (1): File not found" in envelope["Message"]
 
 
 def test_retry_of_a_failed_execution_submits_a_new_attempt_once(stack, runtime_api, function):

@@ -171,6 +171,84 @@ def test_presigned_urls_and_metadata_grant_reading_the_landing_bucket():
     assert not any("s3:GetObject" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]) for s in tracker)
 
 
+def _alteryx_router_metrics(node):
+    """(metric name, dimensions) of every AlteryxRouter metric an alarm uses."""
+    if isinstance(node, dict):
+        if node.get("Namespace") == "AlteryxRouter" and "MetricName" in node:
+            yield node["MetricName"], node.get("Dimensions", [])
+        for v in node.values():
+            yield from _alteryx_router_metrics(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _alteryx_router_metrics(v)
+
+
+def test_metrics_are_emf_and_alarms_watch_this_deployment_s_metrics_only():
+    """The functions write EMF with the stack as the Deployment dimension, and every alarm on
+    the AlteryxRouter namespace selects that dimension and a metric the code writes."""
+    from emf import METRICS
+
+    t = template()
+    env = t["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["METRICS"] == "emf"
+    assert env["METRICS_DEPLOYMENT"] == {"Ref": "AWS::StackName"}
+    assert env["METRICS_BY_RULE"] == {"Ref": "MetricsPerRule"}
+    alarms = {name: r["Properties"] for name, r in t["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    used = {name: list(_alteryx_router_metrics(props)) for name, props in alarms.items()}
+    ours = {name for name, metrics in used.items() if metrics}
+    assert ours == {"RoutingErrorsAlarm", "JobFailureRateAlarm", "TrackerCannotCheckJobsAlarm",
+                    "StaleClaimsAlarm", "UncertainExecutionsAlarm"}
+    for name in ours:
+        for metric, dimensions in used[name]:
+            assert metric in METRICS, f"{name} watches {metric}, which nothing writes"
+            assert dimensions == [{"Name": "Deployment", "Value": {"Ref": "AWS::StackName"}}], name
+    # The AWS metrics the template alarmed on before stay.
+    assert {"RouterErrorsAlarm", "TrackerErrorsAlarm", "DeadLetterAlarm"} <= set(alarms)
+    for name, props in alarms.items():
+        assert props["AlarmActions"] == [{"Ref": "FailureTopic"}], name
+        assert props["TreatMissingData"] == "notBreaching", f"{name}: no traffic is not an alarm"
+    rate = {m["Id"]: m for m in alarms["JobFailureRateAlarm"]["Metrics"]}
+    assert [i for i, m in rate.items() if m["ReturnData"]] == ["rate"]
+    assert "failed" in rate["rate"]["Expression"] and "completed" in rate["rate"]["Expression"]
+
+
+def test_the_dashboard_is_valid_json_over_our_metrics_and_shows_every_alarm():
+    import re
+
+    from emf import METRICS
+
+    resources = template()["Resources"]
+    body_template = resources["Dashboard"]["Properties"]["DashboardBody"]["Sub"]
+    refs = set(re.findall(r"\$\{([^}!]+)\}", body_template))
+    for ref in refs:
+        name = ref.split(".")[0]
+        assert name.startswith("AWS::") or name in resources, f"the dashboard refers to {ref}, not in the template"
+    body = json.loads(re.sub(r"\$\{([^}!]+)\}", lambda m: f"SUB-{m.group(1)}", body_template))
+    widgets = body["widgets"]
+    for w in widgets:
+        assert {"type", "x", "y", "width", "height", "properties"} <= set(w), w
+        assert 0 <= w["x"] and w["x"] + w["width"] <= 24, w
+    [alarm_widget] = [w for w in widgets if w["type"] == "alarm"]
+    alarm_names = {name for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {a.removeprefix("SUB-").removesuffix(".Arn") for a in alarm_widget["properties"]["alarms"]} == alarm_names
+    named, searched = set(), set()
+    for w in widgets:
+        namespace = None
+        for row in w["properties"].get("metrics", []):
+            if isinstance(row[0], dict):
+                searched.update(re.findall(r'MetricName="(\w+)"', row[0]["expression"]))
+                continue
+            if row[0] not in (".", "..."):
+                namespace = row[0]
+            if namespace == "AlteryxRouter" and row[0] != "...":
+                named.add(row[1])
+    assert named | searched <= set(METRICS), (named | searched) - set(METRICS)
+    assert named == set(METRICS), f"every metric is on the dashboard: missing {set(METRICS) - named}"
+    assert searched == {"JobsSubmitted", "Errors", "JobsFailed"}
+    lambda_and_sqs = {row[0] for w in widgets for row in w["properties"].get("metrics", []) if isinstance(row[0], str)}
+    assert {"AWS/Lambda", "AWS/SQS"} <= lambda_and_sqs
+
+
 def policy_statements(function: str) -> list[dict]:
     return list(statements(template()["Resources"][function]["Properties"]["Policies"]))
 
@@ -208,15 +286,17 @@ def test_alarms_reach_the_failure_topic_through_a_key_cloudwatch_may_use():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "FailureTopic"}], name
 
 
-def test_the_stale_claim_alarm_reads_the_trackers_log():
+def test_the_stale_claim_alarm_reads_the_trackers_metric():
+    """Every tracker pass writes StaleClaims (EMF); a pass counts the same claim again until it
+    is repaired, so the alarm takes the maximum."""
+    from emf import METRICS
+
     resources = template()["Resources"]
-    metric = resources["StaleClaimsMetricFilter"]["Properties"]
-    assert metric["LogGroupName"] == {"Ref": "TrackerLogGroup"}
-    assert "tracker run" in metric["FilterPattern"]
-    [transform] = metric["MetricTransformations"]
-    assert transform["MetricValue"] == "$.stale_claims"
+    assert not [n for n, r in resources.items() if r["Type"] == "AWS::Logs::MetricFilter"], "metrics come from EMF"
     alarm = resources["StaleClaimsAlarm"]["Properties"]
-    assert (alarm["MetricName"], alarm["Namespace"]) == (transform["MetricName"], transform["MetricNamespace"])
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AlteryxRouter", "StaleClaims")
+    assert "StaleClaims" in METRICS
+    assert alarm["Statistic"] == "Maximum"
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 0
     tracker_env = resources["TrackerFunction"]["Properties"]["Environment"]["Variables"]
     assert int(tracker_env["TRACK_STALE_AFTER_SECONDS"]) > 0

@@ -472,6 +472,25 @@ fn print_list(list: &[Execution]) {
     println!("{} execution(s)", list.len());
 }
 
+/// What Alteryx said about the finished job (kept by the tracker): errors first, a line each.
+fn job_messages_cell(e: &Execution) -> String {
+    let Some(report) = &e.job_report else {
+        return String::new();
+    };
+    let mut lines: Vec<String> = report
+        .messages
+        .iter()
+        .map(|m| format!("{}: {}", m.level.as_str(), m.text))
+        .collect();
+    if report.messages_omitted > 0 {
+        lines.push(format!(
+            "({} more line(s) not kept)",
+            report.messages_omitted
+        ));
+    }
+    lines.join("\n")
+}
+
 fn print_record(e: &Execution) {
     let mut t = output::table(&["field", "value"]);
     let rows: Vec<(&str, String)> = vec![
@@ -519,6 +538,16 @@ fn print_record(e: &Execution) {
                     }
                     line
                 })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        ("alteryx messages", job_messages_cell(e)),
+        (
+            "outputs",
+            e.job_report
+                .iter()
+                .flat_map(|r| &r.outputs)
+                .map(|o| o.name.clone().unwrap_or_else(|| o.id.clone()))
                 .collect::<Vec<_>>()
                 .join("\n"),
         ),

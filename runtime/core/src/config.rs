@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::alteryx::{ClientOptions, ServerConfig};
 use crate::executions::reconcile::ReconcileSettings;
 use crate::executions::{DynamoExecutionStore, ExecutionError, ExecutionStore};
+use crate::metrics::{Metrics, MetricsMode, MetricsSettings};
 use crate::plugin::{
     ChainPluginStore, DirObjectReader, DirPluginStore, ObjectReader, PluginError, PluginHost,
     PluginLimits, PluginStore, S3ObjectReader, S3PluginStore,
@@ -169,6 +170,9 @@ pub struct Settings {
     pub track_stale_after: Duration,
     /// Running inside AWS Lambda (`AWS_LAMBDA_RUNTIME_API` or `AWS_LAMBDA_FUNCTION_NAME`).
     pub in_lambda: bool,
+    /// `METRICS` (`emf` by default inside Lambda, `off` elsewhere so the CLI's stdout stays
+    /// clean), `METRICS_DEPLOYMENT` (default `alteryx-router`), `METRICS_BY_RULE` (default true).
+    pub metrics: MetricsSettings,
 }
 
 /// Reads one variable; blank counts as unset.
@@ -312,6 +316,28 @@ impl Settings {
             .unwrap_or_else(|| PathBuf::from(".alteryx-router"));
         let in_lambda = env.text("AWS_LAMBDA_RUNTIME_API").is_some()
             || env.text("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let metrics = MetricsSettings {
+            mode: match env.text("METRICS") {
+                None if in_lambda => MetricsMode::Emf,
+                None => MetricsMode::Off,
+                Some(m) if m.trim().eq_ignore_ascii_case("emf") => MetricsMode::Emf,
+                Some(m) if m.trim().eq_ignore_ascii_case("off") => MetricsMode::Off,
+                Some(value) => {
+                    return Err(ConfigError::Invalid {
+                        name: "METRICS",
+                        value,
+                        message:
+                            "expected `emf` (CloudWatch embedded metric format on stdout) or `off`"
+                                .into(),
+                    });
+                }
+            },
+            deployment: env
+                .text("METRICS_DEPLOYMENT")
+                .map(|d| d.trim().to_string())
+                .unwrap_or_else(|| crate::metrics::DEFAULT_DEPLOYMENT.into()),
+            by_rule: env.flag("METRICS_BY_RULE", true)?,
+        };
         Ok(Settings {
             mode,
             rules,
@@ -349,6 +375,7 @@ impl Settings {
             track_max_executions: env.positive("TRACK_MAX_EXECUTIONS", 500)? as usize,
             track_stale_after: env.seconds("TRACK_STALE_AFTER_SECONDS", 300)?,
             in_lambda,
+            metrics,
         })
     }
 
@@ -547,7 +574,9 @@ impl Settings {
         let rules = self.rule_source().await?;
         let executions = self.execution_store().await?;
         let pool = self.client_pool().await;
-        let notifier = crate::notify::notifier(self.failure_topic_arn.clone()).await;
+        let notifier =
+            crate::notify::notifier(self.failure_topic_arn.clone(), self.cli_environment().await)
+                .await;
         let mut router = Router::new(rules, executions, pool)
             .with_settings(self.router_settings())
             .with_notifier(notifier)
@@ -561,11 +590,37 @@ impl Settings {
         Ok(router)
     }
 
+    /// Where metrics go (`METRICS`): the Lambda records each invocation with it.
+    pub fn metrics(&self) -> Metrics {
+        Metrics::new(self.metrics.clone())
+    }
+
+    /// How the CLI reaches this deployment (`RULES_TABLE`, `EXECUTIONS_TABLE`,
+    /// `ALTERYX_SECRET_ID`, `AWS_REGION`): failure notices print it under the retry command.
+    pub async fn cli_environment(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(RulesLocation::Table(table)) = &self.rules {
+            env.push(("RULES_TABLE".to_string(), table.clone()));
+        }
+        if let Some(table) = &self.executions_table {
+            env.push(("EXECUTIONS_TABLE".to_string(), table.clone()));
+        }
+        if let Some(secret) = &self.default_secret_id {
+            env.push(("ALTERYX_SECRET_ID".to_string(), secret.clone()));
+        }
+        if let Some(region) = crate::aws::sdk_config().await.region() {
+            env.push(("AWS_REGION".to_string(), region.to_string()));
+        }
+        env
+    }
+
     /// The tracker as the settings describe it.
     pub async fn tracker(&self) -> Result<Tracker, ConfigError> {
         let executions = self.execution_store().await?;
         let pool = self.client_pool().await;
-        let notifier = crate::notify::notifier(self.failure_topic_arn.clone()).await;
+        let notifier =
+            crate::notify::notifier(self.failure_topic_arn.clone(), self.cli_environment().await)
+                .await;
         let settings = TrackerSettings {
             stuck_after: self.track_stuck_after,
             budget: self.track_budget,
@@ -612,6 +667,37 @@ mod tests {
         assert!(
             s.plugin_require_pin,
             "plugins from S3 must be pinned unless turned off"
+        );
+        assert_eq!(
+            s.metrics.mode,
+            MetricsMode::Off,
+            "no metrics on a CLI's stdout"
+        );
+        assert_eq!(s.metrics.deployment, "alteryx-router");
+        assert!(s.metrics.by_rule);
+    }
+
+    #[test]
+    fn metrics_are_on_inside_lambda_unless_turned_off_and_bad_values_are_named() {
+        let lambda = settings(&[("AWS_LAMBDA_FUNCTION_NAME", "fn")]).unwrap();
+        assert_eq!(lambda.metrics.mode, MetricsMode::Emf);
+        let off = settings(&[("AWS_LAMBDA_FUNCTION_NAME", "fn"), ("METRICS", "OFF")]).unwrap();
+        assert_eq!(off.metrics.mode, MetricsMode::Off);
+        let cli = settings(&[
+            ("METRICS", "emf"),
+            ("METRICS_DEPLOYMENT", " prod "),
+            ("METRICS_BY_RULE", "false"),
+        ])
+        .unwrap();
+        assert_eq!(cli.metrics.mode, MetricsMode::Emf);
+        assert_eq!(cli.metrics.deployment, "prod");
+        assert!(!cli.metrics.by_rule);
+        let e = settings(&[("METRICS", "statsd")]).unwrap_err();
+        assert!(e.to_string().starts_with("METRICS=\"statsd\""), "{e}");
+        let e = settings(&[("METRICS_BY_RULE", "maybe")]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("METRICS_BY_RULE=\"maybe\""),
+            "{e}"
         );
     }
 

@@ -12,19 +12,23 @@
 //! 4. [`executions`] claims one execution per (rule, object version) so duplicates are skipped;
 //! 5. [`alteryx`] submits the job to Alteryx Server (v1 OAuth1 or v3 OAuth2), with credentials
 //!    from [`secrets`];
-//! 6. [`router`] ties the stages together; [`tracker`] later records each job's outcome and
-//!    repairs claims whose invocation died; [`notify`] publishes what a person must see.
+//! 6. [`router`] ties the stages together; [`tracker`] later records each job's outcome (keeping
+//!    what Alteryx said about it: [`job_report`]) and repairs claims whose invocation died;
+//!    [`notify`] publishes what a person must see.
 //!
 //! Around them: [`config`] reads the environment contract once and assembles the pipeline;
 //! [`aws`] and [`tls`] hold the process-wide AWS configuration and trusted roots; [`tables`]
-//! defines the DynamoDB tables; [`logging`] sets up `tracing`.
+//! defines the DynamoDB tables; [`logging`] sets up `tracing`; [`metrics`] turns what an
+//! invocation did into CloudWatch metrics.
 
 pub mod alteryx;
 pub mod aws;
 pub mod config;
 pub mod event;
 pub mod executions;
+pub mod job_report;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod plugin;
 pub mod render;

@@ -617,6 +617,7 @@ impl Router {
             plugin: None,
             expires_at: now + self.settings.execution_ttl.as_secs() as i64,
             source: object.source.clone(),
+            job_report: None,
         }
     }
 }

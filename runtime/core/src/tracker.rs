@@ -2,7 +2,8 @@
 //!
 //! 1. **polls `SUBMITTED` executions**, oldest first, continuing where the last pass stopped (a
 //!    cursor kept by the process), and records `COMPLETED` (with the disposition) or `FAILED`
-//!    (with Alteryx's messages). Only Alteryx's own answer that it does not know a job (a JSON
+//!    (with Alteryx's messages), keeping what Alteryx said about the finished job (its messages
+//!    and outputs) on the execution as a [`JobReport`]. Only Alteryx's own answer that it does not know a job (a JSON
 //!    404) closes an execution; a proxy's 404 page and 5xx answers are transient;
 //! 2. **sweeps stale claims**: `CLAIMED`/`SUBMITTING` executions whose lease ran out (or was
 //!    released) more than `stale_after` ago — their invocation died and no redelivery took them
@@ -14,7 +15,8 @@
 //! Failures, jobs stuck past a limit, `UNCERTAIN` and stale executions are published to a
 //! [`Notifier`] (SNS in AWS). Each pass does bounded work: at most `max_executions` polls with
 //! `concurrency` in flight and `max_stale` takeovers, and it starts nothing new once its time
-//! budget (kept below the function timeout) is spent; the rest waits for the next pass.
+//! budget (kept below the function timeout) is spent; the rest waits for the next pass. The
+//! pass's [`TrackReport`] lists the jobs that finished, for the metrics ([`crate::metrics`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +33,7 @@ use crate::executions::{
     Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, LeaseState, ListFilter,
     Takeover, format_unix, now_unix,
 };
+use crate::job_report::JobReport;
 use crate::secrets::{ClientPool, PoolError};
 
 pub use crate::notify::{
@@ -91,6 +94,22 @@ pub struct TrackReport {
     pub out_of_budget: bool,
     /// The poll reached the newest `SUBMITTED` execution; the next pass starts from the oldest.
     pub wrapped: bool,
+    /// The jobs this pass found finished (`COMPLETED` or `FAILED`), for the metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finished: Vec<FinishedJob>,
+}
+
+/// A job the tracker recorded as ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FinishedJob {
+    pub rule_id: String,
+    pub execution_id: String,
+    /// `COMPLETED` or `FAILED`.
+    pub status: ExecutionStatus,
+    /// From submission to the tracker recording its end (so up to one tracker interval
+    /// more than Alteryx's run time); absent when the submission time is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u64>,
 }
 
 pub struct Tracker {
@@ -108,8 +127,8 @@ pub struct Tracker {
 const LEGACY_STUCK_PREFIX: &str = "stuck:";
 
 enum Checked {
-    Completed,
-    Failed,
+    Completed(FinishedJob),
+    Failed(FinishedJob),
     Running,
     Stuck,
     Error(String),
@@ -203,8 +222,14 @@ impl Tracker {
                     }
                     report.checked += 1;
                     match c {
-                        Checked::Completed => report.completed += 1,
-                        Checked::Failed => report.failed += 1,
+                        Checked::Completed(job) => {
+                            report.completed += 1;
+                            report.finished.push(job);
+                        }
+                        Checked::Failed(job) => {
+                            report.failed += 1;
+                            report.finished.push(job);
+                        }
                         Checked::Running => report.still_running += 1,
                         Checked::Stuck => report.stuck += 1,
                         Checked::Error(e) => report.errors.push(e),
@@ -261,13 +286,15 @@ impl Tracker {
         if job.is_finished() {
             record.disposition = job.disposition.clone();
             record.finished_at = Some(now_unix());
+            let report = JobReport::of(&job);
             if job.succeeded() {
                 record.status = ExecutionStatus::Completed;
                 record.message = None;
             } else {
                 record.status = ExecutionStatus::Failed;
-                record.message = Some(crate::notify::job_messages(&job).join("\n"));
+                record.message = Some(report.summary());
             }
+            record.job_report = Some(report);
             return self.finish(record, Some(&job)).await;
         }
         let age = Duration::from_secs(
@@ -306,11 +333,20 @@ impl Tracker {
         {
             return Checked::Error(format!("execution {}: {}", record.id, error_chain(&e)));
         }
+        let finished = FinishedJob {
+            rule_id: record.rule_id.clone(),
+            execution_id: record.id.clone(),
+            status: record.status,
+            duration_seconds: record
+                .finished_at
+                .zip(record.submitted_at)
+                .map(|(end, start)| (end - start).max(0) as u64),
+        };
         if record.status == ExecutionStatus::Completed {
-            return Checked::Completed;
+            return Checked::Completed(finished);
         }
         self.publish(NoticeKind::Failed, &record, job).await;
-        Checked::Failed
+        Checked::Failed(finished)
     }
 
     async fn publish(&self, kind: NoticeKind, record: &Execution, job: Option<&Job>) {

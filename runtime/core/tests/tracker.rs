@@ -1,7 +1,8 @@
 //! The job tracker against moto (DynamoDB executions table with its status index, SNS topic
 //! with an SQS queue subscribed to read what was published) and the Alteryx emulator: jobs
 //! that end Success and Error, a job that stays running past the limit, and a job id Alteryx
-//! no longer knows. Every case ends in a recorded state and, for failures, one notice.
+//! no longer knows. Every case ends in a recorded state and, for failures, one notice: a
+//! subject and a body for people, message attributes for machines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,6 +16,7 @@ use alteryx_router_core::alteryx::{ClientOptions, JobRequest, ServerConfig};
 use alteryx_router_core::executions::{
     Claim, DynamoExecutionStore, Execution, ExecutionStatus, ExecutionStore, now_unix,
 };
+use alteryx_router_core::job_report::MessageLevel;
 use alteryx_router_core::secrets::ClientPool;
 use alteryx_router_core::secrets::{SecretString, StaticSource};
 use alteryx_router_core::tables;
@@ -164,6 +166,21 @@ async fn tracker_records_outcomes_flags_stuck_jobs_once_and_closes_unknown_jobs(
         "{report:?}"
     );
     assert!(report.errors.is_empty(), "{report:?}");
+    // What finished, for the metrics: the rule, the outcome, how long since submission.
+    let mut finished: Vec<(String, ExecutionStatus, bool)> = report
+        .finished
+        .iter()
+        .map(|f| (f.rule_id.clone(), f.status, f.duration_seconds.is_some()))
+        .collect();
+    finished.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        finished,
+        [
+            ("err".to_string(), ExecutionStatus::Failed, true),
+            ("gone".to_string(), ExecutionStatus::Failed, true),
+            ("ok".to_string(), ExecutionStatus::Completed, true),
+        ]
+    );
 
     let get = |id: String| {
         let store = store.clone();
@@ -176,7 +193,20 @@ async fn tracker_records_outcomes_flags_stuck_jobs_once_and_closes_unknown_jobs(
     let failed = get(err.id.clone()).await;
     assert_eq!(failed.status, ExecutionStatus::Failed);
     assert_eq!(failed.disposition.as_deref(), Some("Error"));
-    assert!(!failed.message.as_deref().unwrap_or("").is_empty());
+    // Alteryx's error lines, and the whole report (errors first, outputs) kept on the record.
+    assert_eq!(
+        failed.message.as_deref().unwrap_or("").lines().next(),
+        Some("Error: Input Data (1): File not found")
+    );
+    let kept = failed.job_report.clone().expect("job report kept");
+    assert_eq!(kept.job_id, jobs[ERR_WF]);
+    assert_eq!(kept.messages[0].level, MessageLevel::Error);
+    assert_eq!(kept.outputs.len(), 1, "{kept:?}");
+    assert!(
+        done.job_report
+            .as_ref()
+            .is_some_and(|r| r.disposition.as_deref() == Some("Success"))
+    );
     let unknown = get(gone.id.clone()).await;
     assert_eq!(unknown.status, ExecutionStatus::Failed);
     let why = unknown.message.unwrap();
@@ -184,6 +214,7 @@ async fn tracker_records_outcomes_flags_stuck_jobs_once_and_closes_unknown_jobs(
         why.contains("no longer knows job 0000000000000000deadbeef"),
         "{why}"
     );
+    assert_eq!(unknown.job_report, None, "Alteryx said nothing about it");
     let running = get(stuck.id.clone()).await;
     assert_eq!(running.status, ExecutionStatus::Submitted, "still tracked");
     assert!(
@@ -204,12 +235,7 @@ async fn tracker_records_outcomes_flags_stuck_jobs_once_and_closes_unknown_jobs(
     let notices = receive_all(&sqs, &queue_url, 3).await;
     let mut kinds: Vec<(String, String)> = notices
         .iter()
-        .map(|n| {
-            (
-                n["kind"].as_str().unwrap().to_string(),
-                n["rule_id"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|n| (attribute(n, "kind"), attribute(n, "rule_id")))
         .collect();
     kinds.sort();
     assert_eq!(
@@ -217,11 +243,39 @@ async fn tracker_records_outcomes_flags_stuck_jobs_once_and_closes_unknown_jobs(
         [("failed", "err"), ("failed", "gone"), ("stuck", "stuck")]
             .map(|(a, b)| (a.to_string(), b.to_string()))
     );
-    let err_notice = notices.iter().find(|n| n["rule_id"] == "err").unwrap();
-    assert_eq!(err_notice["workflow"], ERR_WF);
-    assert_eq!(err_notice["job_id"], jobs[ERR_WF].as_str());
-    assert_eq!(err_notice["key"], "b.csv");
-    assert!(!err_notice["messages"].as_array().unwrap().is_empty());
+    let err_notice = notices
+        .iter()
+        .find(|n| attribute(n, "rule_id") == "err")
+        .unwrap();
+    assert_eq!(attribute(err_notice, "workflow"), ERR_WF);
+    assert_eq!(attribute(err_notice, "job_id"), jobs[ERR_WF]);
+    assert_eq!(attribute(err_notice, "key"), "b.csv");
+    assert_eq!(attribute(err_notice, "status"), "FAILED");
+    assert_eq!(attribute(err_notice, "disposition"), "Error");
+    assert_eq!(
+        err_notice["Subject"],
+        format!("Alteryx job failed: rule err, file b.csv, workflow {ERR_WF}")
+    );
+    let body = err_notice["Message"].as_str().unwrap();
+    assert!(
+        body.contains("\n  Error: Input Data (1): File not found\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("\n  alteryx-router executions retry {}\n", err.id)),
+        "{body}"
+    );
+    let stuck_notice = notices
+        .iter()
+        .find(|n| attribute(n, "kind") == "stuck")
+        .unwrap();
+    assert_eq!(attribute(stuck_notice, "status"), "SUBMITTED");
+    let body = stuck_notice["Message"].as_str().unwrap();
+    assert!(body.contains("still queued or running"), "{body}");
+    assert!(
+        !body.contains("executions retry"),
+        "nothing to retry yet: {body}"
+    );
 
     // A second run: the stuck job is still running but is not flagged (or published) again,
     // and finished executions are no longer looked at.
@@ -235,7 +289,16 @@ async fn tracker_records_outcomes_flags_stuck_jobs_once_and_closes_unknown_jobs(
     emu.shutdown().await;
 }
 
-/// Read notices from the queue until `expected` arrived (or, for 0, one empty poll).
+/// A message attribute of a notice (as SNS delivers it to SQS: `{"Type", "Value"}`).
+fn attribute(notice: &serde_json::Value, name: &str) -> String {
+    notice["MessageAttributes"][name]["Value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no attribute {name} in {notice}"))
+        .to_string()
+}
+
+/// Read notices (SNS's envelopes: `Subject`, `Message`, `MessageAttributes`) from the queue
+/// until `expected` arrived (or, for 0, one empty poll).
 async fn receive_all(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
@@ -254,8 +317,7 @@ async fn receive_all(
             .messages
             .unwrap_or_default();
         for m in messages {
-            let envelope: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
-            out.push(serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap());
+            out.push(serde_json::from_str(m.body().unwrap()).unwrap());
             sqs.delete_message()
                 .queue_url(queue_url)
                 .receipt_handle(m.receipt_handle().unwrap())
@@ -281,19 +343,8 @@ async fn a_notice_to_a_missing_topic_names_the_topic_and_keeps_the_cause() {
         common::unique("missing")
     );
     let notifier = SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), topic.clone());
-    let notice = FailureNotice {
-        kind: NoticeKind::Failed,
-        execution_id: "r:1".into(),
-        rule_id: "r".into(),
-        bucket: "b".into(),
-        key: "k".into(),
-        workflow: "w".into(),
-        job_id: None,
-        status: "unknown".into(),
-        disposition: None,
-        messages: Vec::new(),
-        candidates: Vec::new(),
-    };
+    let notice =
+        FailureNotice::of_execution(NoticeKind::Failed, &common::execution("r", "k", now_unix()));
     let e = notifier.notify("subject", &notice).await.unwrap_err();
     assert!(
         matches!(&e, NotifyError::Publish { topic_arn, .. } if *topic_arn == topic),

@@ -10,6 +10,10 @@
 //! invocation reports a meaningful `errorType` (`OutcomeUnknown`, `RetryableFailure`,
 //! `ExecutionInProgress`, `MalformedRecords`, `MalformedEvent`, `RulesUnavailable`,
 //! `ExecutionStoreError`), which CloudWatch and the dead-letter queue show.
+//!
+//! Each invocation's metrics (CloudWatch embedded metric format, see
+//! `alteryx_router_core::metrics`) are written to stdout once, from the invocation's summary or
+//! the tracker's report, before the answer; logs go to stderr.
 
 use std::sync::Arc;
 
@@ -17,6 +21,7 @@ use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
 use alteryx_router_core::config::{Mode, Settings};
+use alteryx_router_core::metrics::Metrics;
 use alteryx_router_core::router::{Deadline, Router};
 use alteryx_router_core::tracker::Tracker;
 
@@ -27,11 +32,13 @@ use alteryx_router_core::tracker::Tracker;
 async fn main() -> Result<(), Error> {
     alteryx_router_core::logging::init("info");
     let settings = Settings::from_env().map_err(|e| init_failed(&e))?;
+    let metrics = Arc::new(settings.metrics());
     if settings.mode == Mode::Tracker {
         let tracker = Arc::new(settings.tracker().await.map_err(|e| init_failed(&e))?);
         return lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
             let tracker = Arc::clone(&tracker);
-            async move { track(&tracker).await }
+            let metrics = Arc::clone(&metrics);
+            async move { track(&tracker, &metrics).await }
         }))
         .await;
     }
@@ -58,7 +65,8 @@ async fn main() -> Result<(), Error> {
     router.warm_up().await;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let router = Arc::clone(&router);
-        async move { route(&router, event).await }
+        let metrics = Arc::clone(&metrics);
+        async move { route(&router, &metrics, event).await }
     }))
     .await
 }
@@ -69,7 +77,11 @@ fn init_failed(e: &(dyn std::error::Error + 'static)) -> Error {
     message.into()
 }
 
-async fn route(router: &Router, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+async fn route(
+    router: &Router,
+    metrics: &Metrics,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Diagnostic> {
     let request_id = event.context.request_id.clone();
     let deadline = Deadline::at_system_time(event.context.deadline());
     let summary = router
@@ -83,6 +95,9 @@ async fn route(router: &Router, event: LambdaEvent<Value>) -> Result<Value, Diag
                 error_message: message,
             }
         })?;
+    // Whatever the answer, what was routed is counted (a redelivery counts again: as
+    // duplicates, in progress, or as the jobs it submits).
+    metrics.record_invocation(&summary);
     if summary.sqs {
         // Partial batch response: only the listed messages are redelivered.
         let failures: Vec<Value> = summary
@@ -108,7 +123,8 @@ async fn route(router: &Router, event: LambdaEvent<Value>) -> Result<Value, Diag
     })
 }
 
-async fn track(tracker: &Tracker) -> Result<Value, Error> {
+async fn track(tracker: &Tracker, metrics: &Metrics) -> Result<Value, Error> {
     let report = tracker.run_once().await;
+    metrics.record_tracker_pass(&report);
     Ok(serde_json::to_value(&report)?)
 }

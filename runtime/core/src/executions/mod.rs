@@ -133,6 +133,10 @@ pub struct Execution {
     /// What the rule's plugin read and chose, when it ran and answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<PluginSummary>,
+    /// What Alteryx said about the job when it ended (its messages, errors first, and its
+    /// outputs), recorded by the tracker. Absent before the job ends and in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_report: Option<crate::job_report::JobReport>,
 }
 
 /// What a rule's plugin did for one execution.
@@ -609,6 +613,7 @@ mod tests {
             plugin: None,
             expires_at: 1000,
             source: "test".into(),
+            job_report: None,
         }
     }
 

@@ -20,6 +20,7 @@ pub mod scan;
 pub mod snapshot;
 pub mod snapshot_store;
 pub mod store;
+mod yaml_items;
 
 use std::collections::BTreeMap;
 
@@ -412,6 +413,17 @@ pub fn parse_rules_document(text: &str, source_name: &str) -> Result<Vec<Rule>, 
             }
             Err(_) => {}
         }
+    }
+    // A long block list of valid rules reads one item at a time, so the YAML events of only
+    // one item are in memory at once (see `yaml_items`).
+    if let Some(rules) = yaml_items::split(text).and_then(|items| {
+        let mut rules = Vec::with_capacity(items.len());
+        for item in items {
+            rules.append(&mut serde_yaml::from_str::<Vec<Rule>>(item).ok()?);
+        }
+        Some(rules)
+    }) {
+        return Ok(rules);
     }
     // A list of valid rules reads in one typed pass (a third of the time and memory of an
     // untyped tree at 100,000 rules). Otherwise the untyped pass tells a list from a single
@@ -1075,6 +1087,37 @@ mod tests {
         );
         let m = msg("{\"id\": \"x\", \"workflow\": \"w\"}", "one.json");
         assert!(m.contains("rule `x`: missing field `key`"), "{m}");
+    }
+
+    #[test]
+    fn a_list_read_item_by_item_is_the_list_read_whole() {
+        let text = "# partner rules\n\
+            - id: a\n  key: 'in/a/**'\n  workflow: w\n  questions:\n    Note: |\n      line one\n      - not an item\n\n\
+            - {id: b, key: 'in/b/*.csv', workflow: w, priority: 5}\n\
+            -\n  id: c\n  key: \"in/c/**\"\n  # a comment inside\n  workflow: w\n";
+        let whole: Vec<Rule> = serde_yaml::from_str(text).unwrap();
+        assert_eq!(parse_rules_document(text, "t.yaml").unwrap(), whole);
+        assert_eq!(whole.len(), 3);
+        assert_eq!(whole[0].questions["Note"], "line one\n- not an item\n");
+    }
+
+    #[test]
+    fn items_that_do_not_read_alone_are_read_whole() {
+        // An alias to another item's anchor reads only in the whole document.
+        let text = "- id: a\n  key: &k 'in/**'\n  workflow: w\n- id: b\n  key: *k\n  workflow: w\n";
+        let rules = parse_rules_document(text, "t.yaml").unwrap();
+        assert_eq!(rules[1].key, "in/**");
+        // A bad item still gets the whole document's message, with its line.
+        let text = "- id: a\n  key: 'in/**'\n  workflow: w\n- id: b\n  key: 'x'\n  wrkflow: w\n";
+        let message = parse_rules_document(text, "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("rule #2 (`b`)")
+                && message.contains("wrkflow")
+                && message.contains("line 6"),
+            "{message}"
+        );
     }
 
     #[test]

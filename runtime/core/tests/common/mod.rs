@@ -166,6 +166,7 @@ pub fn execution(
         expires_at: created_at + 90 * 86400,
         source: "test".into(),
         plugin: None,
+        job_report: None,
     }
 }
 
