@@ -282,6 +282,62 @@ async fn a_hung_server_times_out_and_a_read_is_retried() {
     emu.shutdown().await;
 }
 
+/// `until` bounds every operation, not only some: the router's job request and the
+/// reconciler's job listing end by the invocation's deadline even when Alteryx hangs.
+#[tokio::test]
+async fn a_deadline_bounds_every_operation() {
+    let emu = emulator().await;
+    let config = ServerConfig::from_parts(
+        &emu.gallery_url(),
+        "test-key",
+        SecretString::new(SECRET),
+        None,
+        None,
+    )
+    .unwrap();
+    let slow = ClientOptions {
+        request_timeout: Duration::from_secs(10),
+        ..fast()
+    };
+    let c = AlteryxClient::new(config, slow).unwrap();
+    for operation in ["submit job", "list jobs", "get job", "list workflows"] {
+        emu.inject(Fault::Hang {
+            duration: Duration::from_secs(4),
+            count: 1,
+        });
+        let started = Instant::now();
+        let bounded = c.until(started + Duration::from_millis(700));
+        let error = match operation {
+            "submit job" => bounded
+                .submit_job(SALES, &JobRequest::default())
+                .await
+                .map(|_| ()),
+            "list jobs" => bounded
+                .list_jobs(SALES, &JobQuery::default())
+                .await
+                .map(|_| ()),
+            "get job" => bounded.get_job("job-1").await.map(|_| ()),
+            _ => bounded.list_workflows().await.map(|_| ()),
+        }
+        .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{operation}: took {:?} with a deadline 700 ms away ({error:?})",
+            started.elapsed()
+        );
+        assert!(
+            matches!(
+                error,
+                AlteryxError::Timeout { .. } | AlteryxError::Deadline { .. }
+            ),
+            "{operation}: {error:?}"
+        );
+        // Let the hung request end before the next fault.
+        tokio::time::sleep(Duration::from_secs(4).saturating_sub(started.elapsed())).await;
+    }
+    emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn bad_answers_are_clear_errors() {
     let emu = emulator().await;

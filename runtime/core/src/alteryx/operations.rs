@@ -84,7 +84,6 @@ impl AlteryxClient {
             "v1/workflows/subscription/"
         };
         let value = self
-            .transport
             .call(Call::get("list workflows", path.into(), Vec::new()))
             .await?;
         let items = value
@@ -167,7 +166,6 @@ impl AlteryxClient {
             body["credentialId"] = Value::String(credential.clone());
         }
         let value = self
-            .transport
             .call(Call {
                 operation: "submit job",
                 method: Method::POST,
@@ -189,10 +187,7 @@ impl AlteryxClient {
         } else {
             format!("v1/jobs/{id}/")
         };
-        let value = self
-            .transport
-            .call(Call::get("get job", path, Vec::new()))
-            .await?;
+        let value = self.call(Call::get("get job", path, Vec::new())).await?;
         parse("get job", value)
     }
 
@@ -209,7 +204,6 @@ impl AlteryxClient {
             format!("v1/workflows/{id}/jobs/")
         };
         let value = self
-            .transport
             .call(Call::get("list jobs", path, query.pairs()))
             .await?;
         parse("list jobs", value)
