@@ -51,7 +51,11 @@ pub enum MatchVerdict {
 impl RuleSet {
     /// Every rule must be valid and ids unique.
     pub fn new(rules: Vec<Rule>) -> Result<Self, RuleError> {
-        Self::from_compiled(compile_all(rules)?)
+        let mut compiled = Vec::with_capacity(rules.len());
+        for rule in rules {
+            compiled.push(CompiledRule::compile(rule)?);
+        }
+        Self::from_compiled(compiled)
     }
 
     /// Invalid rules (and later duplicates of an id) are left out and returned, so one bad
@@ -253,71 +257,8 @@ fn secondary_verdict(rule: &CompiledRule, obj: &ObjectCreated) -> Option<MatchVe
     None
 }
 
-/// Below this many rules one thread compiles them all: starting threads would cost more.
-const PARALLEL_FROM: usize = 2048;
-
-/// Every rule validated and compiled, in order, on every core for long lists. The error is the
-/// first invalid rule's, as if they were compiled one after the other.
-fn compile_all(rules: Vec<Rule>) -> Result<Vec<CompiledRule>, RuleError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if threads == 1 || rules.len() < PARALLEL_FROM {
-        return rules.into_iter().map(CompiledRule::compile).collect();
-    }
-    let per_part = rules.len().div_ceil(threads);
-    let mut parts: Vec<Vec<Rule>> = Vec::with_capacity(threads);
-    let mut rules = rules.into_iter();
-    loop {
-        let part: Vec<Rule> = rules.by_ref().take(per_part).collect();
-        if part.is_empty() {
-            break;
-        }
-        parts.push(part);
-    }
-    std::thread::scope(|scope| {
-        let compiled: Vec<_> = parts
-            .into_iter()
-            .map(|part| {
-                scope.spawn(|| {
-                    part.into_iter()
-                        .map(CompiledRule::compile)
-                        .collect::<Result<Vec<_>, _>>()
-                })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(per_part * threads);
-        for part in compiled {
-            match part.join() {
-                Ok(part) => all.extend(part?),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        Ok(all)
-    })
-}
-
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn long_lists_compile_in_parts_and_report_the_first_invalid_rule() {
-        let rule = |i: usize, workflow: &str| -> Rule {
-            serde_yaml::from_str(&format!(
-                "{{id: r{i:05}, key: 'in/{i}/**', workflow: '{workflow}'}}"
-            ))
-            .unwrap()
-        };
-        let valid: Vec<Rule> = (0..5000).map(|i| rule(i, "w")).collect();
-        let set = RuleSet::new(valid).unwrap();
-        assert_eq!(set.len(), 5000);
-        let mut invalid: Vec<Rule> = (0..5000).map(|i| rule(i, "w")).collect();
-        invalid[4900] = rule(4900, " ");
-        invalid[2100] = rule(2100, " ");
-        let error = RuleSet::new(invalid).unwrap_err().to_string();
-        assert!(
-            error.contains("r02100") && error.contains("workflow"),
-            "{error}"
-        );
-    }
     use super::*;
     use crate::rules::parse_rules_document;
 
