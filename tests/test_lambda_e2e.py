@@ -48,12 +48,16 @@ def load_event(name: str) -> dict:
     return json.loads((EVENTS / name).read_text())
 
 
-def eventbridge(bucket: str, key: str, sequencer: str = "0065F1A2B3C4D5E6F7", size: int = 1024) -> dict:
+def eventbridge(bucket: str, key: str, sequencer: str = "0065F1A2B3C4D5E6F7", size: int = 1024,
+                etag: str | None = None) -> dict:
+    """An unversioned upload's event. Each upload (sequencer) has its own bytes, so its own ETag
+    unless one is given: the ETag is what identifies an unversioned object (docs/executions.md)."""
     event = load_event("eventbridge-object-created.json")
     event["detail"]["bucket"]["name"] = bucket
     event["detail"]["object"]["key"] = key
     event["detail"]["object"]["size"] = size
     event["detail"]["object"]["sequencer"] = sequencer
+    event["detail"]["object"]["etag"] = etag or hashlib.md5(sequencer.encode()).hexdigest()
     event["detail"]["object"].pop("version-id", None)
     return event
 

@@ -1,4 +1,5 @@
-//! `alteryx-router executions list|show|retry|resolve|drain-dlq`: inspect and replay executions.
+//! `alteryx-router executions list|show|retry|rerun|resolve|drain-dlq`: inspect and replay
+//! executions.
 //!
 //! Replays are safe by construction: `retry` claims a new attempt on the same record with a
 //! conditional write, so two people (or a person and a redelivery) retrying at once produce
@@ -57,6 +58,29 @@ pub enum ExecutionsCmd {
         /// Show what would be retried without doing it.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Run finished executions again on purpose (COMPLETED, FAILED, SKIPPED, ERROR): one by id,
+    /// or a rule's since a time. The object is read again and must still be the version the
+    /// execution ran; the attempt replaced is kept in the record's history.
+    Rerun {
+        /// The execution id (as printed by `executions list`).
+        #[arg(required_unless_present = "rule", conflicts_with_all = ["rule", "since"])]
+        id: Option<String>,
+        /// Every finished execution of this rule (with --since).
+        #[arg(long, requires = "since")]
+        rule: Option<String>,
+        /// With --rule: executions created since (RFC 3339 or 30m, 6h, 2d).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<i64>,
+        /// With --rule: at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Show what would be rerun without doing it.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --rule: do it (without it, the executions are listed and nothing runs).
+        #[arg(long)]
+        yes: bool,
     },
     /// Settle an UNCERTAIN execution: name the job at Alteryx that is its own, or submit anew.
     Resolve {
@@ -129,7 +153,7 @@ fn lease_cell(e: &Execution, now: i64) -> String {
     }
 }
 
-fn status_name(status: ExecutionStatus) -> String {
+pub(crate) fn status_name(status: ExecutionStatus) -> String {
     serde_json::to_value(status)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -194,6 +218,14 @@ pub async fn run(cmd: ExecutionsCmd, json: bool) -> anyhow::Result<()> {
             limit,
             dry_run,
         } => retry(id, status, since, limit, dry_run, json).await,
+        ExecutionsCmd::Rerun {
+            id,
+            rule,
+            since,
+            limit,
+            dry_run,
+            yes,
+        } => rerun(id, rule, since, limit, dry_run, yes, json).await,
         ExecutionsCmd::Resolve { id, job, resubmit } => {
             let resolution = match (job, resubmit) {
                 (Some(job), false) => Resolution::Job(job),
@@ -340,6 +372,132 @@ async fn retry(
     if failures > 0 {
         bail!(
             "{failures} of {} retries did not submit a job",
+            results.len()
+        );
+    }
+    Ok(())
+}
+
+/// Statuses `executions rerun` takes.
+const RERUNNABLE: [ExecutionStatus; 4] = [
+    ExecutionStatus::Completed,
+    ExecutionStatus::Failed,
+    ExecutionStatus::Skipped,
+    ExecutionStatus::Error,
+];
+
+async fn rerun(
+    id: Option<String>,
+    rule: Option<String>,
+    since: Option<i64>,
+    limit: usize,
+    dry_run: bool,
+    yes: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let router = Settings::from_env()?.router().await?;
+    let ids: Vec<String> = match (id, rule) {
+        (Some(id), _) => vec![id],
+        (None, Some(rule)) => {
+            let mut found = router
+                .executions()
+                .list(&ListFilter {
+                    rule_id: Some(rule.clone()),
+                    since,
+                    ..ListFilter::default()
+                })
+                .await?;
+            found.retain(|e| RERUNNABLE.contains(&e.status));
+            found.truncate(limit);
+            let ids: Vec<String> = found.into_iter().map(|e| e.id).collect();
+            if ids.is_empty() {
+                bail!("no finished execution of rule `{rule}` in that time");
+            }
+            if !yes && !dry_run {
+                for id in &ids {
+                    eprintln!("would rerun {id}");
+                }
+                bail!(
+                    "{} execution(s) of rule `{rule}` would run again; add --yes to run them (or --dry-run to only list them)",
+                    ids.len()
+                );
+            }
+            ids
+        }
+        (None, None) => bail!("give an execution id, or --rule RULE --since AGE"),
+    };
+    if dry_run {
+        if json {
+            return output::print_json(&ids);
+        }
+        for id in &ids {
+            println!("would rerun {id}");
+        }
+        return Ok(());
+    }
+    let objects = alteryx_router_core::backfill::S3Objects::new(aws_sdk_s3::Client::new(
+        &alteryx_router_core::aws::sdk_config().await,
+    ));
+    #[derive(Serialize)]
+    struct RerunResult {
+        id: String,
+        outcome: Option<alteryx_router_core::router::RuleOutcome>,
+        error: Option<String>,
+    }
+    let mut results = Vec::new();
+    for id in ids {
+        match alteryx_router_core::backfill::rerun(&router, &objects, &id).await {
+            Ok(outcome) => results.push(RerunResult {
+                id,
+                outcome: Some(outcome),
+                error: None,
+            }),
+            Err(e) => results.push(RerunResult {
+                id,
+                outcome: None,
+                error: Some(alteryx_router_core::error_chain(&e)),
+            }),
+        }
+    }
+    let failures = results
+        .iter()
+        .filter(|r| {
+            r.error.is_some()
+                || r.outcome.as_ref().is_some_and(|o| {
+                    !matches!(
+                        o.status,
+                        ExecutionStatus::Submitted | ExecutionStatus::Skipped
+                    )
+                })
+        })
+        .count();
+    if json {
+        output::print_json(&results)?;
+    } else {
+        let mut t = output::table(&["execution", "attempt", "status", "job", "message"]);
+        for r in &results {
+            match (&r.outcome, &r.error) {
+                (Some(o), _) => t.add_row(vec![
+                    r.id.clone(),
+                    o.attempt.to_string(),
+                    status_name(o.status),
+                    o.job_id.clone().unwrap_or_default(),
+                    o.message.clone().unwrap_or_default(),
+                ]),
+                (None, e) => t.add_row(vec![
+                    r.id.clone(),
+                    String::new(),
+                    "not rerun".into(),
+                    String::new(),
+                    e.clone().unwrap_or_default(),
+                ]),
+            };
+        }
+        println!("{t}");
+    }
+    if failures > 0 {
+        bail!(
+            "{failures} of {} reruns did not submit a job",
             results.len()
         );
     }
@@ -537,6 +695,36 @@ fn print_record(e: &Execution) {
                         line.push_str(&format!(" (recorded by {owner})"));
                     }
                     line
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        (
+            "reruns",
+            if e.reruns == 0 {
+                String::new()
+            } else {
+                format!("{} (last {})", e.reruns, format_time(e.rerun_at))
+            },
+        ),
+        (
+            "history",
+            e.history
+                .iter()
+                .map(|h| {
+                    format!(
+                        "attempt {}: {}{}{}",
+                        h.attempt,
+                        h.status,
+                        h.job_id
+                            .as_deref()
+                            .map(|j| format!(", job {j}"))
+                            .unwrap_or_default(),
+                        h.disposition
+                            .as_deref()
+                            .map(|d| format!(" ({d})"))
+                            .unwrap_or_default()
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join("\n"),

@@ -5,6 +5,7 @@
 //! machine-readable output on stdout; logs always go to stderr.
 
 mod alteryx;
+mod backfill;
 mod demo;
 mod emulator;
 mod executions;
@@ -35,6 +36,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the Lambda handler locally on an event file (same configuration as the Lambda).
     Invoke(invoke::InvokeArgs),
+    /// Route objects already in S3 (s3://BUCKET/PREFIX) as if their events had just come:
+    /// same rules, claims and jobs; what already ran is a duplicate.
+    Backfill(backfill::BackfillArgs),
     /// Validate, store, list, delete and test routing rules.
     #[command(subcommand)]
     Rules(rules::RulesCmd),
@@ -73,6 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args, json).await,
         Command::Invoke(args) => invoke::run(args, json).await,
+        Command::Backfill(args) => backfill::run(args, json).await,
         Command::Rules(cmd) => rules::run(cmd, json).await,
         Command::Executions(cmd) => executions::run(cmd, json).await,
         Command::Workflows { server, cmd } => alteryx::run_workflows(cmd, &server, json).await,

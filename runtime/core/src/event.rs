@@ -50,13 +50,20 @@ pub struct ObjectCreated {
 
 impl ObjectCreated {
     /// The token that tells this version of the object apart from others with the same key:
-    /// the version id, else the sequencer, else the etag, else the event time.
+    /// the version id (S3's `null`, the unversioned copy, is none), else the ETag, else the
+    /// sequencer, else the event time.
+    ///
+    /// It must be computable from an S3 listing as well as from an event (`backfill`), so the
+    /// same object gets the same execution id on both paths: a listing has version ids and
+    /// ETags but no sequencer. The consequence, documented in docs/executions.md: on an
+    /// unversioned bucket, the same bytes uploaded again to the same key are the same object
+    /// (`executions rerun` runs a file again on purpose).
     pub fn version_token(&self) -> &str {
         self.version_id
             .as_deref()
             .filter(|v| !v.is_empty() && *v != "null")
-            .or(self.sequencer.as_deref().filter(|s| !s.is_empty()))
             .or(self.etag.as_deref().filter(|e| !e.is_empty()))
+            .or(self.sequencer.as_deref().filter(|s| !s.is_empty()))
             .unwrap_or(&self.event_time)
     }
 }
@@ -176,6 +183,14 @@ fn non_empty(s: Option<&str>) -> Option<String> {
     s.filter(|s| !s.is_empty()).map(str::to_string)
 }
 
+/// An ETag as events carry it: without the double quotes S3's listings and HEAD answers put
+/// around it, so an object's ETag is the same whichever path saw it (it is part of its
+/// identity, [`ObjectCreated::version_token`]).
+pub fn normalize_etag(etag: &str) -> Option<String> {
+    let bare = etag.trim().trim_matches('"');
+    (!bare.is_empty()).then(|| bare.to_string())
+}
+
 fn folder_placeholder(bucket: &str, key: &str) -> Option<Decoded> {
     key.ends_with('/').then(|| {
         Decoded::Skipped(format!(
@@ -214,7 +229,7 @@ fn decode_eventbridge(event: &Value) -> Result<Decoded, EventError> {
         bucket: bucket.to_string(),
         key: key.to_string(),
         size,
-        etag: non_empty(str_at(detail, &["object", "etag"])),
+        etag: str_at(detail, &["object", "etag"]).and_then(normalize_etag),
         version_id: non_empty(str_at(detail, &["object", "version-id"])),
         sequencer: non_empty(str_at(detail, &["object", "sequencer"])),
         event_time: str_at(event, &["time"]).unwrap_or_default().to_string(),
@@ -385,7 +400,7 @@ fn decode_s3_record(record: &Value, name: &str) -> Result<Decoded, String> {
         bucket: bucket.to_string(),
         key,
         size,
-        etag: non_empty(str_at(record, &["s3", "object", "eTag"])),
+        etag: str_at(record, &["s3", "object", "eTag"]).and_then(normalize_etag),
         version_id: non_empty(str_at(record, &["s3", "object", "versionId"])),
         sequencer: non_empty(str_at(record, &["s3", "object", "sequencer"])),
         event_time: str_at(record, &["eventTime"])
@@ -435,7 +450,7 @@ mod tests {
     }
 
     #[test]
-    fn version_token_prefers_version_then_sequencer_then_etag() {
+    fn version_token_prefers_version_then_etag_then_sequencer() {
         let mut o = ObjectCreated {
             bucket: "b".into(),
             key: "k".into(),
@@ -447,11 +462,21 @@ mod tests {
             reason: None,
             source: "x".into(),
         };
-        assert_eq!(o.version_token(), "s");
+        // A listing has no sequencer: the ETag must win over it so both paths agree.
+        assert_eq!(o.version_token(), "e");
         o.version_id = Some("v".into());
         assert_eq!(o.version_token(), "v");
         o.version_id = None;
+        o.etag = None;
+        assert_eq!(o.version_token(), "s");
         o.sequencer = None;
-        assert_eq!(o.version_token(), "e");
+        assert_eq!(o.version_token(), "t");
+    }
+
+    #[test]
+    fn etags_lose_their_quotes() {
+        assert_eq!(normalize_etag("\"abc-2\"").as_deref(), Some("abc-2"));
+        assert_eq!(normalize_etag("abc").as_deref(), Some("abc"));
+        assert_eq!(normalize_etag("\"\""), None);
     }
 }

@@ -23,6 +23,7 @@
 
 pub mod alteryx;
 pub mod aws;
+pub mod backfill;
 pub mod config;
 pub mod event;
 pub mod executions;

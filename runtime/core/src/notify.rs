@@ -576,6 +576,9 @@ mod tests {
             expires_at: 0,
             source: "test".into(),
             plugin: None,
+            reruns: 0,
+            rerun_at: None,
+            history: Vec::new(),
             job_report: None,
         }
     }

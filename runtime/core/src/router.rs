@@ -32,7 +32,7 @@ use crate::executions::reconcile::{ReconcileSettings, Reconciler};
 use crate::executions::submit::{Recorder, write_within};
 use crate::executions::{
     Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, LeaseState,
-    PluginSummary, execution_id, format_unix, now_unix,
+    PluginSummary, execution_id_of, format_unix, now_unix,
 };
 use crate::notify::{LogNotifier, Notifier};
 use crate::plugin::{ObjectReader, ObjectVersion, PluginHost, PluginInput, PluginOutcome};
@@ -42,9 +42,11 @@ use crate::secrets::{ClientPool, PoolError};
 
 mod attempt;
 mod manual;
+mod plan;
 mod summary;
 
 pub use crate::executions::submit::Deadline;
+pub use plan::{Planned, Would};
 pub use summary::{
     InvocationFailure, InvocationSummary, ObjectSummary, OutcomeCounts, RuleOutcome,
 };
@@ -97,6 +99,8 @@ pub enum RouterError {
         execution: String,
         status: ExecutionStatus,
     },
+    #[error("execution {execution} cannot be rerun: {reason}")]
+    RerunRefused { execution: String, reason: String },
     #[error("checking job {job} at Alteryx")]
     JobCheck {
         job: String,
@@ -117,6 +121,7 @@ impl RouterError {
     pub fn is_retryable(&self) -> bool {
         match self {
             RouterError::RuleGone { .. }
+            | RouterError::RerunRefused { .. }
             | RouterError::NotUncertain { .. }
             | RouterError::WrongWorkflow { .. } => false,
             RouterError::JobCheck { source, .. } => source.is_retryable(),
@@ -131,6 +136,7 @@ impl RouterError {
             RouterError::Rules(_) => "RulesUnavailable",
             RouterError::Execution(_) => "ExecutionStoreError",
             RouterError::RuleGone { .. } => "RuleGone",
+            RouterError::RerunRefused { .. } => "RerunRefused",
             RouterError::NotUncertain { .. }
             | RouterError::JobCheck { .. }
             | RouterError::WrongWorkflow { .. } => "ResolveRefused",
@@ -369,9 +375,23 @@ impl Router {
         object: &ObjectCreated,
         deadline: Deadline,
     ) -> Result<ObjectSummary, RouterError> {
+        self.route_rules(object, None, deadline).await
+    }
+
+    /// Route one object through the matching rules, or only through rule `only` (backfill's
+    /// `--rule`) when it matches.
+    pub async fn route_rules(
+        &self,
+        object: &ObjectCreated,
+        only: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<ObjectSummary, RouterError> {
         let started = Instant::now();
         let rule_set = self.rules.rule_set().await?;
-        let matched = rule_set.matching(object);
+        let mut matched = rule_set.matching(object);
+        if let Some(only) = only {
+            matched.retain(|rule| rule.rule.id == only);
+        }
         let mut outcomes = Vec::with_capacity(matched.len());
         for rule in &matched {
             outcomes.push(self.run_rule(rule, object, deadline).await);
@@ -585,7 +605,7 @@ impl Router {
         let version = object.version_token().to_string();
         let now = now_unix();
         Execution {
-            id: execution_id(&rule.rule.id, &object.bucket, &object.key, &version),
+            id: execution_id_of(&rule.rule.id, object),
             rule_id: rule.rule.id.clone(),
             bucket: object.bucket.clone(),
             key: object.key.clone(),
@@ -615,6 +635,9 @@ impl Router {
             reconcile_after: None,
             candidates: Vec::new(),
             plugin: None,
+            reruns: 0,
+            rerun_at: None,
+            history: Vec::new(),
             expires_at: now + self.settings.execution_ttl.as_secs() as i64,
             source: object.source.clone(),
             job_report: None,

@@ -76,8 +76,8 @@ fn classic_notifications_form_decode_keys() {
     assert_eq!(o[0].reason.as_deref(), Some("Put"));
     assert_eq!(
         o[0].version_token(),
-        "0C0F6F405D6ED209E1",
-        "no version id: the sequencer identifies the version"
+        "b21b84d653bb07b05b1e6b33684dc11b",
+        "no version id: the ETag identifies the version (a listing has it too)"
     );
 }
 

@@ -2,7 +2,7 @@
 //! claims and their tokens (a claimant recognises its own write), claims in progress,
 //! duplicates, concurrent claims, lease takeover, takeovers that must reconcile, retryable
 //! errors, optimistic and idempotent updates, job ownership, manual retries, the tracker's
-//! and a person's takeovers, listing with filters and a cursor.
+//! and a person's takeovers, deliberate re-runs, listing with filters and a cursor.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -428,6 +428,124 @@ async fn conformance(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionSt
         .await
         .unwrap();
     assert_eq!((retried.attempt, retried.stuck_at), (2, None));
+
+    rerun_conformance(store.as_ref(), second.as_ref(), now).await;
+}
+
+/// Deliberate re-runs (`executions rerun`): of two concurrent reruns of a finished execution
+/// exactly one takes it over, recorded as such (`reruns`, `rerun_at`, the replaced attempt in
+/// `history`, read back by the other instance); a live claim, `SUBMITTING`, `SUBMITTED` and
+/// `UNCERTAIN` are refused, so a rerun never bypasses a claim.
+async fn rerun_conformance(store: &dyn ExecutionStore, second: &dyn ExecutionStore, now: i64) {
+    let done = record("rule-r", "rerun.csv", now);
+    let mut c = acquire(store, &done).await;
+    c.status = ExecutionStatus::Submitted;
+    c.job_id = Some("job-r1".into());
+    store
+        .record_job(&c, ExecutionStatus::Claimed)
+        .await
+        .unwrap();
+    c.status = ExecutionStatus::Completed;
+    c.disposition = Some("Success".into());
+    c.finished_at = Some(now);
+    store.update(&c, ExecutionStatus::Submitted).await.unwrap();
+
+    let (one, two) = (claimant(), claimant());
+    let (a, b) = tokio::join!(
+        store.claim_retry(&c.id, &one, Takeover::Rerun),
+        second.claim_retry(&c.id, &two, Takeover::Rerun)
+    );
+    let (won, lost) = match (a, b) {
+        (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),
+        other => panic!("exactly one of two concurrent reruns wins: {other:?}"),
+    };
+    assert!(
+        matches!(
+            lost,
+            ExecutionError::Conflict { .. } | ExecutionError::NotRetryable { .. }
+        ),
+        "{lost}"
+    );
+    assert_eq!((won.status, won.attempt), (ExecutionStatus::Claimed, 2));
+    assert_eq!(won.reruns, 1);
+    assert!(won.rerun_at.is_some_and(|t| t >= now));
+    assert_eq!(won.job_id, None);
+    assert_eq!(won.history.len(), 1);
+    assert_eq!(
+        (
+            won.history[0].attempt,
+            won.history[0].status,
+            won.history[0].job_id.as_deref(),
+            won.history[0].disposition.as_deref()
+        ),
+        (
+            1,
+            ExecutionStatus::Completed,
+            Some("job-r1"),
+            Some("Success")
+        )
+    );
+    assert_eq!(second.get(&c.id).await.unwrap().unwrap(), won);
+
+    let refused = |e: ExecutionError, says: &str| {
+        assert!(
+            matches!(e, ExecutionError::NotRetryable { .. }) && e.to_string().contains(says),
+            "{e}"
+        );
+    };
+    // The rerun's own live claim.
+    refused(
+        second
+            .claim_retry(&c.id, &claimant(), Takeover::Rerun)
+            .await
+            .unwrap_err(),
+        "with a live claim until",
+    );
+    let mut next = won.clone();
+    next.status = ExecutionStatus::Submitting;
+    store.update(&next, ExecutionStatus::Claimed).await.unwrap();
+    refused(
+        second
+            .claim_retry(&c.id, &claimant(), Takeover::Rerun)
+            .await
+            .unwrap_err(),
+        "is SUBMITTING",
+    );
+    next.status = ExecutionStatus::Submitted;
+    next.job_id = Some("job-r2".into());
+    next.lease_until = None;
+    store
+        .record_job(&next, ExecutionStatus::Submitting)
+        .await
+        .unwrap();
+    refused(
+        second
+            .claim_retry(&c.id, &claimant(), Takeover::Rerun)
+            .await
+            .unwrap_err(),
+        "queued or running",
+    );
+    let owners = second
+        .job_owners(&["job-r1".into(), "job-r2".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        owners.len(),
+        2,
+        "both attempts' jobs stay owned: {owners:?}"
+    );
+    next.status = ExecutionStatus::Uncertain;
+    store
+        .update(&next, ExecutionStatus::Submitted)
+        .await
+        .unwrap();
+    refused(
+        second
+            .claim_retry(&c.id, &claimant(), Takeover::Rerun)
+            .await
+            .unwrap_err(),
+        "executions resolve",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

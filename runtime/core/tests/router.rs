@@ -401,6 +401,8 @@ fn event(key: &str, sequencer: &str) -> Value {
 }
 
 /// The event of an object of `size` bytes (plugins check the object they read is the event's).
+/// Each upload (sequencer) has its own bytes, so its own ETag: the ETag is what identifies an
+/// unversioned object (`ObjectCreated::version_token`).
 fn event_sized(key: &str, sequencer: &str, size: usize) -> Value {
     json!({
         "version": "0",
@@ -414,7 +416,7 @@ fn event_sized(key: &str, sequencer: &str, size: usize) -> Value {
         "detail": {
             "version": "0",
             "bucket": {"name": BUCKET},
-            "object": {"key": key, "size": size, "etag": "0123abcd", "sequencer": sequencer},
+            "object": {"key": key, "size": size, "etag": format!("etag-{sequencer}"), "sequencer": sequencer},
             "request-id": "REQ",
             "requester": "123456789012",
             "reason": "PutObject"
@@ -520,7 +522,10 @@ async fn routes_matching_rules_in_priority_order(backend: Backend) {
         assert_eq!(record.job_id.as_deref(), Some(job_ids[i].as_str()));
         assert_eq!(record.questions, expected_questions[i]);
         assert_eq!((record.bucket.as_str(), record.key.as_str()), (BUCKET, key));
-        assert_eq!(record.object_version, "0001");
+        assert_eq!(
+            record.object_version, "etag-0001",
+            "an unversioned object is known by its ETag"
+        );
         assert_eq!(record.workflow, ["wf-a", "wf-b", "wf-c"][i]);
         assert!(record.submitted_at.is_some() && record.lease_until.is_none());
         execution_ids.push(record.id);

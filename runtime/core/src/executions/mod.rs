@@ -133,10 +133,43 @@ pub struct Execution {
     /// What the rule's plugin read and chose, when it ran and answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<PluginSummary>,
+    /// How many times a person ran this execution again on purpose (`executions rerun`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reruns: u32,
+    /// Unix seconds: the last deliberate re-run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_at: Option<i64>,
+    /// The attempts a re-run replaced, oldest first (at most [`HISTORY_LIMIT`]): what each
+    /// ended as and with which job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<PriorAttempt>,
     /// What Alteryx said about the job when it ended (its messages, errors first, and its
     /// outputs), recorded by the tracker. Absent before the job ends and in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_report: Option<crate::job_report::JobReport>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// How many earlier attempts a record keeps in `history` (the oldest are dropped).
+pub const HISTORY_LIMIT: usize = 20;
+
+/// An attempt a deliberate re-run replaced, kept on the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriorAttempt {
+    pub attempt: u32,
+    pub status: ExecutionStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
 }
 
 /// What a rule's plugin did for one execution.
@@ -184,6 +217,12 @@ impl Execution {
     pub fn must_reconcile(&self) -> bool {
         self.status == ExecutionStatus::Submitting || self.reconcile_from.is_some()
     }
+}
+
+/// The execution id of `rule_id` over `object`: the one function every path (events,
+/// backfill, dry runs) uses, over the object's [`version_token`](crate::event::ObjectCreated::version_token).
+pub fn execution_id_of(rule_id: &str, object: &crate::event::ObjectCreated) -> String {
+    execution_id(rule_id, &object.bucket, &object.key, object.version_token())
 }
 
 /// The deterministic id of the execution of `rule_id` over one object version.
@@ -243,6 +282,11 @@ pub enum Takeover {
     /// `executions resolve --resubmit`: an `UNCERTAIN` record; a person decided that no job of
     /// Alteryx is this execution's, so the new attempt does not reconcile.
     Resubmit,
+    /// `executions rerun`: a finished execution (`COMPLETED`, `FAILED`, `SKIPPED`, `ERROR`) run
+    /// again on purpose. The attempt it replaces goes to `history`; `reruns` and `rerun_at`
+    /// record it. A job still running (`SUBMITTED`), a claim, a `SUBMITTING` record or an
+    /// `UNCERTAIN` one is refused.
+    Rerun,
 }
 
 /// Filter for [`ExecutionStore::list`].
@@ -460,9 +504,35 @@ pub(crate) fn retried(
 ) -> Execution {
     let mut next = taken_over(existing, claimant, now);
     next.message = None;
-    if takeover == Takeover::Resubmit {
+    if matches!(takeover, Takeover::Resubmit | Takeover::Rerun) {
         next.reconcile_from = None;
         next.reconcile_after = None;
+    }
+    if takeover == Takeover::Rerun {
+        next.history.push(PriorAttempt {
+            attempt: existing.attempt,
+            status: existing.status,
+            job_id: existing.job_id.clone(),
+            disposition: existing.disposition.clone(),
+            message: existing.message.clone(),
+            finished_at: existing.finished_at,
+        });
+        let excess = next.history.len().saturating_sub(HISTORY_LIMIT);
+        next.history.drain(..excess);
+        // The report was the replaced job's; the tracker writes the new job's.
+        next.job_report = None;
+        next.reruns = existing.reruns + 1;
+        next.rerun_at = Some(now);
+        next.message = Some(format!(
+            "rerun by hand: attempt {} was {}{}",
+            existing.attempt,
+            existing.status,
+            existing
+                .job_id
+                .as_deref()
+                .map(|j| format!(" (job {j})"))
+                .unwrap_or_default()
+        ));
     }
     next
 }
@@ -485,6 +555,7 @@ pub(crate) fn check_takeover(
         "only ERROR, FAILED, or CLAIMED/SUBMITTING executions past their lease can be retried";
     const STALE: &str = "only CLAIMED/SUBMITTING executions past their lease are stale";
     const RESUBMIT: &str = "only UNCERTAIN executions are resolved";
+    const RERUN: &str = "only finished executions (COMPLETED, FAILED, SKIPPED, ERROR) are rerun";
     let claim_state = || match existing.lease_state(now) {
         Some(LeaseState::Live(until)) => {
             Some(format!(" with a live claim until {}", format_unix(until)))
@@ -513,6 +584,29 @@ pub(crate) fn check_takeover(
         (Takeover::Stale, _) => refuse(String::new(), STALE),
         (Takeover::Resubmit, ExecutionStatus::Uncertain) => Ok(()),
         (Takeover::Resubmit, _) => refuse(String::new(), RESUBMIT),
+        (
+            Takeover::Rerun,
+            ExecutionStatus::Completed
+            | ExecutionStatus::Failed
+            | ExecutionStatus::Skipped
+            | ExecutionStatus::Error,
+        ) => Ok(()),
+        (Takeover::Rerun, ExecutionStatus::Claimed | ExecutionStatus::Submitting) => refuse(
+            claim_state().unwrap_or_else(|| {
+                " past its lease (its invocation died): `executions retry` takes it over".into()
+            }),
+            RERUN,
+        ),
+        (Takeover::Rerun, ExecutionStatus::Submitted) => refuse(
+            format!(
+                " (job {} is queued or running; the tracker records when it ends)",
+                existing.job_id.as_deref().unwrap_or("?")
+            ),
+            RERUN,
+        ),
+        (Takeover::Rerun, ExecutionStatus::Uncertain) => {
+            refuse(" (settle it with `executions resolve`)".into(), RERUN)
+        }
     }
 }
 
@@ -611,6 +705,9 @@ mod tests {
             reconcile_after: None,
             candidates: Vec::new(),
             plugin: None,
+            reruns: 0,
+            rerun_at: None,
+            history: Vec::new(),
             expires_at: 1000,
             source: "test".into(),
             job_report: None,
@@ -671,5 +768,46 @@ mod tests {
         live.lease_until = Some(now + 100);
         let e = check_takeover(&live, Takeover::Retry, now).unwrap_err();
         assert!(e.to_string().contains("with a live claim until"), "{e}");
+    }
+
+    #[test]
+    fn reruns_take_finished_executions_and_keep_what_they_replace() {
+        let now = now_unix();
+        for status in [
+            ExecutionStatus::Completed,
+            ExecutionStatus::Failed,
+            ExecutionStatus::Skipped,
+            ExecutionStatus::Error,
+        ] {
+            assert!(check_takeover(&record(status), Takeover::Rerun, now).is_ok());
+        }
+        let mut live = record(ExecutionStatus::Claimed);
+        live.lease_until = Some(now + 100);
+        let e = check_takeover(&live, Takeover::Rerun, now).unwrap_err();
+        assert!(e.to_string().contains("with a live claim until"), "{e}");
+        for (status, says) in [
+            (ExecutionStatus::Submitting, "executions retry"),
+            (ExecutionStatus::Submitted, "queued or running"),
+            (ExecutionStatus::Uncertain, "executions resolve"),
+        ] {
+            let e = check_takeover(&record(status), Takeover::Rerun, now).unwrap_err();
+            assert!(e.to_string().contains(says), "{e}");
+        }
+
+        let mut done = record(ExecutionStatus::Completed);
+        done.job_id = Some("j1".into());
+        done.disposition = Some("Success".into());
+        let next = retried(&done, &Claimant::new(now + 60), Takeover::Rerun, now);
+        assert_eq!((next.status, next.attempt), (ExecutionStatus::Claimed, 2));
+        assert_eq!((next.reruns, next.rerun_at), (1, Some(now)));
+        assert_eq!(next.job_id, None);
+        assert_eq!(next.history.len(), 1);
+        assert_eq!(next.history[0].job_id.as_deref(), Some("j1"));
+        assert_eq!(next.history[0].status, ExecutionStatus::Completed);
+        assert!(next.message.as_deref().unwrap().contains("job j1"));
+        let mut many = done.clone();
+        many.history = vec![next.history[0].clone(); HISTORY_LIMIT];
+        let next = retried(&many, &Claimant::new(now + 60), Takeover::Rerun, now);
+        assert_eq!(next.history.len(), HISTORY_LIMIT);
     }
 }

@@ -1,8 +1,10 @@
-//! What people do by hand: retry an execution (`executions retry`) and settle an `UNCERTAIN`
-//! one (`executions resolve`). Both go through the same claim, reconciliation and submit path
-//! as a delivery, so they are as safe against concurrent deliveries and each other.
+//! What people do by hand: retry an execution (`executions retry`), settle an `UNCERTAIN`
+//! one (`executions resolve`) and run a finished one again on purpose (`executions rerun`).
+//! All go through the same claim, reconciliation and submit path as a delivery, so they are
+//! as safe against concurrent deliveries and each other.
 
 use super::{Resolution, Router, RouterError, RuleOutcome, object_of, outcome_of};
+use crate::event::ObjectCreated;
 use crate::executions::submit::Recorded;
 use crate::executions::{Claimant, ExecutionError, ExecutionStatus, Takeover, now_unix};
 
@@ -137,5 +139,51 @@ impl Router {
                 Ok(outcome)
             }
         }
+    }
+
+    /// Run a finished execution again on purpose (`executions rerun`): a conditional takeover
+    /// ([`Takeover::Rerun`]: `COMPLETED`, `FAILED`, `SKIPPED` or `ERROR`; the attempt it
+    /// replaces is kept in `history`, `reruns` and `rerun_at` record it), then the execution's
+    /// rule against `current`, the object's facts read again (the caller checked that it is
+    /// still the version the execution ran). The rule must still exist and match the object.
+    pub async fn rerun(
+        &self,
+        execution_id: &str,
+        current: &ObjectCreated,
+    ) -> Result<RuleOutcome, RouterError> {
+        let deadline = self.default_deadline();
+        let rule_set = self.rules.rule_set().await?;
+        let existing = self
+            .executions
+            .get(execution_id)
+            .await?
+            .ok_or_else(|| ExecutionError::NotFound(execution_id.to_string()))?;
+        let Some(rule) = rule_set.get(&existing.rule_id) else {
+            return Err(RouterError::RuleGone {
+                execution: existing.id,
+                rule: existing.rule_id,
+            });
+        };
+        if !rule_set
+            .matching(current)
+            .iter()
+            .any(|r| r.rule.id == existing.rule_id)
+        {
+            return Err(RouterError::RerunRefused {
+                execution: existing.id,
+                reason: format!(
+                    "rule `{}` no longer matches s3://{}/{}",
+                    existing.rule_id, current.bucket, current.key
+                ),
+            });
+        }
+        let claimant = Claimant::new(deadline.lease_until(self.settings.claim_lease_margin));
+        let claimed = self
+            .executions
+            .claim_retry(execution_id, &claimant, Takeover::Rerun)
+            .await?;
+        Ok(self
+            .render_and_submit(claimed, rule, current, deadline)
+            .await)
     }
 }

@@ -121,7 +121,8 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())
 }
 
-/// A `CLAIMED` execution of `rule` over `s3://acme-landing/{key}` (version `seq1`), attempt 1,
+/// A `CLAIMED` execution of `rule` over `s3://acme-landing/{key}` (ETag `etag-seq1`, the
+/// version token of an unversioned object; router tests' `event(key, "seq1")`), attempt 1,
 /// created at `created_at`, as the router would claim it (without its claimant: see
 /// [`claimed_by`]).
 pub fn execution(
@@ -131,14 +132,14 @@ pub fn execution(
 ) -> alteryx_router_core::executions::Execution {
     use alteryx_router_core::executions::{Execution, ExecutionStatus, execution_id};
     Execution {
-        id: execution_id(rule, "acme-landing", key, "seq1"),
+        id: execution_id(rule, "acme-landing", key, "etag-seq1"),
         rule_id: rule.into(),
         bucket: "acme-landing".into(),
         key: key.into(),
-        object_version: "seq1".into(),
+        object_version: "etag-seq1".into(),
         version_id: None,
         size: 10,
-        etag: Some("e".into()),
+        etag: Some("etag-seq1".into()),
         event_time: "2026-11-24T09:15:02Z".into(),
         workflow: "wf".into(),
         secret_id: None,
@@ -166,6 +167,9 @@ pub fn execution(
         expires_at: created_at + 90 * 86400,
         source: "test".into(),
         plugin: None,
+        reruns: 0,
+        rerun_at: None,
+        history: Vec::new(),
         job_report: None,
     }
 }
