@@ -170,9 +170,13 @@ def test_metadata_captures_times_and_a_presigned_url_through_bootstrap(stack, ru
     assert o["status"] == "SUBMITTED" and o["questions"]["Name"] == "a.csv"
     assert s3_proxy.requests == before
 
-    # Overwritten after the event: nothing runs, and the record says why.
-    s3.put_object(Bucket=landing, Key=key, Body=b"newer", Metadata={"customer": "Other", "batch-id": "x"})
-    again = runtime_api.invoke(event_of(landing, key, put, len(body), "0065F1A2B3C4D5E603"))
+    # Overwritten between its event and routing: nothing runs, and the record says why. (A new
+    # key: an execution is identified by the object's ETag, so the first key's event again
+    # would be a duplicate of its SUBMITTED execution.)
+    late = "incoming/eu-west/2026-11-25/sales.csv"
+    first = s3.put_object(Bucket=landing, Key=late, Body=body, Metadata={"customer": "ACME", "batch-id": "b-78"})
+    s3.put_object(Bucket=landing, Key=late, Body=b"newer", Metadata={"customer": "Other", "batch-id": "x"})
+    again = runtime_api.invoke(event_of(landing, late, first, len(body), "0065F1A2B3C4D5E603"))
     assert {o["status"] for o in outcomes(again)} == {"SKIPPED"}
     assert all("overwritten since the event" in o["message"] for o in outcomes(again))
 
