@@ -128,8 +128,47 @@ def test_only_operators_may_write_the_plugin_bucket():
     publisher = list(statements(resources["PluginPublisherPolicy"]["Properties"]["PolicyDocument"]))
     assert any("s3:PutObject" in s["Action"] for s in publisher)
     assert any("dynamodb:PutItem" in s["Action"] for s in publisher)
-    reads = [s for s in statements(resources["RouterFunction"]["Properties"]["Policies"]) if s.get("Sid") == "ReadObjectsForPlugins"]
+    reads = [s for s in statements(resources["RouterFunction"]["Properties"]["Policies"]) if s.get("Sid") == "ReadLandingObjects"]
     assert reads and "s3:GetObjectVersion" in reads[0]["Action"], "plugins read the event's version"
+
+
+def test_rules_may_name_secrets_under_the_prefix():
+    """A rule's own secret_id works when deployed: both functions may read every secret under
+    AlteryxSecretPrefix (the tracker polls with the rule's secret too), and the CLI learns the
+    prefix from ALTERYX_SECRET_PREFIX to warn about rules outside it."""
+    t = template()
+    param = t["Parameters"]["AlteryxSecretPrefix"]
+    assert param["Default"] == "alteryx/" and param["MinLength"] == 1, "an empty prefix would grant every secret"
+    assert t["Globals"]["Function"]["Environment"]["Variables"]["ALTERYX_SECRET_PREFIX"] == {"Ref": "AlteryxSecretPrefix"}
+    for name in ("RouterFunction", "TrackerFunction"):
+        granted = [
+            s["Resource"]
+            for s in statements(t["Resources"][name]["Properties"]["Policies"])
+            if s.get("Sid") == "ReadRuleSecrets"
+        ]
+        assert granted == [{"Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AlteryxSecretPrefix}*"}], name
+        actions = [s["Action"] for s in statements(t["Resources"][name]["Properties"]["Policies"]) if s.get("Sid") == "ReadRuleSecrets"]
+        assert actions == ["secretsmanager:GetSecretValue"], name
+
+
+def test_presigned_urls_and_metadata_grant_reading_the_landing_bucket():
+    """A pre-signed URL is only as good as the signer's permission, and a metadata HEAD needs
+    s3:GetObject: PresignedUrlsAndMetadata=true grants the router the same read as plugins."""
+    t = template()
+    assert t["Parameters"]["PresignedUrlsAndMetadata"]["Default"] == "false"
+    conditions = t["Conditions"]
+    assert conditions["ObjectTemplates"] == {"Equals": [{"Ref": "PresignedUrlsAndMetadata"}, "true"]}
+    assert conditions["ReadsLandingObjects"] == {"Or": [{"Condition": "Plugins"}, {"Condition": "ObjectTemplates"}]}
+    policies = t["Resources"]["RouterFunction"]["Properties"]["Policies"]
+    guarded = [p["If"] for p in policies if isinstance(p, dict) and "If" in p and p["If"][0] == "ReadsLandingObjects"]
+    assert len(guarded) == 1
+    by_sid = {s["Sid"]: s for s in statements(guarded[0][1])}
+    assert set(by_sid["ReadLandingObjects"]["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert by_sid["ReadLandingObjects"]["Resource"] == {"Sub": "arn:${AWS::Partition}:s3:::${LandingBucketName}/*"}
+    assert by_sid["TellDeletedLandingObjects"]["Action"] == "s3:ListBucket"
+    # The tracker never reads objects.
+    tracker = list(statements(t["Resources"]["TrackerFunction"]["Properties"]["Policies"]))
+    assert not any("s3:GetObject" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]) for s in tracker)
 
 
 def _alteryx_router_metrics(node):

@@ -127,6 +127,7 @@ pub async fn run_jobs(cmd: JobsCmd, server: &ServerArgs, json: bool) -> anyhow::
                     &JobRequest {
                         questions,
                         priority,
+                        ..Default::default()
                     },
                 )
                 .await?;

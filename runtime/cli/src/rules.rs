@@ -19,9 +19,11 @@ use alteryx_router_core::plugin::{
     FileObjectReader, ObjectReader, ObjectVersion, PluginHost, PluginInput, PluginLimits,
     PluginOutcome, read_head,
 };
+use alteryx_router_core::rules::job::{DEFAULT_SECRET_PREFIX, secret_warning};
 use alteryx_router_core::rules::{
     CompiledRule, DynamoRuleStore, FileRuleSource, MatchVerdict, Rule, RuleSet, RuleSource,
 };
+use alteryx_router_core::template::Metadata;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RulesCmd {
@@ -78,10 +80,40 @@ pub enum RulesCmd {
         /// Test these rule files instead of the configured store.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// User metadata for `{meta.NAME}` templates, NAME=VALUE (repeatable); without it
+        /// those values are shown as read when routed.
+        #[arg(long = "meta", value_name = "NAME=VALUE", value_parser = parse_meta)]
+        meta: Vec<(String, String)>,
         /// Only report the rules whose id matches this pattern (`*` matches any text).
         #[arg(long)]
         id: Option<String>,
     },
+}
+
+fn parse_meta(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_ascii_lowercase(), value.to_string()))
+        }
+        _ => Err(format!("{text:?} is not NAME=VALUE")),
+    }
+}
+
+/// Warn (on stderr) about rules naming a secret the deployed functions may not read.
+fn warn_about_secrets(rules: &[Rule]) -> anyhow::Result<()> {
+    let configured = Settings::from_env()?.secret_prefix;
+    let prefix = configured.as_deref().unwrap_or(DEFAULT_SECRET_PREFIX);
+    for rule in rules {
+        if let Some(warning) = secret_warning(rule, prefix) {
+            eprintln!("warning: {warning}");
+            if configured.is_none() {
+                eprintln!(
+                    "  (ALTERYX_SECRET_PREFIX is not set; assumed the template's default `{DEFAULT_SECRET_PREFIX}`)"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A `--id`/`--key` filter: a glob in which `*` also crosses `/`.
@@ -146,6 +178,12 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
         RulesCmd::Validate { files } => {
             let rules = read_files(&files)?;
             let set = RuleSet::new(rules)?;
+            warn_about_secrets(
+                &set.rules()
+                    .iter()
+                    .map(|r| r.rule.clone())
+                    .collect::<Vec<_>>(),
+            )?;
             if json {
                 return output::print_json(
                     &set.rules().iter().map(|r| &r.rule).collect::<Vec<_>>(),
@@ -159,6 +197,7 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
             let rules = read_files(&files)?;
             // All or nothing: validate every rule (and id uniqueness) before writing any.
             RuleSet::new(rules.clone())?;
+            warn_about_secrets(&rules)?;
             let store = dynamo_store("put").await?;
             store.put_many(&rules).await?;
             let published = publish_snapshot(json).await?;
@@ -315,6 +354,7 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
             event_time,
             object,
             rules,
+            meta,
             id,
         } => {
             let id_filter = filter(id.as_deref(), "--id")?;
@@ -338,10 +378,12 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
                 reason: Some("PutObject".into()),
                 source: "cli".into(),
             };
+            let metadata: Metadata = meta.into_iter().collect();
             let tested = test(
                 &set,
                 &object_facts,
                 object.as_deref(),
+                &metadata,
                 id_filter.as_ref(),
                 json,
             )
@@ -429,12 +471,17 @@ struct Tested {
     /// The concurrency group whose slots a match's job takes, and its cap.
     #[serde(skip_serializing_if = "Option::is_none")]
     cap: Option<alteryx_router_core::rules::Cap>,
+    /// Where and as whom a match's job runs (API v3 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker_tag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential_id: Option<String>,
 }
 
 /// Every rule's verdict, in evaluation order, with the exact values of the matches.
 /// `explain` lists the rules in `rules()` order, and its Matched verdicts are exactly
 /// `matching`'s result.
-fn verdicts(set: &RuleSet, obj: &ObjectCreated) -> Vec<Tested> {
+fn verdicts(set: &RuleSet, obj: &ObjectCreated, metadata: &Metadata) -> Vec<Tested> {
     set.rules()
         .iter()
         .zip(set.explain(obj))
@@ -444,9 +491,11 @@ fn verdicts(set: &RuleSet, obj: &ObjectCreated) -> Vec<Tested> {
                 rule: id,
                 verdict,
                 workflow: is_match.then(|| rule.rule.workflow.clone()),
-                questions: is_match.then(|| rule.render_questions(obj)),
+                questions: is_match.then(|| rule.preview_questions(obj, metadata)),
                 plugin: None,
                 cap: rule.rule.cap(),
+                worker_tag: is_match.then(|| rule.rule.worker_tag.clone()).flatten(),
+                credential_id: is_match.then(|| rule.rule.credential_id.clone()).flatten(),
             }
         })
         .collect()
@@ -456,10 +505,11 @@ async fn test(
     set: &RuleSet,
     obj: &ObjectCreated,
     object: Option<&Path>,
+    metadata: &Metadata,
     id_filter: Option<&globset::GlobMatcher>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let mut out = verdicts(set, obj);
+    let mut out = verdicts(set, obj, metadata);
     let a_match_has_a_plugin = set
         .rules()
         .iter()
@@ -587,6 +637,12 @@ fn human_report(obj: &ObjectCreated, tested: &[Tested]) -> String {
                 cap.group, cap.max_concurrent_jobs
             ));
         }
+        if let Some(tag) = &r.worker_tag {
+            values.push_str(&format!("\nworker tag: {tag}"));
+        }
+        if let Some(id) = &r.credential_id {
+            values.push_str(&format!("\nruns as credential: {id}"));
+        }
         t.add_row(vec![
             r.rule.clone(),
             verdict_text(&r.verdict),
@@ -648,7 +704,7 @@ mod tests {
         }
         let set = RuleSet::new(parse_rules_document(&yaml, "t").unwrap()).unwrap();
         let obj = object("incoming/sales/2026/eu.csv", 2048);
-        let report = human_report(&obj, &verdicts(&set, &obj));
+        let report = human_report(&obj, &verdicts(&set, &obj, &Metadata::new()));
         assert!(report.starts_with("s3://acme-landing/incoming/sales/2026/eu.csv (2048 bytes)\n"));
         assert!(
             report.contains("MATCH") && report.contains("wf-sales"),
@@ -675,13 +731,51 @@ mod tests {
             "{report}"
         );
         let nothing = object("elsewhere/x.bin", 1);
-        let report = human_report(&nothing, &verdicts(&set, &nothing));
+        let report = human_report(&nothing, &verdicts(&set, &nothing, &Metadata::new()));
         assert!(
             report.contains("no rule matches (28 rule(s) checked)"),
             "{report}"
         );
         let empty = RuleSet::new(Vec::new()).unwrap();
-        assert!(human_report(&obj, &verdicts(&empty, &obj)).contains("no rules are configured"));
+        assert!(
+            human_report(&obj, &verdicts(&empty, &obj, &Metadata::new()))
+                .contains("no rules are configured")
+        );
+    }
+
+    #[test]
+    fn the_report_shows_captures_marked_urls_metadata_and_where_the_job_runs() {
+        let set = RuleSet::new(
+            parse_rules_document(
+                "- {id: gpu, key: 'in/<region>/*.csv', workflow: w, worker_tag: gpu, credential_id: c0ffee, questions: {Region: '{region}', Url: '{presigned_url}', Customer: '{meta.customer}', Batch: '{meta.batch}', Day: '{event_time:%Y/%m/%d}'}}",
+                "t",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let obj = object("in/eu/a.csv", 10);
+        let metadata = Metadata::from([("customer".to_string(), "ACME".to_string())]);
+        let tested = verdicts(&set, &obj, &metadata);
+        let report = human_report(&obj, &tested);
+        for want in [
+            "Region=eu",
+            "Customer=ACME",
+            "Batch=‹meta.batch: read from the object (HEAD) when routed›",
+            "Url=‹pre-signed GET of s3://acme-landing/in/eu/a.csv, valid 3600 s; signed when routed›",
+            "Day=2026/11/24",
+            "worker tag: gpu",
+            "runs as credential: c0ffee",
+        ] {
+            assert!(report.contains(want), "{want}: {report}");
+        }
+        let value = serde_json::to_value(&tested).unwrap();
+        assert_eq!(value[0]["worker_tag"], "gpu");
+        assert_eq!(value[0]["credential_id"], "c0ffee");
+        assert_eq!(
+            parse_meta("Customer=a=b").unwrap(),
+            ("customer".into(), "a=b".into())
+        );
+        assert!(parse_meta("novalue").is_err());
     }
 
     #[test]
@@ -733,7 +827,8 @@ mod tests {
             parse_rules_document("- {id: r, key: 'a/**', min_size: 10, workflow: w}", "t").unwrap(),
         )
         .unwrap();
-        let value = serde_json::to_value(verdicts(&set, &object("a/b", 1))).unwrap();
+        let value =
+            serde_json::to_value(verdicts(&set, &object("a/b", 1), &Metadata::new())).unwrap();
         assert_eq!(
             value,
             serde_json::json!([{"rule": "r", "verdict": {"verdict": "too_small", "detail": 10}, "workflow": null, "questions": null, "plugin": null}])

@@ -23,7 +23,7 @@ use alteryx_router_core::rules::snapshot::{self, SnapshotInfo};
 use alteryx_router_core::rules::{Rule, RuleError, RuleSet, RuleSource};
 use alteryx_router_core::secrets::ClientPool;
 use alteryx_router_core::secrets::{SecretString, StaticSource};
-use alteryx_router_core::template::Template;
+use alteryx_router_core::template::{Facts, Template};
 use alteryx_router_emulator::{self as emulator, EmulatorConfig};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -74,6 +74,9 @@ fn rules(n: usize) -> Vec<Rule> {
             job_priority: None,
             max_concurrent_jobs: None,
             concurrency_group: None,
+            presign_expiry_seconds: None,
+            worker_tag: None,
+            credential_id: None,
         })
         .collect()
 }
@@ -120,6 +123,9 @@ fn mixed_rules(n: usize) -> Vec<Rule> {
                 job_priority: None,
                 max_concurrent_jobs: None,
                 concurrency_group: None,
+                worker_tag: None,
+                credential_id: None,
+                presign_expiry_seconds: None,
             }
         })
         .collect()
@@ -240,7 +246,7 @@ fn templates(c: &mut Criterion) {
             .unwrap();
     let obj = object("incoming/sales/2026/11/24/sales-eu.csv");
     c.bench_function("template/render", |b| {
-        b.iter(|| black_box(t.render(black_box(&obj))))
+        b.iter(|| black_box(t.render(&Facts::of(black_box(&obj)))))
     });
     c.bench_function("template/parse", |b| {
         b.iter(|| {
@@ -276,7 +282,7 @@ fn alteryx(c: &mut Criterion) {
             name: "InputPath".into(),
             value: "s3://acme-landing/incoming/sales/x.csv".into(),
         }],
-        priority: None,
+        ..Default::default()
     };
     for (name, url) in [
         ("v1-oauth1", emu.gallery_url()),

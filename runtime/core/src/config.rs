@@ -23,6 +23,7 @@ use crate::plugin::{
     ChainPluginStore, DirObjectReader, DirPluginStore, ObjectReader, PluginError, PluginHost,
     PluginLimits, PluginStore, S3ObjectReader, S3PluginStore,
 };
+use crate::render::{DirObjectDetails, ObjectDetails, S3ObjectDetails};
 use crate::router::{Router, RouterSettings};
 use crate::rules::problems::{LogProblemNotifier, ProblemNotifier, SnsProblemNotifier};
 use crate::rules::publish::SnapshotPublisher;
@@ -119,6 +120,10 @@ pub struct Settings {
     pub home: PathBuf,
     /// `ALTERYX_SECRET_ID`: the default Secrets Manager secret.
     pub default_secret_id: Option<String>,
+    /// `ALTERYX_SECRET_PREFIX`: the name prefix of the secrets rules may name (the deployed
+    /// functions may read only those); `rules validate|put` warn about others. Unset: the
+    /// template's default, `alteryx/`.
+    pub secret_prefix: Option<String>,
     /// `ALTERYX_URL`, `ALTERYX_KEY`, `ALTERYX_SECRET` (+ `ALTERYX_API_VERSION`, `ALTERYX_AUTH`).
     pub env_credentials: Option<ServerConfig>,
     pub plugin_dir: Option<PathBuf>,
@@ -350,6 +355,7 @@ impl Settings {
             executions_table: env.text("EXECUTIONS_TABLE"),
             home,
             default_secret_id: env.text("ALTERYX_SECRET_ID"),
+            secret_prefix: env.text("ALTERYX_SECRET_PREFIX"),
             env_credentials,
             plugin_dir: env.text("PLUGIN_DIR").map(PathBuf::from),
             plugin_s3_uri: env.text("PLUGIN_S3_URI"),
@@ -524,6 +530,18 @@ impl Settings {
         }
     }
 
+    /// Where templates' `{meta.NAME}` and `{presigned_url}` come from: `LOCAL_OBJECTS_DIR`,
+    /// else S3 (with the process's credentials, which sign the URLs).
+    pub async fn object_details(&self) -> Arc<dyn ObjectDetails> {
+        match &self.local_objects_dir {
+            Some(dir) => Arc::new(DirObjectDetails::new(dir.clone())),
+            None => {
+                let sdk = crate::aws::sdk_config().await;
+                Arc::new(S3ObjectDetails::new(aws_sdk_s3::Client::new(&sdk)))
+            }
+        }
+    }
+
     pub fn router_settings(&self) -> RouterSettings {
         RouterSettings {
             claim_lease_margin: self.claim_lease_margin,
@@ -568,7 +586,8 @@ impl Settings {
                 .await;
         let mut router = Router::new(rules, executions, pool)
             .with_settings(self.router_settings())
-            .with_notifier(notifier);
+            .with_notifier(notifier)
+            .with_object_details(self.object_details().await);
         if let Some(store) = self.plugin_store().await? {
             let host = PluginHost::new(store, PluginLimits::default())
                 .map_err(ConfigError::Plugins)?

@@ -6,7 +6,8 @@
 //!
 //! 1. [`event`] decodes EventBridge / S3 / SQS / SNS inputs into [`event::ObjectCreated`];
 //! 2. [`rules`] holds the rule model, its validation, the glob matcher and the rule stores;
-//! 3. [`template`] renders question values from an object's facts, [`plugin`] runs an optional
+//! 3. [`template`] renders question values from an object's facts ([`render`] fetches the
+//!    metadata and pre-signed URL a template may ask for), [`plugin`] runs an optional
 //!    WebAssembly component over the start of the object;
 //! 4. [`executions`] claims one execution per (rule, object version) so duplicates are skipped;
 //! 5. [`alteryx`] submits the job to Alteryx Server (v1 OAuth1 or v3 OAuth2), with credentials
@@ -31,6 +32,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod plugin;
+pub mod render;
 pub mod router;
 pub mod rules;
 pub mod secret_string;

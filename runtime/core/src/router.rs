@@ -36,6 +36,7 @@ use crate::executions::{
 };
 use crate::notify::{LogNotifier, Notifier};
 use crate::plugin::{ObjectReader, ObjectVersion, PluginHost, PluginInput, PluginOutcome};
+use crate::render::{ObjectDetails, QuestionRenderer};
 use crate::rules::{CompiledRule, RuleError, RuleSource};
 use crate::secrets::{ClientPool, PoolError};
 
@@ -160,6 +161,9 @@ pub struct Router {
     alteryx: Arc<ClientPool>,
     plugins: Option<Arc<PluginHost>>,
     objects: Option<Arc<dyn ObjectReader>>,
+    /// Renders question values, fetching metadata and signing URLs only for templates that
+    /// use them.
+    renderer: QuestionRenderer,
     notifier: Arc<dyn Notifier>,
     settings: RouterSettings,
 }
@@ -176,6 +180,7 @@ impl Router {
             alteryx,
             plugins: None,
             objects: None,
+            renderer: QuestionRenderer::default(),
             notifier: Arc::new(LogNotifier),
             settings: RouterSettings::default(),
         }
@@ -185,6 +190,12 @@ impl Router {
     pub fn with_plugins(mut self, host: Arc<PluginHost>, objects: Arc<dyn ObjectReader>) -> Self {
         self.plugins = Some(host);
         self.objects = Some(objects);
+        self
+    }
+
+    /// Let templates use `{meta.NAME}` and `{presigned_url}` (S3, or `LOCAL_OBJECTS_DIR`).
+    pub fn with_object_details(mut self, details: Arc<dyn ObjectDetails>) -> Self {
+        self.renderer = QuestionRenderer::new(Some(details));
         self
     }
 
@@ -468,7 +479,24 @@ impl Router {
         rule: &CompiledRule,
         object: &ObjectCreated,
     ) -> Result<Questions, Failure> {
-        let mut questions = rule.render_questions(object);
+        let mut questions = match self.renderer.render(rule, object).await {
+            Ok(questions) => questions,
+            Err(e) => match e.skip_reason() {
+                Some(reason) => {
+                    return Ok(Questions::Skip {
+                        questions: BTreeMap::new(),
+                        reason,
+                        plugin: None,
+                    });
+                }
+                None => {
+                    return Err(Failure {
+                        retryable: e.is_retryable(),
+                        message: error_chain(&e),
+                    });
+                }
+            },
+        };
         let Some(spec) = &rule.rule.plugin else {
             return Ok(Questions::Values {
                 questions,

@@ -1,12 +1,21 @@
-//! Question value templates over an object's facts: `"s3://{bucket}/{key}"`, `"{key.name}"`.
+//! Question value templates over an object's facts: `"s3://{bucket}/{key}"`, `"{key.name}"`,
+//! `"{region}"` (a capture of the rule's key), `"{meta.customer}"` (S3 user metadata),
+//! `"{presigned_url}"`, `"{event_time:%Y/%m/%d}"`.
 //!
-//! Templates are parsed once, when a rule is saved or loaded, so an unknown variable is an
-//! error at save time (naming the variable and where it is), never when an event arrives.
-//! `{{` and `}}` stand for literal braces. Rendering walks the pre-parsed segments.
+//! Templates are parsed once, when a rule is saved or loaded, so an unknown variable, a capture
+//! the key does not have or a bad time format is an error at save time (naming the variable and
+//! where it is), never when an event arrives. `{{` and `}}` stand for literal braces. Rendering
+//! walks the pre-parsed segments over [`Facts`]; what the event does not carry (metadata, the
+//! pre-signed URL) is fetched by [`crate::render`] only for templates that use it.
 
+mod timefmt;
+
+use std::collections::BTreeMap;
+
+pub use self::timefmt::{TimeFormat, parse_event_time};
 use crate::event::ObjectCreated;
 
-/// Every variable a template may use.
+/// Every built-in variable a template may use (besides `meta.NAME` and the rule's captures).
 pub const VARIABLES: &[&str] = &[
     "bucket",
     "key",
@@ -20,9 +29,13 @@ pub const VARIABLES: &[&str] = &[
     "event_time",
     "event_date",
     "s3_uri",
+    "presigned_url",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// S3 user metadata by lower-case name (without `x-amz-meta-`).
+pub type Metadata = BTreeMap<String, String>;
+
+#[derive(Debug, Clone)]
 enum Var {
     Bucket,
     Key,
@@ -33,14 +46,21 @@ enum Var {
     Size,
     Etag,
     VersionId,
-    EventTime,
-    EventDate,
+    EventTime(Option<TimeFormat>),
+    EventDate(Option<TimeFormat>),
     S3Uri,
+    PresignedUrl,
+    /// Lower-case metadata name.
+    Meta(String),
+    /// Index into the rule's captures.
+    Capture(usize),
 }
 
 impl Var {
-    fn parse(name: &str) -> Option<Var> {
-        Some(match name {
+    fn parse(name: &str, format: Option<TimeFormat>, scope: &Scope) -> Option<Var> {
+        let var = match name {
+            "event_time" => return Some(Var::EventTime(format)),
+            "event_date" => return Some(Var::EventDate(format)),
             "bucket" => Var::Bucket,
             "key" => Var::Key,
             "key.name" => Var::KeyName,
@@ -50,18 +70,28 @@ impl Var {
             "size" => Var::Size,
             "etag" => Var::Etag,
             "version_id" => Var::VersionId,
-            "event_time" => Var::EventTime,
-            "event_date" => Var::EventDate,
             "s3_uri" => Var::S3Uri,
-            _ => return None,
-        })
+            "presigned_url" => Var::PresignedUrl,
+            _ => match name.strip_prefix("meta.") {
+                Some(meta) => Var::Meta(meta.to_ascii_lowercase()),
+                None => Var::Capture(scope.captures.iter().position(|c| c == name)?),
+            },
+        };
+        // Only times take a format; the caller reports it.
+        format.is_none().then_some(var)
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Segment {
     Text(String),
     Var(Var),
+}
+
+/// What a template may refer to besides the built-in variables: the rule's key captures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    pub captures: &'a [String],
 }
 
 /// A parsed template.
@@ -85,10 +115,76 @@ pub enum TemplateError {
     StrayClose { position: usize },
     #[error("empty `{{}}` at position {position}")]
     Empty { position: usize },
+    #[error("`{{{name}:…}}` at position {position}: only event_time and event_date take a format")]
+    FormatNotAllowed { name: String, position: usize },
+    #[error("`{{{name}:{format}}}` at position {position}: {detail}")]
+    BadFormat {
+        name: String,
+        format: String,
+        position: usize,
+        detail: String,
+    },
+    #[error(
+        "`{{meta.{name}}}` at position {position}: a metadata name is letters, digits, `-`, `_` and `.`"
+    )]
+    BadMetadataName { name: String, position: usize },
+}
+
+/// What a template is rendered from.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub object: &'a ObjectCreated,
+    /// The rule's capture values, in the order of its key's captures.
+    pub captures: &'a [String],
+    /// The object's user metadata, when a template of the rule uses it.
+    pub metadata: Option<&'a Metadata>,
+    /// The pre-signed GET URL, when a template of the rule uses it.
+    pub presigned_url: Option<&'a str>,
+}
+
+impl<'a> Facts<'a> {
+    /// Only what the event carries.
+    pub fn of(object: &'a ObjectCreated) -> Self {
+        Facts {
+            object,
+            captures: &[],
+            metadata: None,
+            presigned_url: None,
+        }
+    }
+}
+
+/// Why a template could not be rendered for an object.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(
+        "the object has no user metadata `{name}` (header x-amz-meta-{name}); it has {present}"
+    )]
+    MissingMetadata { name: String, present: String },
+    #[error("event time {value:?} is not an RFC 3339 time")]
+    EventTime {
+        value: String,
+        #[source]
+        source: ::time::error::Parse,
+    },
+    #[error("formatting the event time with {format:?}")]
+    Format {
+        format: String,
+        #[source]
+        source: ::time::error::Format,
+    },
+    #[error("`{{{variable}}}` has no value here")]
+    Unavailable { variable: &'static str },
 }
 
 impl Template {
+    /// A template that may use the built-in variables only.
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
+        Self::parse_in(text, &Scope::default())
+    }
+
+    /// A template of a rule whose key captures `scope.captures`.
+    pub fn parse_in(text: &str, scope: &Scope) -> Result<Template, TemplateError> {
         let mut segments = Vec::new();
         let mut literal = String::new();
         let mut chars = text.char_indices().peekable();
@@ -108,15 +204,7 @@ impl Template {
                     let end = rest
                         .find('}')
                         .ok_or(TemplateError::Unclosed { position: i })?;
-                    let name = rest[..end].trim();
-                    if name.is_empty() {
-                        return Err(TemplateError::Empty { position: i });
-                    }
-                    let var = Var::parse(name).ok_or_else(|| TemplateError::UnknownVariable {
-                        name: name.to_string(),
-                        position: i,
-                        known: VARIABLES.join(", "),
-                    })?;
+                    let var = parse_var(&rest[..end], i, scope)?;
                     if !literal.is_empty() {
                         segments.push(Segment::Text(std::mem::take(&mut literal)));
                     }
@@ -144,16 +232,89 @@ impl Template {
         &self.source
     }
 
-    pub fn render(&self, obj: &ObjectCreated) -> String {
+    /// The metadata names (lower case) the template reads.
+    pub fn metadata_names(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Var(Var::Meta(name)) => Some(name.as_str()),
+            _ => None,
+        })
+    }
+
+    pub fn uses_presigned_url(&self) -> bool {
+        self.segments
+            .iter()
+            .any(|s| matches!(s, Segment::Var(Var::PresignedUrl)))
+    }
+
+    pub fn render(&self, facts: &Facts) -> Result<String, RenderError> {
+        let obj = facts.object;
         let mut out = String::with_capacity(self.source.len() + obj.key.len());
         for segment in &self.segments {
             match segment {
                 Segment::Text(t) => out.push_str(t),
-                Segment::Var(v) => push_var(&mut out, *v, obj),
+                Segment::Var(v) => push_var(&mut out, v, facts)?,
             }
         }
-        out
+        Ok(out)
     }
+}
+
+fn parse_var(inner: &str, position: usize, scope: &Scope) -> Result<Var, TemplateError> {
+    let (name, format) = match inner.split_once(':') {
+        Some((name, format)) => (name.trim(), Some(format)),
+        None => (inner.trim(), None),
+    };
+    if name.is_empty() {
+        return Err(TemplateError::Empty { position });
+    }
+    if let Some(meta) = name.strip_prefix("meta.")
+        && (meta.is_empty()
+            || !meta
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(TemplateError::BadMetadataName {
+            name: meta.to_string(),
+            position,
+        });
+    }
+    let time_format = match format {
+        None => None,
+        Some(_) if !matches!(name, "event_time" | "event_date") => {
+            return Err(TemplateError::FormatNotAllowed {
+                name: name.to_string(),
+                position,
+            });
+        }
+        Some(format) => {
+            Some(
+                TimeFormat::parse(format).map_err(|detail| TemplateError::BadFormat {
+                    name: name.to_string(),
+                    format: format.to_string(),
+                    position,
+                    detail,
+                })?,
+            )
+        }
+    };
+    Var::parse(name, time_format, scope).ok_or_else(|| TemplateError::UnknownVariable {
+        name: name.to_string(),
+        position,
+        known: known_variables(scope),
+    })
+}
+
+fn known_variables(scope: &Scope) -> String {
+    let mut known = format!("{}, meta.NAME", VARIABLES.join(", "));
+    if scope.captures.is_empty() {
+        known.push_str(
+            " (the rule's key has no captures; write `<name>` in `key` to capture a part of it)",
+        );
+    } else {
+        known.push_str(", and the captures of the rule's key: ");
+        known.push_str(&scope.captures.join(", "));
+    }
+    known
 }
 
 fn key_name(key: &str) -> &str {
@@ -168,8 +329,9 @@ fn split_ext(name: &str) -> (&str, &str) {
     }
 }
 
-fn push_var(out: &mut String, var: Var, obj: &ObjectCreated) {
+fn push_var(out: &mut String, var: &Var, facts: &Facts) -> Result<(), RenderError> {
     use std::fmt::Write as _;
+    let obj = facts.object;
     match var {
         Var::Bucket => out.push_str(&obj.bucket),
         Var::Key => out.push_str(&obj.key),
@@ -182,15 +344,54 @@ fn push_var(out: &mut String, var: Var, obj: &ObjectCreated) {
         }
         Var::Etag => out.push_str(obj.etag.as_deref().unwrap_or("")),
         Var::VersionId => out.push_str(obj.version_id.as_deref().unwrap_or("")),
-        Var::EventTime => out.push_str(&obj.event_time),
-        Var::EventDate => out.push_str(obj.event_time.get(..10).unwrap_or(&obj.event_time)),
+        Var::EventTime(None) => out.push_str(&obj.event_time),
+        Var::EventDate(None) => {
+            out.push_str(obj.event_time.get(..10).unwrap_or(&obj.event_time));
+        }
+        Var::EventTime(Some(format)) | Var::EventDate(Some(format)) => {
+            let time =
+                parse_event_time(&obj.event_time).map_err(|source| RenderError::EventTime {
+                    value: obj.event_time.clone(),
+                    source,
+                })?;
+            let text = format.format(time).map_err(|source| RenderError::Format {
+                format: format.source().to_string(),
+                source,
+            })?;
+            out.push_str(&text);
+        }
         Var::S3Uri => {
             out.push_str("s3://");
             out.push_str(&obj.bucket);
             out.push('/');
             out.push_str(&obj.key);
         }
+        Var::PresignedUrl => out.push_str(facts.presigned_url.ok_or(RenderError::Unavailable {
+            variable: "presigned_url",
+        })?),
+        Var::Meta(name) => {
+            let metadata = facts
+                .metadata
+                .ok_or(RenderError::Unavailable { variable: "meta.*" })?;
+            let value = metadata
+                .get(name)
+                .ok_or_else(|| RenderError::MissingMetadata {
+                    name: name.clone(),
+                    present: if metadata.is_empty() {
+                        "none".to_string()
+                    } else {
+                        metadata.keys().cloned().collect::<Vec<_>>().join(", ")
+                    },
+                })?;
+            out.push_str(value);
+        }
+        Var::Capture(i) => {
+            out.push_str(facts.captures.get(*i).ok_or(RenderError::Unavailable {
+                variable: "a capture",
+            })?)
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -212,7 +413,10 @@ mod tests {
     }
 
     fn render(t: &str, key: &str) -> String {
-        Template::parse(t).unwrap().render(&object(key))
+        Template::parse(t)
+            .unwrap()
+            .render(&Facts::of(&object(key)))
+            .unwrap()
     }
 
     #[test]
@@ -230,10 +434,85 @@ mod tests {
         assert_eq!(render("{event_time}", key), "2026-11-24T09:15:02Z");
         assert_eq!(render("{event_date}", key), "2026-11-24");
         assert_eq!(render("{s3_uri}", key), format!("s3://acme-landing/{key}"));
-        assert_eq!(VARIABLES.len(), 12);
+        assert_eq!(VARIABLES.len(), 13);
         for v in VARIABLES {
             assert!(Template::parse(&format!("{{{v}}}")).is_ok(), "{v}");
         }
+    }
+
+    #[test]
+    fn captures_metadata_and_the_presigned_url_come_from_the_facts() {
+        let captures = ["region".to_string(), "date".to_string()];
+        let scope = Scope {
+            captures: &captures,
+        };
+        let t = Template::parse_in(
+            "{region}|{date}|{meta.Customer}|{meta.batch-id}|{presigned_url}",
+            &scope,
+        )
+        .unwrap();
+        assert_eq!(
+            t.metadata_names().collect::<Vec<_>>(),
+            ["customer", "batch-id"]
+        );
+        assert!(t.uses_presigned_url());
+        let obj = object("in/eu/2026-11-24/a.csv");
+        let values = ["eu".to_string(), "2026-11-24".to_string()];
+        let metadata = Metadata::from([
+            ("customer".to_string(), "ACME".to_string()),
+            ("batch-id".to_string(), "b7".to_string()),
+        ]);
+        let facts = Facts {
+            object: &obj,
+            captures: &values,
+            metadata: Some(&metadata),
+            presigned_url: Some("https://signed"),
+        };
+        assert_eq!(
+            t.render(&facts).unwrap(),
+            "eu|2026-11-24|ACME|b7|https://signed"
+        );
+        // Without them, the render says which value is missing instead of inventing one.
+        let missing = Metadata::from([("other".to_string(), "x".to_string())]);
+        let e = t
+            .render(&Facts {
+                metadata: Some(&missing),
+                ..facts
+            })
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the object has no user metadata `customer` (header x-amz-meta-customer); it has other"
+        );
+        let e = Template::parse("{presigned_url}")
+            .unwrap()
+            .render(&Facts::of(&obj))
+            .unwrap_err();
+        assert!(matches!(e, RenderError::Unavailable { .. }), "{e}");
+        assert!(!Template::parse("{key}").unwrap().uses_presigned_url());
+    }
+
+    #[test]
+    fn event_times_format_in_utc() {
+        let mut obj = object("a.csv");
+        obj.event_time = "2026-11-24T23:15:02.123+02:00".into();
+        let t = |text: &str| Template::parse(text).unwrap().render(&Facts::of(&obj));
+        assert_eq!(t("{event_time:%Y/%m/%d}").unwrap(), "2026/11/24");
+        assert_eq!(t("{event_time:%H:%M:%S %z}").unwrap(), "21:15:02 +0000");
+        assert_eq!(t("{event_date:%Y%m%d}").unwrap(), "20261124");
+        assert_eq!(t("{event_time:%j %a %b %%}").unwrap(), "328 Tue Nov %");
+        obj.event_time = "2026-12-31T23:30:00-01:00".into();
+        let t = |text: &str| Template::parse(text).unwrap().render(&Facts::of(&obj));
+        assert_eq!(t("{event_date:%F}").unwrap(), "2027-01-01", "the UTC date");
+        // An event time that is not RFC 3339 fails the render, naming the value.
+        obj.event_time = "yesterday".into();
+        let e = Template::parse("{event_time:%Y}")
+            .unwrap()
+            .render(&Facts::of(&obj))
+            .unwrap_err();
+        assert!(e.to_string().contains("\"yesterday\""), "{e}");
+        // Unformatted, it is passed on as the event gave it.
+        assert_eq!(render("{event_time}", "a"), "2026-11-24T09:15:02Z");
     }
 
     #[test]
@@ -265,6 +544,7 @@ mod tests {
                 assert_eq!(name, "kee");
                 assert_eq!(position, 14);
                 assert!(known.contains("key.name"));
+                assert!(known.contains("has no captures"), "{known}");
             }
             other => panic!("{other:?}"),
         }
@@ -282,5 +562,30 @@ mod tests {
         );
         let msg = Template::parse("{nope}").unwrap_err().to_string();
         assert!(msg.contains("`{nope}`"), "{msg}");
+        // A capture the key does not have names the ones it has.
+        let captures = ["region".to_string()];
+        let e = Template::parse_in(
+            "{regin}",
+            &Scope {
+                captures: &captures,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("the captures of the rule's key: region"), "{e}");
+        for (text, want) in [
+            ("{key:%Y}", "only event_time and event_date take a format"),
+            ("{event_time:%Q}", "`{event_time:%Q}` at position 0"),
+            ("{event_time:}", "empty"),
+            ("{event_time:today}", "no %-conversion"),
+            ("{event_time:%Y%}", "`{event_time:%Y%}`"),
+            ("{event_time:%Z}", "`{event_time:%Z}`"),
+            ("{meta.}", "a metadata name is"),
+            ("{meta.a b}", "a metadata name is"),
+            ("{presigned_url:%Y}", "only event_time"),
+        ] {
+            let e = Template::parse(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
     }
 }

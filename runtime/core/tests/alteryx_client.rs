@@ -82,6 +82,7 @@ async fn every_operation_works_in_every_mode() {
                 value: format!("s3://b/{mode}.csv"),
             }],
             priority: Some(Priority::High),
+            ..Default::default()
         };
         let job = c
             .submit_job(SALES, &request)
@@ -227,10 +228,7 @@ async fn client_errors_are_never_retried() {
 async fn submitting_is_retried_only_when_alteryx_cannot_have_queued_the_job() {
     let emu = emulator().await;
     let c = client(&emu.gallery_url(), None, SECRET);
-    let request = JobRequest {
-        questions: vec![],
-        priority: None,
-    };
+    let request = JobRequest::default();
     emu.inject(Fault::Status {
         status: 503,
         count: 1,
@@ -284,6 +282,62 @@ async fn a_hung_server_times_out_and_a_read_is_retried() {
     emu.shutdown().await;
 }
 
+/// `until` bounds every operation, not only some: the router's job request and the
+/// reconciler's job listing end by the invocation's deadline even when Alteryx hangs.
+#[tokio::test]
+async fn a_deadline_bounds_every_operation() {
+    let emu = emulator().await;
+    let config = ServerConfig::from_parts(
+        &emu.gallery_url(),
+        "test-key",
+        SecretString::new(SECRET),
+        None,
+        None,
+    )
+    .unwrap();
+    let slow = ClientOptions {
+        request_timeout: Duration::from_secs(10),
+        ..fast()
+    };
+    let c = AlteryxClient::new(config, slow).unwrap();
+    for operation in ["submit job", "list jobs", "get job", "list workflows"] {
+        emu.inject(Fault::Hang {
+            duration: Duration::from_secs(4),
+            count: 1,
+        });
+        let started = Instant::now();
+        let bounded = c.until(started + Duration::from_millis(700));
+        let error = match operation {
+            "submit job" => bounded
+                .submit_job(SALES, &JobRequest::default())
+                .await
+                .map(|_| ()),
+            "list jobs" => bounded
+                .list_jobs(SALES, &JobQuery::default())
+                .await
+                .map(|_| ()),
+            "get job" => bounded.get_job("job-1").await.map(|_| ()),
+            _ => bounded.list_workflows().await.map(|_| ()),
+        }
+        .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{operation}: took {:?} with a deadline 700 ms away ({error:?})",
+            started.elapsed()
+        );
+        assert!(
+            matches!(
+                error,
+                AlteryxError::Timeout { .. } | AlteryxError::Deadline { .. }
+            ),
+            "{operation}: {error:?}"
+        );
+        // Let the hung request end before the next fault.
+        tokio::time::sleep(Duration::from_secs(4).saturating_sub(started.elapsed())).await;
+    }
+    emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn bad_answers_are_clear_errors() {
     let emu = emulator().await;
@@ -304,7 +358,7 @@ async fn bad_answers_are_clear_errors() {
             name: "Nope".into(),
             value: "1".into(),
         }],
-        priority: None,
+        ..Default::default()
     };
     match c.submit_job(SALES, &bad).await.unwrap_err() {
         AlteryxError::Api {
@@ -496,4 +550,77 @@ async fn no_secret_appears_in_logs_or_errors() {
         );
         assert!(!text.contains("emu-"), "token leaked in: {text}");
     }
+}
+
+#[tokio::test]
+async fn worker_tag_and_credential_id_reach_v3_and_are_never_sent_to_v1() {
+    let emu = emulator_with(EmulatorConfig {
+        worker_tags: vec!["gpu".into()],
+        credential_ids: vec!["6543210fedcba98765430001".into()],
+        ..Default::default()
+    })
+    .await;
+    let asking = |tag: &str, credential: &str| JobRequest {
+        worker_tag: Some(tag.into()),
+        credential_id: Some(credential.into()),
+        rule_id: Some("sales-gpu".into()),
+        ..Default::default()
+    };
+    let v3 = client(&emu.webapi_url(), None, SECRET);
+    v3.submit_job(SALES, &asking("gpu", "6543210fedcba98765430001"))
+        .await
+        .unwrap();
+    let received = emu.jobs();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].worker_tag.as_deref(), Some("gpu"));
+    assert_eq!(
+        received[0].credential_id.as_deref(),
+        Some("6543210fedcba98765430001")
+    );
+    assert!(received[0].ignored_fields.is_empty());
+
+    // A tag the server does not know: Alteryx's 400, not retried, nothing queued.
+    let e = v3
+        .submit_job(SALES, &asking("cpu", "6543210fedcba98765430001"))
+        .await
+        .unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    assert!(error_chain(&e).contains("Invalid workerTag 'cpu'"), "{e}");
+
+    // v1 (both auth schemes) cannot carry them: refused before any request, naming the rule,
+    // the fields and the API version.
+    for c in [
+        client(&emu.gallery_url(), None, SECRET),
+        client(&emu.webapi_url(), Some("v1"), SECRET),
+    ] {
+        let before = emu.request_count();
+        let e = c
+            .submit_job(SALES, &asking("gpu", "6543210fedcba98765430001"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AlteryxError::Unsupported { .. }), "{e:?}");
+        assert!(!e.is_retryable());
+        let text = e.to_string();
+        assert!(
+            text.starts_with("submit job: rule `sales-gpu` asks for `worker_tag` (workerTag) and `credential_id` (credentialId), which API v1 cannot carry"),
+            "{text}"
+        );
+        assert_eq!(emu.request_count(), before, "nothing was sent");
+        let only_tag = JobRequest {
+            worker_tag: Some("gpu".into()),
+            ..Default::default()
+        };
+        let text = c
+            .submit_job(SALES, &only_tag)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with(
+                "submit job: the request asks for `worker_tag` (workerTag), which API v1"
+            ),
+            "{text}"
+        );
+    }
+    assert_eq!(emu.jobs().len(), 1);
 }

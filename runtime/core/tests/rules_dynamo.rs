@@ -103,6 +103,7 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
         questions: BTreeMap::from([
             ("InputPath".into(), "{s3_uri}".into()),
             ("Note".into(), "{{literal}} {key.name}".into()),
+            ("Url".into(), "{presigned_url}".into()),
         ]),
         plugin: Some(PluginSpec {
             name: "csv-header".into(),
@@ -118,6 +119,9 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
         job_priority: Some(Priority::High),
         max_concurrent_jobs: Some(4),
         concurrency_group: Some("nightly".into()),
+        presign_expiry_seconds: Some(900),
+        worker_tag: Some("gpu".into()),
+        credential_id: Some("6543210fedcba98765430001".into()),
     };
     store.put(&full).await.unwrap();
     let minimal = rule("{id: minimal, key: '**', workflow: w}");
@@ -147,6 +151,7 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
         [
             "bucket",
             "concurrency_group",
+            "credential_id",
             "description",
             "enabled",
             "exclude",
@@ -158,9 +163,11 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
             "max_size",
             "min_size",
             "plugin",
+            "presign_expiry_seconds",
             "priority",
             "questions",
             "secret_id",
+            "worker_tag",
             "workflow"
         ]
     );
@@ -186,7 +193,13 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
     let matched = set.matching(&object("incoming/sales/2026/eu.csv"));
     assert_eq!(matched.len(), 1, "final stops before `minimal`");
     assert_eq!(
-        matched[0].render_questions(&object("incoming/sales/2026/eu.csv"))["Note"],
+        matched[0]
+            .render_with(
+                &object("incoming/sales/2026/eu.csv"),
+                None,
+                Some("https://u")
+            )
+            .unwrap()["Note"],
         "{literal} eu.csv"
     );
 }

@@ -1,6 +1,8 @@
 //! Property tests: the rule matcher agrees with `globset`, built the way rules were built before
 //! the matcher existed (`GlobBuilder` with `literal_separator` and `backslash_escape`, key
-//! globs in a `GlobSet`, bucket and exclude globs as `GlobMatcher`s).
+//! globs in a `GlobSet`, bucket and exclude globs as `GlobMatcher`s). Where globset's `GlobSet`
+//! disagrees with its own `GlobMatcher` (a set strategy's bug, pinned below), the matcher — the
+//! glob's regex — is the reference.
 //!
 //! Globs are random sequences of fragments chosen to hit the tricky shapes: `**` at the
 //! start, middle and end and inside a segment, alternations (nested, empty branches, with `**`
@@ -138,13 +140,35 @@ proptest! {
                 let set = set.build().unwrap();
                 for k in [&key, &other] {
                     prop_assert_eq!(ours.is_match(k), matcher.is_match(k), "glob {:?} key {:?}", glob, k);
-                    prop_assert_eq!(ours.is_match(k), set.is_match(k), "glob {:?} key {:?} (GlobSet)", glob, k);
+                    // globset's set strategies can disagree with its own matcher (see
+                    // `globset_disagrees_with_itself_and_we_follow_its_matcher`); where they do,
+                    // the matcher (the glob's regex) is the meaning we keep.
+                    if set.is_match(k) == matcher.is_match(k) {
+                        prop_assert_eq!(ours.is_match(k), set.is_match(k), "glob {:?} key {:?} (GlobSet)", glob, k);
+                    }
                 }
             }
             (Err(ours), Err(theirs)) => prop_assert_eq!(ours, theirs.kind(), "glob {:?}", glob),
             _ => prop_assert!(false, "glob {:?}: ours {:?}, globset {:?}", glob, ours.is_ok(), theirs.map(|_| ())),
         }
     }
+}
+
+/// Found by the property above: `[--/]` is the range `-`..`/`, which holds `.`, so `[--/].`
+/// matches `..` — globset's regex says so, while a `GlobSet` of that one glob says it does not.
+#[test]
+fn globset_disagrees_with_itself_and_we_follow_its_matcher() {
+    let glob = path_glob("[--/].").unwrap();
+    let mut set = GlobSetBuilder::new();
+    set.add(glob.clone());
+    let set = set.build().unwrap();
+    assert!(glob.compile_matcher().is_match(".."));
+    assert!(PathGlob::new("[--/].").unwrap().is_match(".."));
+    // If a globset release fixes its set, this fails: then the skip in the property can go.
+    assert!(
+        !set.is_match(".."),
+        "globset's GlobSet now agrees with its matcher"
+    );
 }
 
 /// A rule in the random rule sets.
@@ -198,33 +222,26 @@ fn object(bucket: &str, key: &str, size: u64) -> ObjectCreated {
     }
 }
 
-/// The matching rules' ids as the `GlobSet`-based matcher computed them.
+/// The matching rules' ids as `globset` matchers compute them.
 fn reference(
-    rules: &[(Rule, Option<GlobMatcher>, Option<GlobMatcher>)],
+    rules: &[(Rule, Option<GlobMatcher>, Option<GlobMatcher>, GlobMatcher)],
     obj: &ObjectCreated,
 ) -> Vec<String> {
     let mut ordered: Vec<usize> = (0..rules.len()).collect();
     ordered.sort_by(|&a, &b| {
         (rules[a].0.priority, &rules[a].0.id).cmp(&(rules[b].0.priority, &rules[b].0.id))
     });
-    let mut builder = GlobSetBuilder::new();
-    let mut members = Vec::new();
-    for &i in &ordered {
-        if rules[i].0.enabled {
-            builder.add(path_glob(&rules[i].0.key).unwrap());
-            members.push(i);
-        }
-    }
-    let set = builder.build().unwrap();
-    let mut hits: Vec<usize> = set
-        .matches(&obj.key)
-        .into_iter()
-        .map(|g| members[g])
+    // Each key glob's own matcher, not a `GlobSet` of them: the set's strategies can
+    // disagree with the matcher (`globset_disagrees_with_itself_and_we_follow_its_matcher`).
+    let mut hits: Vec<usize> = ordered
+        .iter()
+        .copied()
+        .filter(|&i| rules[i].0.enabled && rules[i].3.is_match(&obj.key))
         .collect();
     hits.sort_by_key(|&i| ordered.iter().position(|&o| o == i));
     let mut out = Vec::new();
     for i in hits {
-        let (rule, bucket, exclude) = &rules[i];
+        let (rule, bucket, exclude, _) = &rules[i];
         if bucket.as_ref().is_some_and(|b| !b.is_match(&obj.bucket))
             || exclude.as_ref().is_some_and(|e| e.is_match(&obj.key))
             || rule.min_size.is_some_and(|m| obj.size < m)
@@ -275,10 +292,14 @@ proptest! {
                 job_priority: None,
                 max_concurrent_jobs: None,
                 concurrency_group: None,
+                worker_tag: None,
+                credential_id: None,
+                presign_expiry_seconds: None,
             };
             let bucket = s.bucket.map(|b| path_glob(b).unwrap().compile_matcher());
             let exclude = s.exclude.as_ref().map(|e| path_glob(e).unwrap().compile_matcher());
-            rules.push((rule, bucket, exclude));
+            let key = path_glob(&rule.key).unwrap().compile_matcher();
+            rules.push((rule, bucket, exclude, key));
         }
         let set = RuleSet::new(rules.iter().map(|r| r.0.clone()).collect()).unwrap();
         let info = SnapshotInfo {
@@ -297,7 +318,7 @@ proptest! {
             probes.push((b.into(), derived.clone(), *size));
             probes.push((b.into(), random.clone(), *size));
         }
-        for (s, (rule, _, _)) in specs.iter().zip(&rules) {
+        for (s, (rule, _, _, _)) in specs.iter().zip(&rules) {
             let _ = s;
             probes.push(("acme-landing".into(), rule.key.replace(['*', '?', '[', ']', '{', '}', '\\'], ""), 10));
         }

@@ -134,10 +134,7 @@ async fn tracker_records_outcomes_flags_stuck_jobs_once_and_closes_unknown_jobs(
         ClientOptions::default(),
     ));
     let client = pool.client(None).await.unwrap();
-    let request = JobRequest {
-        questions: Vec::new(),
-        priority: None,
-    };
+    let request = JobRequest::default();
     let mut jobs = BTreeMap::new();
     for wf in [OK_WF, ERR_WF, STUCK_WF] {
         jobs.insert(wf, client.submit_job(wf, &request).await.unwrap().id);

@@ -266,6 +266,19 @@ pub enum AlteryxError {
     Tls(#[source] crate::tls::TlsError),
     #[error("Alteryx configuration: HTTP client")]
     HttpClient(#[source] HttpError),
+    /// The request asks for something this API version's request cannot carry; sending it
+    /// anyway would run the job without it.
+    #[error(
+        "{operation}: {asker}asks for {fields}, which API {api} cannot carry (only v3's job request has workerTag and credentialId); use a /webapi/ ALTERYX_URL or set ALTERYX_API_VERSION=v3 in the secret, or remove the field"
+    )]
+    Unsupported {
+        operation: &'static str,
+        /// ``rule `x` `` or `the request `.
+        asker: String,
+        /// The rule fields, e.g. `` `worker_tag` (workerTag) ``.
+        fields: String,
+        api: &'static str,
+    },
     #[error("{operation}: cannot make a request URL from the path {path:?}")]
     InvalidPath {
         operation: &'static str,
@@ -295,7 +308,9 @@ impl AlteryxError {
             | AlteryxError::InvalidUrl { .. }
             | AlteryxError::Tls(_)
             | AlteryxError::HttpClient(_)
-            | AlteryxError::InvalidPath { .. } => false,
+            | AlteryxError::InvalidPath { .. }
+            // The rule asks for what the API version cannot carry: the rule must change.
+            | AlteryxError::Unsupported { .. } => false,
         }
     }
 
@@ -319,7 +334,8 @@ impl AlteryxError {
             | AlteryxError::InvalidUrl { .. }
             | AlteryxError::Tls(_)
             | AlteryxError::HttpClient(_)
-            | AlteryxError::InvalidPath { .. } => false,
+            | AlteryxError::InvalidPath { .. }
+            | AlteryxError::Unsupported { .. } => false,
         }
     }
 

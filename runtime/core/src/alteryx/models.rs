@@ -150,6 +150,12 @@ impl std::fmt::Display for Priority {
 pub struct JobRequest {
     pub questions: Vec<QuestionValue>,
     pub priority: Option<Priority>,
+    /// Run only on workers with this tag (v3 `workerTag`; v1 cannot carry it).
+    pub worker_tag: Option<String>,
+    /// Run as this stored credential (v3 `credentialId`; v1 cannot carry it).
+    pub credential_id: Option<String>,
+    /// The rule asking, named in errors about the request itself.
+    pub rule_id: Option<String>,
 }
 
 /// A job as Alteryx reports it.

@@ -84,7 +84,6 @@ impl AlteryxClient {
             "v1/workflows/subscription/"
         };
         let value = self
-            .transport
             .call(Call::get("list workflows", path.into(), Vec::new()))
             .await?;
         let items = value
@@ -142,6 +141,9 @@ impl AlteryxClient {
         request: &JobRequest,
     ) -> Result<Job, AlteryxError> {
         let id = segment(workflow_id);
+        if !self.v3() {
+            refuse_v3_only_fields(request)?;
+        }
         let (path, priority) = if self.v3() {
             (
                 format!("v3/workflows/{id}/jobs"),
@@ -157,8 +159,13 @@ impl AlteryxClient {
         if let Some(p) = priority {
             body["priority"] = Value::String(p);
         }
+        if let Some(tag) = &request.worker_tag {
+            body["workerTag"] = Value::String(tag.clone());
+        }
+        if let Some(credential) = &request.credential_id {
+            body["credentialId"] = Value::String(credential.clone());
+        }
         let value = self
-            .transport
             .call(Call {
                 operation: "submit job",
                 method: Method::POST,
@@ -180,10 +187,7 @@ impl AlteryxClient {
         } else {
             format!("v1/jobs/{id}/")
         };
-        let value = self
-            .transport
-            .call(Call::get("get job", path, Vec::new()))
-            .await?;
+        let value = self.call(Call::get("get job", path, Vec::new())).await?;
         parse("get job", value)
     }
 
@@ -200,7 +204,6 @@ impl AlteryxClient {
             format!("v1/workflows/{id}/jobs/")
         };
         let value = self
-            .transport
             .call(Call::get("list jobs", path, query.pairs()))
             .await?;
         parse("list jobs", value)
@@ -264,6 +267,33 @@ impl AlteryxClient {
             offset += PAGE;
         }
     }
+}
+
+/// v1's job request is `{questions, priority}`: a worker tag or credential id would be
+/// dropped by the server (or refused), so the job would run elsewhere or as someone else.
+fn refuse_v3_only_fields(request: &JobRequest) -> Result<(), AlteryxError> {
+    let fields: Vec<&str> = [
+        (request.worker_tag.is_some(), "`worker_tag` (workerTag)"),
+        (
+            request.credential_id.is_some(),
+            "`credential_id` (credentialId)",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(asked, field)| asked.then_some(field))
+    .collect();
+    if fields.is_empty() {
+        return Ok(());
+    }
+    Err(AlteryxError::Unsupported {
+        operation: "submit job",
+        asker: request
+            .rule_id
+            .as_ref()
+            .map_or_else(|| "the request ".to_string(), |id| format!("rule `{id}` ")),
+        fields: fields.join(" and "),
+        api: "v1",
+    })
 }
 
 /// An id as one path segment (ids come from rules and users: `/` or `?` must not escape it).

@@ -10,7 +10,7 @@
 //! (native code runs with the function's role); a different file is refused.
 
 mod host;
-mod objects;
+pub(crate) mod objects;
 mod store;
 
 #[cfg(feature = "plugin-compiler")]

@@ -196,44 +196,22 @@ impl ObjectReader for S3ObjectReader {
             let body = out.body.collect().await.map_err(|e| io(Box::new(e)))?;
             Ok::<_, ReadOrSdk>((content_range, content_type, body.into_bytes()))
         };
-        let (content_range, content_type, bytes) = match tokio::time::timeout(READ_TIMEOUT, fetch)
-            .await
-        {
-            Err(_) => {
-                return Err(io(
-                    format!("no answer within {} s", READ_TIMEOUT.as_secs()).into()
-                ));
-            }
-            Ok(Ok(read)) => read,
-            Ok(Err(ReadOrSdk::Read(e))) => return Err(e),
-            Ok(Err(ReadOrSdk::Sdk(e))) => {
-                let status = e.raw_response().map(|r| r.status().as_u16());
-                let code = e.code().map(str::to_string);
-                return Err(match (status, code.as_deref()) {
-                    (_, Some("NoSuchKey" | "NoSuchVersion")) | (Some(404), _) => {
-                        ReadError::Deleted { uri: object.uri() }
-                    }
-                    (_, Some("PreconditionFailed")) | (Some(412), _) => ReadError::Overwritten {
-                        uri: object.uri(),
-                        detail: format!(
-                            "its ETag is no longer {}",
-                            object.etag.as_deref().unwrap_or("the event's")
-                        ),
-                    },
-                    (_, Some("InvalidRange")) | (Some(416), _) => ReadError::Overwritten {
-                        uri: object.uri(),
-                        detail: format!("it no longer has the event's {} bytes", object.size),
-                    },
-                    (_, Some("AccessDenied")) => ReadError::AccessDenied {
-                        uri: object.uri(),
-                        bucket: object.bucket.clone(),
-                        key: object.key.clone(),
-                        source: aws_sdk_s3::error::DisplayErrorContext(e).to_string().into(),
-                    },
-                    _ => io(aws_sdk_s3::error::DisplayErrorContext(e).to_string().into()),
-                });
-            }
-        };
+        let (content_range, content_type, bytes) =
+            match tokio::time::timeout(READ_TIMEOUT, fetch).await {
+                Err(_) => {
+                    return Err(io(
+                        format!("no answer within {} s", READ_TIMEOUT.as_secs()).into()
+                    ));
+                }
+                Ok(Ok(read)) => read,
+                Ok(Err(ReadOrSdk::Read(e))) => return Err(e),
+                Ok(Err(ReadOrSdk::Sdk(e))) => {
+                    let status = e.raw_response().map(|r| r.status().as_u16());
+                    let detail = || aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
+                    return Err(pinned_failure(object, status, e.code(), detail)
+                        .unwrap_or_else(|| io(detail().into())));
+                }
+            };
         // Without a pin (no version id, no ETag) the total size is the only check left.
         if let Some(total) = content_range
             .as_deref()
@@ -291,8 +269,44 @@ impl From<ReadError> for ReadOrSdk {
     }
 }
 
+/// What S3's answer to a request pinned to the event's version (version id, else `If-Match`)
+/// says about the object, when it says it is gone or may not be read; `None` for any other
+/// failure, which the caller reports as its own. Shared by a plugin's ranged reads and the
+/// templates' metadata HEAD (`crate::render`), so both tell a gone object the same way.
+pub(crate) fn pinned_failure(
+    object: &ObjectVersion,
+    status: Option<u16>,
+    code: Option<&str>,
+    detail: impl FnOnce() -> String,
+) -> Option<ReadError> {
+    Some(match (status, code) {
+        (_, Some("NoSuchKey" | "NoSuchVersion")) | (Some(404), _) => {
+            ReadError::Deleted { uri: object.uri() }
+        }
+        (_, Some("PreconditionFailed")) | (Some(412), _) => ReadError::Overwritten {
+            uri: object.uri(),
+            detail: format!(
+                "its ETag is no longer {}",
+                object.etag.as_deref().unwrap_or("the event's")
+            ),
+        },
+        (_, Some("InvalidRange")) | (Some(416), _) => ReadError::Overwritten {
+            uri: object.uri(),
+            detail: format!("it no longer has the event's {} bytes", object.size),
+        },
+        // A HEAD's answer has no body, hence no code: its 403 is the same refusal.
+        (_, Some("AccessDenied")) | (Some(403), None) => ReadError::AccessDenied {
+            uri: object.uri(),
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            source: detail().into(),
+        },
+        _ => return None,
+    })
+}
+
 /// S3 compares `If-Match` with the quoted ETag; events carry it bare.
-fn quoted(etag: &str) -> String {
+pub(crate) fn quoted(etag: &str) -> String {
     if etag.starts_with('"') {
         etag.to_string()
     } else {

@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use super::{Questions, Router, RuleOutcome, outcome_of};
-use crate::alteryx::{JobRequest, QuestionValue};
 use crate::error_chain;
 use crate::event::ObjectCreated;
 use crate::executions::reconcile::Settled;
@@ -187,17 +186,8 @@ impl Router {
                 ..outcome_of(&record)
             };
         }
-        let request = JobRequest {
-            questions: record
-                .questions
-                .iter()
-                .map(|(name, value)| QuestionValue {
-                    name: name.clone(),
-                    value: value.clone(),
-                })
-                .collect(),
-            priority: rule.rule.job_priority,
-        };
+        // Questions, priority, and where and as whom the job runs (worker tag, credential).
+        let request = rule.job_request(&record.questions);
         let workflow = record.workflow.as_str();
         let result = self
             .alteryx

@@ -78,7 +78,10 @@ pub enum MatchVerdict {
 impl RuleSet {
     /// Every rule must be valid and ids unique.
     pub fn new(rules: Vec<Rule>) -> Result<Self, RuleError> {
-        let compiled = compile_all(rules)?;
+        let mut compiled = Vec::with_capacity(rules.len());
+        for rule in rules {
+            compiled.push(CompiledRule::compile(rule)?);
+        }
         check_groups(&compiled)?;
         Self::from_compiled(compiled)
     }
@@ -131,7 +134,8 @@ impl RuleSet {
             .map(|r| {
                 r.rule
                     .enabled
-                    .then(|| index::candidates(&r.rule.key, r.rule.bucket.as_deref()))
+                    // The glob the matcher sees: key captures (`<name>`) written `*`.
+                    .then(|| index::candidates(r.key_pattern.glob(), r.rule.bucket.as_deref()))
                     .flatten()
             })
             .collect();
@@ -282,71 +286,8 @@ fn secondary_verdict(rule: &CompiledRule, obj: &ObjectCreated) -> Option<MatchVe
     None
 }
 
-/// Below this many rules one thread compiles them all: starting threads would cost more.
-const PARALLEL_FROM: usize = 2048;
-
-/// Every rule validated and compiled, in order, on every core for long lists. The error is the
-/// first invalid rule's, as if they were compiled one after the other.
-fn compile_all(rules: Vec<Rule>) -> Result<Vec<CompiledRule>, RuleError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if threads == 1 || rules.len() < PARALLEL_FROM {
-        return rules.into_iter().map(CompiledRule::compile).collect();
-    }
-    let per_part = rules.len().div_ceil(threads);
-    let mut parts: Vec<Vec<Rule>> = Vec::with_capacity(threads);
-    let mut rules = rules.into_iter();
-    loop {
-        let part: Vec<Rule> = rules.by_ref().take(per_part).collect();
-        if part.is_empty() {
-            break;
-        }
-        parts.push(part);
-    }
-    std::thread::scope(|scope| {
-        let compiled: Vec<_> = parts
-            .into_iter()
-            .map(|part| {
-                scope.spawn(|| {
-                    part.into_iter()
-                        .map(CompiledRule::compile)
-                        .collect::<Result<Vec<_>, _>>()
-                })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(per_part * threads);
-        for part in compiled {
-            match part.join() {
-                Ok(part) => all.extend(part?),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        Ok(all)
-    })
-}
-
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn long_lists_compile_in_parts_and_report_the_first_invalid_rule() {
-        let rule = |i: usize, workflow: &str| -> Rule {
-            serde_yaml::from_str(&format!(
-                "{{id: r{i:05}, key: 'in/{i}/**', workflow: '{workflow}'}}"
-            ))
-            .unwrap()
-        };
-        let valid: Vec<Rule> = (0..5000).map(|i| rule(i, "w")).collect();
-        let set = RuleSet::new(valid).unwrap();
-        assert_eq!(set.len(), 5000);
-        let mut invalid: Vec<Rule> = (0..5000).map(|i| rule(i, "w")).collect();
-        invalid[4900] = rule(4900, " ");
-        invalid[2100] = rule(2100, " ");
-        let error = RuleSet::new(invalid).unwrap_err().to_string();
-        assert!(
-            error.contains("r02100") && error.contains("workflow"),
-            "{error}"
-        );
-    }
     use super::*;
     use crate::rules::parse_rules_document;
 
@@ -474,6 +415,40 @@ mod tests {
         assert_eq!(ids(&s, &obj("b", "in/x/a.csv", 1)), ["any", "deep", "top"]);
         assert_eq!(ids(&s, &obj("b", "in/y/a.csv", 1)), ["any", "top"]);
         assert_eq!(ids(&s, &obj("b", "in/x/a.txt", 1)), ["deep"]);
+    }
+
+    #[test]
+    fn captures_match_like_star_through_the_index_and_a_snapshot() {
+        // The index files a rule under the literals of the glob with captures written `*`:
+        // were it given the raw key, `<region>` would be a literal no key has.
+        let s = set(
+            "- {id: by-region, key: 'incoming/<region>/sales-<kind>.csv', workflow: w}\n\
+             - {id: star, key: 'incoming/*/sales-*.csv', workflow: w}\n\
+             - {id: top, key: '<team>/**', workflow: w}",
+        );
+        let hit = obj("b", "incoming/eu/sales-daily.csv", 1);
+        assert_eq!(ids(&s, &hit), ["by-region", "star", "top"]);
+        assert_eq!(
+            ids(&s, &obj("b", "incoming/eu/x/sales-daily.csv", 1)),
+            ["top"]
+        );
+        assert_eq!(ids(&s, &obj("b", "incoming/<region>/x.csv", 1)), ["top"]);
+        let info = crate::rules::snapshot::SnapshotInfo {
+            format: crate::rules::snapshot::FORMAT,
+            built_at: "now".into(),
+            table: "t".into(),
+            rules: s.len(),
+            invalid: Vec::new(),
+            builder: "test".into(),
+        };
+        let bytes = crate::rules::snapshot::encode(&s, &info).unwrap();
+        let (_, loaded) = crate::rules::snapshot::decode(bytes).unwrap();
+        assert_eq!(ids(&loaded, &hit), ["by-region", "star", "top"]);
+        let rule = loaded.matching(&hit)[0];
+        assert_eq!(
+            rule.capture_values(&hit.key).unwrap(),
+            ["eu".to_string(), "daily".to_string()]
+        );
     }
 
     #[test]

@@ -4,13 +4,18 @@
 //! Validation is strict and happens when a rule is saved or loaded ([`CompiledRule::compile`]):
 //! unknown fields, bad globs, unknown template variables, an empty workflow or a bad id are
 //! errors naming the rule and the field. The matcher lives in [`matcher`] (globs in [`glob`],
-//! the rule index in [`index`]), the stores in [`store`].
+//! the rule index in [`index`]), the stores in [`store`]; the key's path captures in
+//! [`captures`]; rendering a matched rule's question values in [`questions`]; the job fields
+//! (worker tag, credential) and the job request in [`job`].
 
+pub mod captures;
 pub mod glob;
 mod index;
+pub mod job;
 pub mod matcher;
 pub mod problems;
 pub mod publish;
+pub mod questions;
 pub mod scan;
 pub mod snapshot;
 pub mod snapshot_store;
@@ -24,8 +29,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::alteryx::Priority;
-use crate::event::ObjectCreated;
-use crate::template::Template;
+use crate::template::{Scope, Template};
+use captures::KeyPattern;
 
 pub use matcher::{MatchVerdict, RuleSet};
 pub use store::{DynamoRuleStore, FileRuleSource, RuleSource};
@@ -57,7 +62,8 @@ pub struct Rule {
     /// Glob over the bucket name; any bucket when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
-    /// Glob over the object key: `*` stays inside one path segment, `**` crosses them.
+    /// Glob over the object key: `*` stays inside one path segment, `**` crosses them;
+    /// `<name>` captures what `*` would match there, for templates as `{name}`.
     pub key: String,
     /// Key globs that exclude an object even when `key` matches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -73,7 +79,8 @@ pub struct Rule {
     /// Secrets Manager secret with the Alteryx credentials; else `ALTERYX_SECRET_ID`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_id: Option<String>,
-    /// Question name → template (`{bucket}`, `{key}`, `{key.name}`, ...).
+    /// Question name → template (`{bucket}`, `{key}`, `{key.name}`, a capture `{region}`,
+    /// `{meta.NAME}`, `{presigned_url}`, `{event_time:%Y/%m/%d}`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub questions: BTreeMap<String, String>,
     /// A WebAssembly plugin that computes more question values from the object's head.
@@ -85,6 +92,16 @@ pub struct Rule {
     /// Alteryx job priority: low, medium, high or critical (any case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_priority: Option<Priority>,
+    /// How long a `{presigned_url}` stays valid, in seconds: 1 – 604800 (7 days, S3's
+    /// limit); default 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presign_expiry_seconds: Option<u64>,
+    /// Alteryx worker tag: the job runs only on workers with this tag (API v3 `workerTag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_tag: Option<String>,
+    /// Alteryx credential id the job runs as (API v3 `credentialId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
     /// At most this many of the rule's (or its `concurrency_group`'s) jobs are queued or
     /// running at Alteryx at once, 1 – 10000; more executions wait in line (`WAITING`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -225,6 +242,8 @@ pub struct CompiledRule {
     pub(crate) key_glob: PathGlob,
     pub(crate) exclude: Vec<(String, PathGlob)>,
     questions: Vec<(String, Template)>,
+    /// The key's captures; its glob (captures as `*`) is `key_glob`.
+    key_pattern: KeyPattern,
 }
 
 /// Path-aware globs: `*` and `?` never cross `/`, `**` does (`globset`'s syntax with
@@ -266,15 +285,24 @@ impl CompiledRule {
                 "must be a glob, e.g. \"incoming/**/*.csv\"".into(),
             ));
         }
-        let key_glob = path_glob(&rule.key).map_err(|e| invalid("key", e.to_string()))?;
+        let key_pattern =
+            KeyPattern::parse(&rule.key).map_err(|e| invalid("key", e.to_string()))?;
+        questions::check_capture_names(key_pattern.names()).map_err(|m| invalid("key", m))?;
+        // The matcher sees captures as `*`: they cannot change what matches.
+        let key_glob = path_glob(key_pattern.glob()).map_err(|e| invalid("key", e.to_string()))?;
         let bucket = match &rule.bucket {
             None => None,
-            Some(b) => Some(path_glob(b).map_err(|e| invalid("bucket", e.to_string()))?),
+            Some(b) => Some(
+                questions::no_capture(b)
+                    .map_err(|m| invalid("bucket", m))
+                    .and_then(|()| path_glob(b).map_err(|e| invalid("bucket", e.to_string())))?,
+            ),
         };
         let mut exclude = Vec::with_capacity(rule.exclude.len());
         for (i, pattern) in rule.exclude.iter().enumerate() {
-            let glob =
-                path_glob(pattern).map_err(|e| invalid(&format!("exclude[{i}]"), e.to_string()))?;
+            let field = format!("exclude[{i}]");
+            questions::no_capture(pattern).map_err(|m| invalid(&field, m))?;
+            let glob = path_glob(pattern).map_err(|e| invalid(&field, e.to_string()))?;
             exclude.push((pattern.clone(), glob));
         }
         if let (Some(min), Some(max)) = (rule.min_size, rule.max_size)
@@ -290,10 +318,16 @@ impl CompiledRule {
             if name.trim().is_empty() {
                 return Err(invalid("questions", "a question name is empty".into()));
             }
-            let template = Template::parse(text)
+            let scope = Scope {
+                captures: key_pattern.names(),
+            };
+            let template = Template::parse_in(text, &scope)
                 .map_err(|e| invalid(&format!("questions.{name}"), e.to_string()))?;
             questions.push((name.clone(), template));
         }
+        questions::check_presign_expiry(&rule, &questions)
+            .map_err(|m| invalid("presign_expiry_seconds", m))?;
+        job::check_job_fields(&rule).map_err(|(field, m)| invalid(field, m))?;
         if let Some(max) = rule.max_concurrent_jobs
             && !(1..=MAX_CONCURRENT_JOBS).contains(&max)
         {
@@ -331,16 +365,9 @@ impl CompiledRule {
             key_glob,
             exclude,
             questions,
+            key_pattern,
             rule,
         })
-    }
-
-    /// The templates' values for this object, by question name.
-    pub fn render_questions(&self, obj: &ObjectCreated) -> BTreeMap<String, String> {
-        self.questions
-            .iter()
-            .map(|(name, t)| (name.clone(), t.render(obj)))
-            .collect()
     }
 }
 
@@ -448,7 +475,13 @@ pub fn parse_rules_document(text: &str, source_name: &str) -> Result<Vec<Rule>, 
     }
     // A long block list of valid rules reads one item at a time, so the YAML events of only
     // one item are in memory at once (see `yaml_items`).
-    if let Some(rules) = yaml_items::split(text).and_then(|items| yaml_items::read(&items)) {
+    if let Some(rules) = yaml_items::split(text).and_then(|items| {
+        let mut rules = Vec::with_capacity(items.len());
+        for item in items {
+            rules.append(&mut serde_yaml::from_str::<Vec<Rule>>(item).ok()?);
+        }
+        Some(rules)
+    }) {
         return Ok(rules);
     }
     // A list of valid rules reads in one typed pass (a third of the time and memory of an
@@ -570,6 +603,7 @@ pub fn json_schema() -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::ObjectCreated;
 
     fn rule(yaml: &str) -> Rule {
         parse_rules_document(yaml, "test").unwrap().remove(0)
@@ -890,7 +924,7 @@ mod tests {
             source: "test".into(),
         };
         assert_eq!(
-            compiled.render_questions(&obj),
+            compiled.render_questions(&obj).unwrap(),
             BTreeMap::from([
                 ("FileName".to_string(), "q4 report.csv".to_string()),
                 ("Fixed".to_string(), "EU".to_string()),
@@ -899,6 +933,239 @@ mod tests {
                     "s3://acme-landing/incoming/sales/q4 report.csv".to_string()
                 ),
             ])
+        );
+    }
+
+    fn object(key: &str) -> ObjectCreated {
+        ObjectCreated {
+            bucket: "acme-landing".into(),
+            key: key.into(),
+            size: 10,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+            event_time: "2026-11-24T23:15:02Z".into(),
+            reason: None,
+            source: "test".into(),
+        }
+    }
+
+    #[test]
+    fn captures_do_not_change_what_matches() {
+        let set = RuleSet::new(
+            parse_rules_document(
+                "- {id: plain, key: 'incoming/*/*/*.csv', workflow: w}\n\
+                 - {id: captures, key: 'incoming/<region>/<date>/*.csv', workflow: w, questions: {Region: '{region}', Day: '{date}', Month: '{event_time:%Y-%m}'}}\n\
+                 - {id: deep, key: 'incoming/<region>/**/<file>.csv', workflow: w, questions: {File: '{file}', Region: '{region}'}}\n",
+                "t",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let ids = |key: &str| -> Vec<String> {
+            set.matching(&object(key))
+                .iter()
+                .map(|r| r.rule.id.clone())
+                .collect()
+        };
+        assert_eq!(
+            ids("incoming/eu/2026-11-24/a.csv"),
+            ["captures", "deep", "plain"]
+        );
+        assert_eq!(ids("incoming/eu/x/y/a.csv"), ["deep"]);
+        assert_eq!(ids("incoming/eu/a.csv"), ["deep"]);
+        assert!(ids("incoming/eu/2026/a.txt").is_empty());
+        let by_id = |id: &str| set.rules().iter().find(|r| r.rule.id == id).unwrap();
+        assert_eq!(by_id("captures").capture_names(), ["region", "date"]);
+        let values = by_id("captures")
+            .render_questions(&object("incoming/eu/2026-11-24/a.csv"))
+            .unwrap();
+        assert_eq!(values["Region"], "eu");
+        assert_eq!(values["Day"], "2026-11-24");
+        assert_eq!(values["Month"], "2026-11");
+        let values = by_id("deep")
+            .render_questions(&object("incoming/us/x/y/report.csv"))
+            .unwrap();
+        assert_eq!(
+            (values["Region"].as_str(), values["File"].as_str()),
+            ("us", "report")
+        );
+        // Asked about a key it does not match (a retry under an edited rule), it says so.
+        let e = by_id("captures")
+            .render_questions(&object("elsewhere/a.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("does not match the rule's key glob `incoming/<region>/<date>/*.csv`"),
+            "{e}"
+        );
+        // Literal `<` in a key is escaped, and is no capture.
+        let literal =
+            CompiledRule::compile(rule("id: a\nkey: 'in/\\<x>.csv'\nworkflow: w")).unwrap();
+        assert!(literal.capture_names().is_empty());
+    }
+
+    #[test]
+    fn template_and_job_field_misuse_is_named() {
+        let cases = [
+            (
+                "id: a\nkey: 'in/<reg-ion>/x'\nworkflow: w",
+                "key",
+                "does not open a capture",
+            ),
+            (
+                "id: a\nkey: 'in/<key>/x'\nworkflow: w",
+                "key",
+                "built-in variable",
+            ),
+            (
+                "id: a\nkey: 'in/<meta>/x'\nworkflow: w",
+                "key",
+                "built-in variable",
+            ),
+            ("id: a\nkey: 'in/<a>*'\nworkflow: w", "key", "touches `*`"),
+            ("id: a\nkey: 'in/<a>/<a>'\nworkflow: w", "key", "used twice"),
+            (
+                "id: a\nbucket: 'acme-<env>'\nkey: a\nworkflow: w",
+                "bucket",
+                "only `key` captures",
+            ),
+            (
+                "id: a\nkey: a\nexclude: ['x', 'tmp/<d>/**']\nworkflow: w",
+                "exclude[1]",
+                "only `key` captures",
+            ),
+            (
+                "id: a\nkey: 'in/<region>/*'\nworkflow: w\nquestions: {R: '{regoin}'}",
+                "questions.R",
+                "the captures of the rule's key: region",
+            ),
+            (
+                "id: a\nkey: 'in/*'\nworkflow: w\nquestions: {R: '{region}'}",
+                "questions.R",
+                "has no captures",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nquestions: {D: '{event_time:%Q}'}",
+                "questions.D",
+                "not a strftime format",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nquestions: {D: '{event_date:date}'}",
+                "questions.D",
+                "no %-conversion",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nquestions: {D: '{size:%Y}'}",
+                "questions.D",
+                "only event_time and event_date",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nquestions: {M: '{meta.}'}",
+                "questions.M",
+                "metadata name",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\npresign_expiry_seconds: 0\nquestions: {U: '{presigned_url}'}",
+                "presign_expiry_seconds",
+                "out of range",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\npresign_expiry_seconds: 604801\nquestions: {U: '{presigned_url}'}",
+                "presign_expiry_seconds",
+                "7 days",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\npresign_expiry_seconds: 60\nquestions: {U: '{s3_uri}'}",
+                "presign_expiry_seconds",
+                "no question uses `{presigned_url}`",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nworker_tag: ''",
+                "worker_tag",
+                "is empty",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\nworker_tag: ' gpu'",
+                "worker_tag",
+                "surrounding spaces",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\ncredential_id: 'ab cd'",
+                "credential_id",
+                "contains spaces",
+            ),
+            (
+                "id: a\nkey: a\nworkflow: w\ncredential_id: \"a\\tb\"",
+                "credential_id",
+                "control characters",
+            ),
+        ];
+        for (yaml, field, want) in cases {
+            let (rule, f, message) = invalid(yaml);
+            assert_eq!(
+                (rule.as_str(), f.as_str()),
+                ("a", field),
+                "{yaml}: {message}"
+            );
+            assert!(message.contains(want), "{yaml}: {message}");
+        }
+        let long = format!(
+            "id: a\nkey: a\nworkflow: w\nworker_tag: {}",
+            "t".repeat(257)
+        );
+        assert_eq!(invalid(&long).1, "worker_tag");
+        // The limits themselves, and every new field, are accepted.
+        let ok = CompiledRule::compile(rule(
+            "id: a\nkey: 'in/<region>/*.csv'\nworkflow: w\npresign_expiry_seconds: 604800\nworker_tag: gpu\ncredential_id: 6543210fedcba98765430001\nquestions: {U: '{presigned_url}', C: '{meta.Customer}', R: '{region}', T: '{event_time:%H:%M}'}",
+        ))
+        .unwrap();
+        assert_eq!(ok.presign_expiry(), std::time::Duration::from_secs(604800));
+        assert_eq!(
+            ok.needs(),
+            questions::Needs {
+                metadata: true,
+                presigned_url: true
+            }
+        );
+        let request = ok.job_request(&BTreeMap::from([("R".to_string(), "eu".to_string())]));
+        assert_eq!(request.worker_tag.as_deref(), Some("gpu"));
+        assert_eq!(
+            request.credential_id.as_deref(),
+            Some("6543210fedcba98765430001")
+        );
+        assert_eq!(request.rule_id.as_deref(), Some("a"));
+        assert_eq!(request.questions.len(), 1);
+        let plain =
+            CompiledRule::compile(rule("id: a\nkey: a\nworkflow: w\nquestions: {K: '{key}'}"))
+                .unwrap();
+        assert_eq!(plain.needs(), questions::Needs::default());
+        assert_eq!(plain.presign_expiry(), std::time::Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn the_preview_marks_what_only_routing_knows() {
+        let rule = CompiledRule::compile(rule(
+            "id: a\nkey: 'in/<region>/*.csv'\nworkflow: w\npresign_expiry_seconds: 900\nquestions: {U: '{presigned_url}', C: '{meta.customer}', B: '{meta.batch}', R: '{region}'}",
+        ))
+        .unwrap();
+        let given = crate::template::Metadata::from([("customer".to_string(), "ACME".to_string())]);
+        let shown = rule.preview_questions(&object("in/eu/a.csv"), &given);
+        assert_eq!(shown["R"], "eu");
+        assert_eq!(shown["C"], "ACME");
+        assert_eq!(
+            shown["B"],
+            "‹meta.batch: read from the object (HEAD) when routed›"
+        );
+        assert_eq!(
+            shown["U"],
+            "‹pre-signed GET of s3://acme-landing/in/eu/a.csv, valid 900 s; signed when routed›"
+        );
+        let off = rule.preview_questions(&object("other/a.csv"), &given);
+        assert!(
+            off["R"].starts_with("‹error: rule `a`: the key"),
+            "{}",
+            off["R"]
         );
     }
 

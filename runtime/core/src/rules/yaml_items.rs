@@ -5,44 +5,13 @@
 //! memory. A rules file is nearly always a block sequence at column 0 (`- id: …` or
 //! `- {id: …}`), whose items can be cut apart by their `-` at the start of a line: in block
 //! style every line of an item but its first is indented (or blank, or a comment). Each item is
-//! then read on its own and its events dropped before the next one; a long list is read on
-//! every core, in order-keeping parts.
+//! then read on its own and its events dropped before the next one.
 //!
 //! This is only a fast path. Anything it is not sure of (a document marker, a top-level line
 //! that is neither an item nor a comment, a tab where the indentation is) makes [`split`]
 //! answer `None`, and the caller reads the whole document as before; so does any item that
 //! does not read on its own (an alias to another item's anchor, a syntax error), so error
 //! messages keep their line and column in the file.
-
-/// Below this many items one thread reads them all: starting threads would cost more.
-const PARALLEL_FROM: usize = 2048;
-
-/// Each item (a one-element YAML list) read as a `T`, in order, on every core for long lists;
-/// `None` if any item does not read on its own.
-pub fn read<T: serde::de::DeserializeOwned + Send>(items: &[&str]) -> Option<Vec<T>> {
-    let read_part = |part: &[&str]| {
-        let mut values = Vec::with_capacity(part.len());
-        for item in part {
-            values.append(&mut serde_yaml::from_str::<Vec<T>>(item).ok()?);
-        }
-        Some(values)
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if threads == 1 || items.len() < PARALLEL_FROM {
-        return read_part(items);
-    }
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = items
-            .chunks(items.len().div_ceil(threads))
-            .map(|part| scope.spawn(move || read_part(part)))
-            .collect();
-        let mut values = Vec::with_capacity(items.len());
-        for part in parts {
-            values.append(&mut part.join().ok()??);
-        }
-        Some(values)
-    })
-}
 
 /// The items of `text` if it is a block sequence at column 0, each with its `- `, in order.
 pub fn split(text: &str) -> Option<Vec<&str>> {
@@ -76,7 +45,7 @@ pub fn split(text: &str) -> Option<Vec<&str>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{read, split};
+    use super::split;
 
     #[test]
     fn block_and_flow_items_are_cut_at_their_dash() {
@@ -108,22 +77,6 @@ mod tests {
         ] {
             assert_eq!(split(text), None, "{text:?}");
         }
-    }
-
-    #[test]
-    fn long_lists_read_in_parts_keep_their_order() {
-        let text: String = (0..5000).map(|i| format!("- {{n: {i}}}\n")).collect();
-        #[derive(serde::Deserialize)]
-        struct Item {
-            n: usize,
-        }
-        let items = split(&text).expect("a block sequence");
-        let values: Vec<Item> = read(&items).expect("every item reads");
-        assert_eq!(values.len(), 5000);
-        assert!(values.iter().enumerate().all(|(i, item)| item.n == i));
-        // One bad item anywhere, and the caller reads the whole document instead.
-        let bad = text.replace("- {n: 4321}", "- {n: oops}");
-        assert!(read::<Item>(&split(&bad).expect("still a list")).is_none());
     }
 
     #[test]
