@@ -166,9 +166,16 @@ def test_presigned_urls_and_metadata_grant_reading_the_landing_bucket():
     assert set(by_sid["ReadLandingObjects"]["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
     assert by_sid["ReadLandingObjects"]["Resource"] == {"Sub": "arn:${AWS::Partition}:s3:::${LandingBucketName}/*"}
     assert by_sid["TellDeletedLandingObjects"]["Action"] == "s3:ListBucket"
-    # The tracker never reads objects.
-    tracker = list(statements(t["Resources"]["TrackerFunction"]["Properties"]["Policies"]))
-    assert not any("s3:GetObject" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]) for s in tracker)
+    # The tracker dispatches the waiting line through the same rules: it reads the landing
+    # bucket under the same condition as the router, and never otherwise.
+    tracker_policies = t["Resources"]["TrackerFunction"]["Properties"]["Policies"]
+    tracker_guarded = [p["If"] for p in tracker_policies if isinstance(p, dict) and "If" in p and p["If"][0] == "ReadsLandingObjects"]
+    assert len(tracker_guarded) == 1
+    tracker_by_sid = {s["Sid"]: s for s in statements(tracker_guarded[0][1])}
+    assert set(tracker_by_sid["ReadObjectsForPlugins"]["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
+    unguarded = [s for p in tracker_policies if not (isinstance(p, dict) and "If" in p) for s in statements(p)]
+    landing = {"Sub": "arn:${AWS::Partition}:s3:::${LandingBucketName}/*"}
+    assert not any(s.get("Resource") == landing for s in unguarded)
 
 
 def _alteryx_router_metrics(node):
