@@ -341,70 +341,12 @@ async fn retry(
         }
         return Ok(());
     }
-    #[derive(Serialize)]
-    struct RetryResult {
-        id: String,
-        outcome: Option<alteryx_router_core::router::RuleOutcome>,
-        error: Option<String>,
-    }
     let mut results = Vec::new();
     for id in ids {
-        match router.retry(&id).await {
-            Ok(outcome) => results.push(RetryResult {
-                id,
-                outcome: Some(outcome),
-                error: None,
-            }),
-            Err(e) => results.push(RetryResult {
-                id,
-                outcome: None,
-                error: Some(alteryx_router_core::error_chain(&e)),
-            }),
-        }
+        let done = router.retry(&id).await;
+        results.push(ManualResult::of(id, done));
     }
-    let failures = results
-        .iter()
-        .filter(|r| {
-            r.error.is_some()
-                || r.outcome.as_ref().is_some_and(|o| {
-                    !matches!(
-                        o.status,
-                        ExecutionStatus::Submitted | ExecutionStatus::Skipped
-                    )
-                })
-        })
-        .count();
-    if json {
-        output::print_json(&results)?;
-    } else {
-        let mut t = output::table(&["execution", "attempt", "status", "job", "message"]);
-        for r in &results {
-            match (&r.outcome, &r.error) {
-                (Some(o), _) => t.add_row(vec![
-                    r.id.clone(),
-                    o.attempt.to_string(),
-                    status_name(o.status),
-                    o.job_id.clone().unwrap_or_default(),
-                    o.message.clone().unwrap_or_default(),
-                ]),
-                (None, e) => t.add_row(vec![
-                    r.id.clone(),
-                    String::new(),
-                    "not retried".into(),
-                    String::new(),
-                    e.clone().unwrap_or_default(),
-                ]),
-            };
-        }
-        println!("{t}");
-    }
-    if failures > 0 {
-        bail!(
-            "{failures} of {} retries did not submit a job",
-            results.len()
-        );
-    }
-    Ok(())
+    report(&results, json, "retried", "retries")
 }
 
 /// Statuses `executions rerun` takes.
@@ -467,27 +409,45 @@ async fn rerun(
     let objects = alteryx_router_core::backfill::S3Objects::new(aws_sdk_s3::Client::new(
         &alteryx_router_core::aws::sdk_config().await,
     ));
-    #[derive(Serialize)]
-    struct RerunResult {
-        id: String,
-        outcome: Option<alteryx_router_core::router::RuleOutcome>,
-        error: Option<String>,
-    }
     let mut results = Vec::new();
     for id in ids {
-        match alteryx_router_core::backfill::rerun(&router, &objects, &id).await {
-            Ok(outcome) => results.push(RerunResult {
+        let done = alteryx_router_core::backfill::rerun(&router, &objects, &id).await;
+        results.push(ManualResult::of(id, done));
+    }
+    report(&results, json, "rerun", "reruns")
+}
+
+/// What a retry or a rerun of one execution came to.
+#[derive(Serialize)]
+struct ManualResult {
+    id: String,
+    outcome: Option<alteryx_router_core::router::RuleOutcome>,
+    error: Option<String>,
+}
+
+impl ManualResult {
+    fn of<E: std::error::Error + 'static>(
+        id: String,
+        done: Result<alteryx_router_core::router::RuleOutcome, E>,
+    ) -> Self {
+        match done {
+            Ok(outcome) => ManualResult {
                 id,
                 outcome: Some(outcome),
                 error: None,
-            }),
-            Err(e) => results.push(RerunResult {
+            },
+            Err(e) => ManualResult {
                 id,
                 outcome: None,
                 error: Some(alteryx_router_core::error_chain(&e)),
-            }),
+            },
         }
     }
+}
+
+/// Prints retries or reruns (`done`: "retried" / "rerun"; `many`: "retries" / "reruns") and
+/// fails when any of them did not submit a job.
+fn report(results: &[ManualResult], json: bool, done: &str, many: &str) -> anyhow::Result<()> {
     let failures = results
         .iter()
         .filter(|r| {
@@ -504,7 +464,7 @@ async fn rerun(
         output::print_json(&results)?;
     } else {
         let mut t = output::table(&["execution", "attempt", "status", "job", "message"]);
-        for r in &results {
+        for r in results {
             match (&r.outcome, &r.error) {
                 (Some(o), _) => t.add_row(vec![
                     r.id.clone(),
@@ -516,7 +476,7 @@ async fn rerun(
                 (None, e) => t.add_row(vec![
                     r.id.clone(),
                     String::new(),
-                    "not rerun".into(),
+                    format!("not {done}"),
                     String::new(),
                     e.clone().unwrap_or_default(),
                 ]),
@@ -526,7 +486,7 @@ async fn rerun(
     }
     if failures > 0 {
         bail!(
-            "{failures} of {} reruns did not submit a job",
+            "{failures} of {} {many} did not submit a job",
             results.len()
         );
     }
