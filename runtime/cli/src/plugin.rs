@@ -228,6 +228,7 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("reading {}", object.display()))?;
             let input = PluginInput {
+                batch: None,
                 rule_id: "(plugin run)",
                 object: &facts,
                 content_type: None,

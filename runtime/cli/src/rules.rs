@@ -543,6 +543,7 @@ async fn test(
                 spec.config.to_string()
             };
             let input = PluginInput {
+                batch: None,
                 rule_id: &rule.rule.id,
                 object: &facts,
                 content_type: None,

@@ -469,6 +469,7 @@ fn plugins(c: &mut Criterion) {
 /// One plugin call's input: the object, its head, an empty config.
 fn bench_input<'a>(object: &'a ObjectCreated, head: &'a [u8]) -> PluginInput<'a> {
     PluginInput {
+        batch: None,
         rule_id: "bench",
         object,
         content_type: None,

@@ -540,6 +540,7 @@ impl Router {
             spec.config.to_string()
         };
         let input = PluginInput {
+            batch: None,
             rule_id: &rule.rule.id,
             object,
             content_type: head.content_type.as_deref(),

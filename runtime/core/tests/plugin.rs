@@ -56,6 +56,7 @@ async fn run(
     host.run(
         spec,
         PluginInput {
+            batch: None,
             rule_id: "rule-1",
             object: &obj,
             content_type: Some("text/csv"),

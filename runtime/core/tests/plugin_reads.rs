@@ -82,6 +82,7 @@ async fn call(
     host.run(
         spec,
         PluginInput {
+            batch: None,
             rule_id: "rule-7",
             object,
             content_type: head.content_type.as_deref(),

@@ -437,6 +437,15 @@ impl PluginHost {
         input: PluginInput<'_>,
     ) -> Result<PluginRun, PluginError> {
         let pre = self.load(spec, input.rule_id).await?;
+        if input.batch.is_some() {
+            // Neither 0.1.0 nor 0.2.0 can be told about a batch's members; running one on a
+            // batch would show it a single object and let it decide for the whole set.
+            return Err(PluginError::NoBatchSupport {
+                plugin: spec.name.clone(),
+                rule: input.rule_id.to_string(),
+                interface: pre.interface(),
+            });
+        }
         let mut limits = self.limits.clone();
         if let Some(ms) = spec.timeout_ms {
             limits.timeout = Duration::from_millis(ms);

@@ -73,6 +73,21 @@ pub struct PluginInput<'a> {
     pub workflow: &'a str,
     /// Where `host.read-range` reads the object (pinned to the event's version).
     pub reader: Arc<dyn ObjectReader>,
+    /// The batch this call closes, on rules with a `batch` block (`object` is then the member
+    /// that closed it); `None` for single objects. Only plugins built against an interface
+    /// that knows batches may run on batch rules.
+    pub batch: Option<&'a BatchInput>,
+}
+
+/// A closed batch as a plugin sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchInput {
+    /// The batch's id (`{batch.id}` in templates).
+    pub id: String,
+    /// The rule's `batch.by` value the members share (`{batch.group}`).
+    pub group: String,
+    /// The members, in the order they joined.
+    pub members: Vec<crate::event::ObjectCreated>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -159,6 +174,14 @@ pub enum PluginError {
         plugin: String,
         rule: String,
         location: String,
+    },
+    #[error(
+        "plugin `{plugin}` (rule `{rule}`) implements interface {interface}, which has no batches; a rule with a `batch` block needs a plugin built against alteryx-router:plugin@0.3.0 or later"
+    )]
+    NoBatchSupport {
+        plugin: String,
+        rule: String,
+        interface: &'static str,
     },
     #[error("plugin `{plugin}` cannot be loaded: {message}")]
     Load { plugin: String, message: String },
