@@ -580,6 +580,7 @@ mod tests {
             rerun_at: None,
             history: Vec::new(),
             job_report: None,
+            batch_id: None,
             group: None,
             slot_held: false,
             wait_reason: None,

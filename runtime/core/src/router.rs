@@ -649,6 +649,7 @@ impl Router {
             waiting_since: None,
             next_attempt_at: None,
             job_report: None,
+            batch_id: None,
         }
     }
 }
