@@ -745,17 +745,18 @@ mod tests {
         let tested = verdicts(&set, &obj, &Metadata::new());
         let report = human_report(&obj, &tested);
         assert!(
-            report.contains("joins batch `closing/2026-11` (satisfies require[1] `ledger*.csv`; 2 required)"),
+            report.contains(
+                "joins batch `closing/2026-11` (satisfies require[1] `ledger*.csv`; 2 required)"
+            ),
             "{report}"
         );
         let json = serde_json::to_value(&tested).unwrap();
         assert_eq!(json[0]["batch"]["group"], "closing/2026-11");
         assert_eq!(json[0]["batch"]["satisfies"][0][0], 1);
         assert!(
-            json[0]["questions"]["Files"]
-                .as_str()
-                .unwrap()
-                .contains("when the batch closes; with this object alone: closing/2026-11/ledger-eu.csv"),
+            json[0]["questions"]["Files"].as_str().unwrap().contains(
+                "when the batch closes; with this object alone: closing/2026-11/ledger-eu.csv"
+            ),
             "{json}"
         );
         assert_eq!(json[0]["questions"]["Period"], "2026-11");

@@ -738,7 +738,10 @@ mod tests {
             captures: &[],
             batch: true,
         };
-        let members = vec![object("closing/2026-11/orders.csv"), object("closing/2026-11/ledger.csv")];
+        let members = vec![
+            object("closing/2026-11/orders.csv"),
+            object("closing/2026-11/ledger.csv"),
+        ];
         let batch = crate::plugin::BatchInput {
             id: "month-end:batch-0011223344556677".into(),
             group: "closing/2026-11".into(),
@@ -773,11 +776,17 @@ mod tests {
         );
         // Outside a batch rule (or in `batch.by`) they are refused when the rule is saved.
         let e = Template::parse("{batch.keys}").unwrap_err().to_string();
-        assert!(e.contains("batch variables are for rules with a `batch` block"), "{e}");
+        assert!(
+            e.contains("batch variables are for rules with a `batch` block"),
+            "{e}"
+        );
         let e = Template::parse_in("{batch.count:,}", &batch_scope)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("only event_time and event_date take a format"), "{e}");
+        assert!(
+            e.contains("only event_time and event_date take a format"),
+            "{e}"
+        );
         // Without the batch at render time, the render says so.
         let t = Template::parse_in("{batch.id}", &batch_scope).unwrap();
         assert!(t.uses_batch());

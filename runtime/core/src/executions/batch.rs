@@ -227,8 +227,11 @@ pub(crate) fn pointer_item_id(rule_id: &str, group: &str) -> String {
 /// A member about to join the open batch of (`rule_id`, `group`).
 #[derive(Debug, Clone)]
 pub struct Joining {
-    /// Its execution record (status `BATCHED`); the store sets `batch_id`.
+    /// Its execution record (status `BATCHED`, a fresh random `claim_token` by which the
+    /// joiner recognises its own write whose answer was lost); the store sets `batch_id`.
     pub record: Execution,
+    /// The member as the batch keeps it.
+    pub member: BatchMember,
     pub group: String,
     /// The `require` entries it satisfies.
     pub satisfies: Vec<u32>,

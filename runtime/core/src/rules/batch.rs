@@ -85,10 +85,7 @@ pub struct CompiledBatch {
 
 impl CompiledBatch {
     /// Validate `spec` for a rule whose key captures `captures`: `Err((field, message))`.
-    pub(super) fn compile(
-        spec: &BatchSpec,
-        captures: &[String],
-    ) -> Result<Self, (String, String)> {
+    pub(super) fn compile(spec: &BatchSpec, captures: &[String]) -> Result<Self, (String, String)> {
         let err = |field: &str, message: String| Err((format!("batch.{field}"), message));
         if spec.require.is_empty() && spec.quiet_seconds.is_none() && spec.max_files.is_none() {
             return err(
@@ -145,7 +142,9 @@ impl CompiledBatch {
         if !(1..=MAX_WAIT_SECONDS).contains(&max_wait_seconds) {
             return err(
                 "max_wait_seconds",
-                format!("must be between 1 and {MAX_WAIT_SECONDS} (30 days), not {max_wait_seconds}"),
+                format!(
+                    "must be between 1 and {MAX_WAIT_SECONDS} (30 days), not {max_wait_seconds}"
+                ),
             );
         }
         if let Some(quiet) = spec.quiet_seconds
@@ -174,7 +173,11 @@ impl CompiledBatch {
     }
 
     /// The batch `object` joins: the `by` template's value (its group).
-    pub fn key_of(&self, rule: &CompiledRule, object: &ObjectCreated) -> Result<String, QuestionError> {
+    pub fn key_of(
+        &self,
+        rule: &CompiledRule,
+        object: &ObjectCreated,
+    ) -> Result<String, QuestionError> {
         let captures = rule.capture_values(&object.key)?;
         let facts = Facts {
             captures: &captures,
@@ -312,27 +315,61 @@ questions:
     #[test]
     fn bad_batch_blocks_are_refused_naming_the_field() {
         for (block, want) in [
-            ("{by: '{key.dir}'}", "batch.require`: a batch needs a way to close"),
+            (
+                "{by: '{key.dir}'}",
+                "batch.require`: a batch needs a way to close",
+            ),
             ("{by: '', max_files: 3}", "batch.by`: must be a template"),
-            ("{by: '{meta.x}', max_files: 3}", "batch.by`: may use the event's facts"),
-            ("{by: '{batch.id}', max_files: 3}", "batch variables are for rules"),
+            (
+                "{by: '{meta.x}', max_files: 3}",
+                "batch.by`: may use the event's facts",
+            ),
+            (
+                "{by: '{batch.id}', max_files: 3}",
+                "batch variables are for rules",
+            ),
             ("{by: '{nope}', max_files: 3}", "unknown variable `{nope}`"),
-            ("{by: '{key.dir}', require: ['a/b.csv']}", "batch.require[0]`"),
-            ("{by: '{key.dir}', require: ['a.csv', 'a.csv']}", "listed twice"),
-            ("{by: '{key.dir}', max_files: 1001}", "batch.max_files`: must be between 1 and 1000"),
+            (
+                "{by: '{key.dir}', require: ['a/b.csv']}",
+                "batch.require[0]`",
+            ),
+            (
+                "{by: '{key.dir}', require: ['a.csv', 'a.csv']}",
+                "listed twice",
+            ),
+            (
+                "{by: '{key.dir}', max_files: 1001}",
+                "batch.max_files`: must be between 1 and 1000",
+            ),
             ("{by: '{key.dir}', max_files: 0}", "batch.max_files`"),
-            ("{by: '{key.dir}', quiet_seconds: 0}", "batch.quiet_seconds`"),
-            ("{by: '{key.dir}', quiet_seconds: 100, max_wait_seconds: 50}", "max_wait_seconds (50)"),
-            ("{by: '{key.dir}', max_files: 2, max_wait_seconds: 99999999}", "batch.max_wait_seconds`"),
-            ("{by: '{key.dir}', max_files: 2, on_timeout: later}", "unknown variant `later`"),
-            ("{by: '{key.dir}', max_files: 2, bogus: 1}", "unknown field `bogus`"),
+            (
+                "{by: '{key.dir}', quiet_seconds: 0}",
+                "batch.quiet_seconds`",
+            ),
+            (
+                "{by: '{key.dir}', quiet_seconds: 100, max_wait_seconds: 50}",
+                "max_wait_seconds (50)",
+            ),
+            (
+                "{by: '{key.dir}', max_files: 2, max_wait_seconds: 99999999}",
+                "batch.max_wait_seconds`",
+            ),
+            (
+                "{by: '{key.dir}', max_files: 2, on_timeout: later}",
+                "unknown variant `later`",
+            ),
+            (
+                "{by: '{key.dir}', max_files: 2, bogus: 1}",
+                "unknown field `bogus`",
+            ),
         ] {
             let yaml = format!("{{id: r, key: '**', workflow: wf, batch: {block}}}");
             let e = rule(&yaml).unwrap_err();
             assert!(e.contains(want), "{block}: {e}");
         }
         // Batch variables in questions need a batch block.
-        let e = rule("{id: r, key: '**', workflow: wf, questions: {F: '{batch.keys}'}}").unwrap_err();
+        let e =
+            rule("{id: r, key: '**', workflow: wf, questions: {F: '{batch.keys}'}}").unwrap_err();
         assert!(e.contains("questions.F"), "{e}");
         assert!(rule("{id: r, key: '**', workflow: wf, batch: {by: '{key.dir}', max_files: 2, on_timeout: run}, questions: {F: '{batch.uris}'}}").is_ok());
     }

@@ -185,7 +185,9 @@ impl CompiledRule {
         // object alone closed it.
         let batch_preview = self.batch.as_ref().map(|b| crate::plugin::BatchInput {
             id: "‹batch id›".into(),
-            group: b.key_of(self, obj).unwrap_or_else(|e| format!("‹error: {e}›")),
+            group: b
+                .key_of(self, obj)
+                .unwrap_or_else(|e| format!("‹error: {e}›")),
             members: vec![obj.clone()],
         });
         let facts = Facts {
