@@ -19,6 +19,9 @@
 //!    executions behind it. An execution waiting for Alteryx longer than `waiting_give_up`
 //!    ends `ERROR` with a `failed` notice.
 //!
+//! 4. **closes due batches** ([`batch_timers`]): open batches quiet for their rule's
+//!    `quiet_seconds` or open past `max_wait_seconds`, a bounded number per pass.
+//!
 //! Failures, jobs stuck past a limit, `UNCERTAIN` and stale executions are published to a
 //! [`Notifier`] (SNS in AWS). Each pass does bounded work: at most `max_executions` polls with
 //! `concurrency` in flight and `max_stale` takeovers, and it starts nothing new once its time
@@ -44,6 +47,8 @@ use crate::executions::{WaitReason, now_unix_ms};
 use crate::job_report::JobReport;
 use crate::router::Router;
 use crate::secrets::{ClientPool, PoolError};
+
+mod batch_timers;
 
 pub use crate::notify::{
     FailureNotice, LogNotifier, NoticeKind, Notifier, NotifyError, SnsNotifier, notifier,
@@ -123,6 +128,11 @@ pub struct TrackReport {
     pub requeued: usize,
     /// Of those, the ones that waited past `waiting_give_up` and ended `ERROR`.
     pub gave_up: usize,
+    /// Open batches looked at by the timers.
+    pub open_batches: usize,
+    /// Of those, the ones closed (their execution dispatched) and expired.
+    pub batches_closed: usize,
+    pub batches_expired: usize,
     /// The jobs this pass found finished (`COMPLETED` or `FAILED`), for the metrics.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finished: Vec<FinishedJob>,
@@ -153,6 +163,8 @@ pub struct Tracker {
     router: Option<Arc<Router>>,
     /// Where the next pass's window over the waiting line (behind its head) starts.
     waiting_cursor: Mutex<Option<(i64, String)>>,
+    /// Where the next pass's batch timers continue (`opened_at`, batch id).
+    batch_cursor: Mutex<Option<(i64, String)>>,
 }
 
 /// How records written before [`Execution::stuck_at`] existed said "flagged as stuck": a
@@ -184,6 +196,7 @@ impl Tracker {
             cursor: Mutex::new(None),
             router: None,
             waiting_cursor: Mutex::new(None),
+            batch_cursor: Mutex::new(None),
         }
     }
 
@@ -213,6 +226,7 @@ impl Tracker {
         let mut report = TrackReport::default();
         self.poll(&mut report, started).await;
         self.sweep(&mut report, &deadline).await;
+        self.batch_timers(&mut report, &deadline).await;
         self.dispatch(&mut report, &deadline).await;
         tracing::info!(
             checked = report.checked,
@@ -231,6 +245,8 @@ impl Tracker {
             dispatched = report.dispatched,
             requeued = report.requeued,
             gave_up = report.gave_up,
+            batches_closed = report.batches_closed,
+            batches_expired = report.batches_expired,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "tracker run"
         );

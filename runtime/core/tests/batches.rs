@@ -86,6 +86,7 @@ fn closing(batch: &Batch, reason: CloseReason) -> Closing {
         state: BatchState::Closed,
         unchanged_since: None,
         execution: Some(batch_execution(batch)),
+        expired_too: false,
     }
 }
 
@@ -241,6 +242,7 @@ async fn conformance(a: Arc<dyn ExecutionStore>, b: Arc<dyn ExecutionStore>, rul
         state: BatchState::Expired,
         unchanged_since: None,
         execution: None,
+        expired_too: false,
     };
     assert!(matches!(
         batches.close(expire).await.unwrap(),
@@ -249,6 +251,26 @@ async fn conformance(a: Arc<dyn ExecutionStore>, b: Arc<dyn ExecutionStore>, rul
     assert!(a.get(&other.id).await.unwrap().is_none());
     let open = batches.open_batches(10, None).await.unwrap();
     assert!(!open.iter().any(|x| x.id == other.id));
+    // An operator may still run an expired batch; nothing else closes it.
+    let expired = batches.get_batch(&other.id).await.unwrap().unwrap();
+    assert_eq!(expired.state, BatchState::Expired);
+    assert!(matches!(
+        batches
+            .close(closing(&expired, CloseReason::Quiet))
+            .await
+            .unwrap(),
+        CloseOutcome::NotOpen(_)
+    ));
+    let mut revive = closing(&expired, CloseReason::Operator);
+    revive.expired_too = true;
+    assert!(matches!(
+        batches.close(revive).await.unwrap(),
+        CloseOutcome::Closed(_)
+    ));
+    assert_eq!(
+        a.get(&other.id).await.unwrap().unwrap().status,
+        ExecutionStatus::Waiting
+    );
     let all = batches
         .list_batches(&BatchFilter {
             rule_id: Some(rule.into()),
@@ -280,8 +302,8 @@ async fn conformance(a: Arc<dyn ExecutionStore>, b: Arc<dyn ExecutionStore>, rul
         .unwrap();
     assert_eq!(
         listed.len(),
-        N + 1 + 1 + 1 + 1,
-        "members, next batch's two, and the execution"
+        N + 1 + 1 + 1 + 2,
+        "members, the next batch's and the other group's, and two batch executions"
     );
     let members = a
         .list(&ListFilter {

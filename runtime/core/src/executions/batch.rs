@@ -260,6 +260,8 @@ pub struct Closing {
     pub unchanged_since: Option<i64>,
     /// The batch's execution (`WAITING`), put with the close.
     pub execution: Option<Execution>,
+    /// An operator's close may also run an `EXPIRED` batch (its pointer is gone already).
+    pub expired_too: bool,
 }
 
 /// What a close attempt found.

@@ -273,7 +273,8 @@ impl BatchStore for DynamoExecutionStore {
             let Some(batch) = self.get_batch(&closing.batch_id).await? else {
                 return Err(ExecutionError::NotFound(closing.batch_id.clone()));
             };
-            if batch.state != BatchState::Open {
+            let was_expired = batch.state == BatchState::Expired && closing.expired_too;
+            if batch.state != BatchState::Open && !was_expired {
                 return Ok(CloseOutcome::NotOpen(batch));
             }
             if closing
@@ -289,7 +290,7 @@ impl BatchStore for DynamoExecutionStore {
                 .key("id", s(batch_item_id(&batch.id)))
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":open", s("OPEN"))
+                .expression_attribute_values(":open", s(batch.state.as_str()))
                 .expression_attribute_values(":state", s(closing.state.as_str()))
                 .expression_attribute_values(":reason", s(closing.reason.as_str()))
                 .expression_attribute_values(":now", n(now));
@@ -317,10 +318,11 @@ impl BatchStore for DynamoExecutionStore {
                     .expression_attribute_values(":batch", s(&batch.id))
                     .build(),
             )?;
-            let mut items = vec![
-                TransactWriteItem::builder().update(update).build(),
-                TransactWriteItem::builder().delete(delete).build(),
-            ];
+            let mut items = vec![TransactWriteItem::builder().update(update).build()];
+            // An expired batch's pointer went with its expiry.
+            if !was_expired {
+                items.push(TransactWriteItem::builder().delete(delete).build());
+            }
             if let Some(execution) = &closing.execution {
                 items.push(self.put_absent(self.encode_item(execution)?)?);
             }

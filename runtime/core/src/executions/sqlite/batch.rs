@@ -124,7 +124,8 @@ impl BatchStore for SqliteExecutionStore {
                 .map_err(db_err("BEGIN IMMEDIATE", table))?;
             let mut batch = read_batch(&tx, table, &closing.batch_id)?
                 .ok_or_else(|| ExecutionError::NotFound(closing.batch_id.clone()))?;
-            if batch.state != BatchState::Open {
+            let was_expired = batch.state == BatchState::Expired && closing.expired_too;
+            if batch.state != BatchState::Open && !was_expired {
                 return Ok(CloseOutcome::NotOpen(batch));
             }
             if closing
