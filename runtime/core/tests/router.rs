@@ -2164,3 +2164,37 @@ async fn batches_start_one_job_when_complete_or_quiet(backend: Backend) {
     h.finish().await;
 }
 both_stores!(batches_start_one_job_when_complete_or_quiet);
+
+const BATCH_PLUGIN_RULES: &str = r#"
+- id: batch-plugin
+  key: "batched/**"
+  workflow: wf-a
+  batch: {by: "{key.dir}", max_files: 1}
+  questions: {InputPath: "{batch.keys}"}
+  plugin: {name: skip}
+"#;
+
+/// A batch rule's plugin runs when its batch closes and is handed the members; a plugin built
+/// against an interface without batches (0.1.0, 0.2.0) is refused like any plugin error: the
+/// batch's execution ends in a non-retryable ERROR naming the interface needed, nothing is sent.
+async fn a_batch_rules_plugin_of_an_old_interface_is_refused_with_its_reason(backend: Backend) {
+    let h = Harness::new(backend, BATCH_PLUGIN_RULES).await;
+    h.put_object("batched/d/a.csv", "a,b\n1,2\n");
+    let summary = h.deliver(&event_sized("batched/d/a.csv", "21", 8)).await;
+    let outcome = only_outcome(&summary);
+    assert_eq!(outcome.status, ExecutionStatus::Error, "{outcome:?}");
+    assert!(
+        !outcome.retryable && !summary.needs_redelivery(),
+        "{summary:#?}"
+    );
+    let record = h.record(&outcome.execution_id).await;
+    assert_eq!(record.batch_id.as_deref(), Some(record.id.as_str()));
+    let message = record.message.unwrap_or_default();
+    assert!(
+        message.contains("alteryx-router:plugin@0.3.0") && message.contains("batch-plugin"),
+        "{message}"
+    );
+    assert!(h.jobs().is_empty());
+    h.finish().await;
+}
+both_stores!(a_batch_rules_plugin_of_an_old_interface_is_refused_with_its_reason);

@@ -193,7 +193,7 @@ impl Router {
     ) -> Result<BatchClosed, RouterError> {
         let store = self.batch_store()?;
         let execution = (state == BatchState::Closed)
-            .then(|| self.batch_execution(rule, batch))
+            .then(|| self.batch_execution(rule, batch, reason))
             .flatten();
         if state == BatchState::Closed && execution.is_none() {
             return Err(
@@ -292,7 +292,12 @@ impl Router {
 
     /// The batch's own execution: `WAITING` (`batch`), due now, over the facts of the member
     /// that closed it, with the batch's id as its id.
-    fn batch_execution(&self, rule: &CompiledRule, batch: &Batch) -> Option<Execution> {
+    fn batch_execution(
+        &self,
+        rule: &CompiledRule,
+        batch: &Batch,
+        reason: CloseReason,
+    ) -> Option<Execution> {
         let closing = batch.closing_member()?.object();
         let now = now_unix();
         let mut e = self.new_execution(rule, &closing, &Claimant::new(0));
@@ -308,10 +313,8 @@ impl Router {
         e.waiting_since = Some(now);
         e.next_attempt_at = Some(now);
         e.message = Some(format!(
-            "batch of {} member(s) (group {}) closed: {}",
-            batch.member_count,
-            batch.group,
-            batch.close_reason.map_or("now", |r| r.as_str())
+            "batch of {} member(s) (group {}) closed ({reason})",
+            batch.member_count, batch.group
         ));
         Some(e)
     }
