@@ -42,6 +42,7 @@ fn member(rule: &str, key: &str, version: &str) -> Joining {
         member,
         group: "closing/2026-11".into(),
         satisfies: Vec::new(),
+        max_members: 1000,
         expires_at: now + 86_400,
     }
 }
@@ -316,13 +317,51 @@ async fn conformance(a: Arc<dyn ExecutionStore>, b: Arc<dyn ExecutionStore>, rul
     assert_eq!(members.len(), N + 3);
 }
 
+/// A batch with `max_members` members takes no more (concurrent joiners past the limit are
+/// told it is full, nothing written); once closed, the next member opens the next batch.
+async fn full_batches_take_no_more(store: Arc<dyn ExecutionStore>, rule: &str) {
+    let batches = store.batches().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..5 {
+        let mut j = member(rule, &format!("tens/t/{i}.csv"), "v1");
+        j.max_members = 3;
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move { join(store.as_ref(), j).await }));
+    }
+    let mut members = Vec::new();
+    let mut full = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Joined::Joined { batch, .. } => members.push(batch),
+            Joined::Full(batch) => full.push(batch),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((members.len(), full.len()), (3, 2), "{members:?} {full:?}");
+    let batch = batches.get_batch(&full[0].id).await.unwrap().unwrap();
+    assert_eq!((batch.member_count, batch.members.len()), (3, 3));
+    assert!(matches!(
+        batches
+            .close(closing(&batch, CloseReason::MaxFiles))
+            .await
+            .unwrap(),
+        CloseOutcome::Closed(_)
+    ));
+    let mut late = member(rule, "tens/t/9.csv", "v1");
+    late.max_members = 3;
+    let (_, next) = joined(join(store.as_ref(), late).await);
+    assert_ne!(next.id, batch.id);
+    assert_eq!(next.member_count, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_batches_conform_across_two_connections() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("executions.sqlite3");
     let a: Arc<dyn ExecutionStore> = Arc::new(SqliteExecutionStore::open(&path).unwrap());
     let b: Arc<dyn ExecutionStore> = Arc::new(SqliteExecutionStore::open(&path).unwrap());
-    conformance(a, b, "month-end").await;
+    conformance(Arc::clone(&a), b, "month-end").await;
+    full_batches_take_no_more(a, "tens").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -337,5 +376,6 @@ async fn dynamodb_batches_conform() {
         Arc::new(DynamoExecutionStore::new(client.clone(), table.clone()));
     let b: Arc<dyn ExecutionStore> =
         Arc::new(DynamoExecutionStore::new(client.clone(), table.clone()));
-    conformance(a, b, "month-end").await;
+    conformance(Arc::clone(&a), b, "month-end").await;
+    full_batches_take_no_more(a, "tens").await;
 }

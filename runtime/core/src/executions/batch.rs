@@ -235,6 +235,9 @@ pub struct Joining {
     pub group: String,
     /// The `require` entries it satisfies.
     pub satisfies: Vec<u32>,
+    /// The rule's `max_files`: a batch that has this many members takes no more (it is
+    /// complete and must close first: [`Joined::Full`]).
+    pub max_members: u32,
     /// TTL of a batch it opens.
     pub expires_at: i64,
 }
@@ -247,6 +250,9 @@ pub enum Joined {
     Joined { record: Execution, batch: Batch },
     /// A record with the member's id exists: a duplicate delivery (or an older execution).
     Duplicate(Execution),
+    /// The open batch already has `max_members` members: nothing was written; close it, then
+    /// join again (the next batch).
+    Full(Batch),
 }
 
 /// A close (or expiry) to attempt.

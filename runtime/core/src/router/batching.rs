@@ -75,30 +75,49 @@ impl Router {
         let joining = Joining {
             member: BatchMember::of(object),
             satisfies: spec.satisfied_by(&object.key),
+            max_members: spec.max_files,
             expires_at: record.expires_at,
             group,
             record: record.clone(),
         };
-        let result = Mutex::new(None);
-        let written = write_within(&deadline, "joining the batch", || async {
-            let joined = store.join(joining.clone()).await?;
-            if let Ok(mut slot) = result.lock() {
-                *slot = Some(joined);
+        // A full batch (`max_files` members, its closer not done yet) takes no more: close
+        // it, then join the next one.
+        let mut full_closes = 0;
+        let joined = loop {
+            let result = Mutex::new(None);
+            let written = write_within(&deadline, "joining the batch", || async {
+                let joined = store.join(joining.clone()).await?;
+                if let Ok(mut slot) = result.lock() {
+                    *slot = Some(joined);
+                }
+                Ok(())
+            })
+            .await;
+            match (written, result.into_inner().ok().flatten()) {
+                (Ok(()), Some(Joined::Full(full))) if full_closes < 3 => {
+                    full_closes += 1;
+                    let _ = self
+                        .close_and_dispatch(rule, &full, CloseReason::MaxFiles, None, deadline)
+                        .await;
+                }
+                (Ok(()), Some(Joined::Full(full))) => {
+                    return fail(
+                        &record,
+                        format!("batch {} is full and still open; try again", full.id),
+                        true,
+                    );
+                }
+                (Ok(()), Some(joined)) => break joined,
+                (Err(e), _) => {
+                    tracing::error!(rule = %rule.rule.id, error = %error_chain(&e), "could not join the batch");
+                    return fail(
+                        &record,
+                        format!("could not join the batch: {}", error_chain(&e)),
+                        true,
+                    );
+                }
+                (Ok(()), None) => return fail(&record, "a join returned nothing".into(), true),
             }
-            Ok(())
-        })
-        .await;
-        let joined = match (written, result.into_inner().ok().flatten()) {
-            (Ok(()), Some(joined)) => joined,
-            (Err(e), _) => {
-                tracing::error!(rule = %rule.rule.id, error = %error_chain(&e), "could not join the batch");
-                return fail(
-                    &record,
-                    format!("could not join the batch: {}", error_chain(&e)),
-                    true,
-                );
-            }
-            (Ok(()), None) => return fail(&record, "a join returned nothing".into(), true),
         };
         match joined {
             Joined::Joined { record, batch } => {
@@ -137,6 +156,7 @@ impl Router {
                     ..outcome_of(&existing)
                 }
             }
+            Joined::Full(_) => fail(&record, "a full batch was not closed".into(), true),
         }
     }
 

@@ -213,9 +213,10 @@ impl BatchStore for DynamoExecutionStore {
                     let mut update = Update::builder()
                         .table_name(&self.table)
                         .key("id", s(batch_item_id(batch_id)))
-                        .condition_expression("#state = :open")
+                        .condition_expression("#state = :open AND member_count < :max")
                         .expression_attribute_names("#state", "state")
                         .expression_attribute_values(":open", s("OPEN"))
+                        .expression_attribute_values(":max", n(joining.max_members))
                         .expression_attribute_values(":now", n(now))
                         .expression_attribute_values(
                             ":m",
@@ -247,7 +248,16 @@ impl BatchStore for DynamoExecutionStore {
                         record = stored;
                     }
                     Some(stored) => return Ok(Joined::Duplicate(stored)),
-                    None => continue,
+                    None => {
+                        if let Some(batch_id) = &open
+                            && let Some(batch) = self.get_batch(batch_id).await?
+                            && batch.state == BatchState::Open
+                            && batch.member_count >= joining.max_members
+                        {
+                            return Ok(Joined::Full(batch));
+                        }
+                        continue;
+                    }
                 }
             }
             let batch_id = record.batch_id.clone().unwrap_or_default();

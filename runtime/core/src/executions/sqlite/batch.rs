@@ -98,6 +98,9 @@ impl BatchStore for SqliteExecutionStore {
                     batch
                 }
             };
+            if batch.member_count >= joining.max_members {
+                return Ok(Joined::Full(batch));
+            }
             batch.members.push(joining.member);
             batch.member_count += 1;
             batch.last_member_at = now;
