@@ -246,7 +246,7 @@ pub struct Joining {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Joined {
     /// The member is recorded in this batch (as read after the join: it may already hold
-    /// later members).
+    /// later members; DynamoDB leaves `members` out of this read, the counts are exact).
     Joined { record: Execution, batch: Batch },
     /// A record with the member's id exists: a duplicate delivery (or an older execution).
     Duplicate(Execution),

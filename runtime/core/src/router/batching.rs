@@ -129,12 +129,19 @@ impl Router {
                     "member {} of batch {} (group {})",
                     batch.member_count, batch.id, batch.group
                 ));
-                if let Some(reason) = spec.complete(&batch)
-                    && let Some(closed) = self
-                        .close_and_dispatch(rule, &batch, reason, None, deadline)
+                if let Some(reason) = spec.complete(&batch) {
+                    // This member closes it: the batch's execution carries its facts (the
+                    // batch as read after the join may come without its member list).
+                    let closer = Batch {
+                        members: vec![BatchMember::of(object)],
+                        ..batch
+                    };
+                    if let Some(closed) = self
+                        .close_and_dispatch(rule, &closer, reason, None, deadline)
                         .await
-                {
-                    return closed;
+                    {
+                        return closed;
+                    }
                 }
                 outcome
             }

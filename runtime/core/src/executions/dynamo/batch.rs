@@ -138,6 +138,25 @@ impl DynamoExecutionStore {
         })
     }
 
+    /// A batch without its member list (up to 400 KB, read on every join otherwise: the
+    /// joiner needs only the counts to decide whether it completed the batch).
+    async fn batch_head(&self, id: &str) -> Result<Option<Batch>, ExecutionError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(batch_item_id(id)))
+            .consistent_read(true)
+            .projection_expression(
+                "batch_id, rule_id, batch_group, #state, opened_at, last_member_at, member_count, satisfied, closed_at, close_reason, execution_id, expires_at",
+            )
+            .expression_attribute_names("#state", "state")
+            .send()
+            .await
+            .map_err(|e| ExecutionError::store("GetItem", &self.table, e))?;
+        out.item.map(|item| self.decode_batch(&item)).transpose()
+    }
+
     async fn read_item(&self, key: String) -> Result<Option<Item>, ExecutionError> {
         let out = self
             .client
@@ -261,7 +280,7 @@ impl BatchStore for DynamoExecutionStore {
                 }
             }
             let batch_id = record.batch_id.clone().unwrap_or_default();
-            let batch = self.get_batch(&batch_id).await?.ok_or_else(|| {
+            let batch = self.batch_head(&batch_id).await?.ok_or_else(|| {
                 ExecutionError::Inconsistent(format!(
                     "member {} joined batch {batch_id}, which does not exist",
                     record.id
