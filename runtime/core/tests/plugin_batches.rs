@@ -390,7 +390,7 @@ async fn member_reads_past_the_budget_the_end_or_the_members_end_the_call_naming
     .await
     .unwrap_err();
     assert!(
-        matches!(&e, PluginError::ClosingMemberMissing { batch, key, members: 1, .. } if batch == "b-2026-10" && key == "closing/2026-10/orders.csv"),
+        matches!(&e, PluginError::ClosingMemberMissing { batch, uri, members: 1, .. } if batch == "b-2026-10" && uri == "s3://landing/closing/2026-10/orders.csv"),
         "{e:?}"
     );
 }

@@ -619,8 +619,7 @@ fn closing_member(
             plugin: spec.name.clone(),
             rule: input.rule_id.to_string(),
             batch: batch.id.clone(),
-            bucket: input.object.bucket.clone(),
-            key: input.object.key.clone(),
+            uri: format!("s3://{}/{}", input.object.bucket, input.object.key),
             members: batch.members.len(),
         })
 }

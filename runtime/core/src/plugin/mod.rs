@@ -297,14 +297,14 @@ pub enum PluginError {
         members: usize,
     },
     #[error(
-        "plugin `{plugin}` (rule `{rule}`): batch `{batch}` does not list the object that closed it, s3://{bucket}/{key}, among its {members} member(s)"
+        "plugin `{plugin}` (rule `{rule}`): batch `{batch}` does not list the object that closed it, {uri}, among its {members} member(s)"
     )]
     ClosingMemberMissing {
         plugin: String,
         rule: String,
         batch: String,
-        bucket: String,
-        key: String,
+        /// `s3://bucket/key` of the call's object.
+        uri: String,
         members: usize,
     },
     #[error(
