@@ -97,7 +97,7 @@ def test_excel_and_parquet_plugins_read_kilobytes_of_50_mib_objects_and_choose_w
 """)
     for name in ("xlsx-sheets", "parquet-schema"):
         report = publish(stack, rust_plugins / f"{name}.wasm", plugins_bucket)
-        assert report["interface"] == "0.2.0" and len(report["sha256"]) == 64, report
+        assert report["interface"] == "0.3.0" and len(report["sha256"]) == 64, report
     assert stack.cli("--json", "rules", "list").stdout.count('"sha256"') == 2, "both rules pinned"
 
     workbook = xlsx_bytes(["Sales", "Costs", "Notes"], mib=50)
