@@ -18,10 +18,10 @@
 //! Capabilities: the WASI imports toolchains such as componentize-py need, with no
 //! preopened directories, no environment, no arguments, no network (TCP, UDP and name lookup
 //! off, every socket address refused) and stdout/stderr captured into the call's log; and
-//! `read-range` over the one object being routed (`read-member-range` over the members of the
-//! batch being closed, each pinned to the version that joined). Calls run on tokio's blocking pool: wasm is
-//! CPU-bound and must not stall the event loop (a ranged read blocks that thread on the
-//! runtime, which is allowed there).
+//! `read-range` over the one object being routed (and `read-member-range` over the members of
+//! the batch being closed, each pinned to the version that joined). Calls run on tokio's
+//! blocking pool: wasm is CPU-bound and must not stall the event loop (a ranged read blocks
+//! that thread on the runtime, which is allowed there).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,8 +35,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::objects::check_length;
 use super::{
-    BatchInput, ByteRange, MAX_LISTED_READS, MemberRange, ObjectReader, ObjectVersion, PluginError,
-    PluginInput, PluginLimits, PluginOutcome, PluginRun, PluginSpec, PluginStore, ReadStats,
+    BATCH_INTERFACE_VERSIONS, BatchInput, ByteRange, MAX_LISTED_READS, MemberRange, ObjectReader,
+    ObjectVersion, PluginError, PluginInput, PluginLimits, PluginOutcome, PluginRun, PluginSpec,
+    PluginStore, ReadStats,
 };
 
 /// Bindings of interface 0.1.0 (`plugins/wit/0.1.0`): the head only.
@@ -530,7 +531,9 @@ impl PluginHost {
             .map_err(|_| load_error("(cache)", "plugin cache lock poisoned"))
     }
 
-    /// Run a rule's plugin over one object.
+    /// Run a rule's plugin over one object, or over the batch it closes (`input.batch`; only
+    /// plugins of [`BATCH_INTERFACE_VERSIONS`] may, the others are refused with
+    /// [`PluginError::NoBatchSupport`]).
     pub async fn run(
         &self,
         spec: &PluginSpec,
@@ -541,7 +544,7 @@ impl PluginHost {
             None => None,
             // Neither 0.1.0 nor 0.2.0 can be told about a batch's members; running one on a
             // batch would show it a single object and let it decide for the whole set.
-            Some(_) if !matches!(*pre, Prepared::V3(_)) => {
+            Some(_) if !BATCH_INTERFACE_VERSIONS.contains(&pre.interface()) => {
                 return Err(PluginError::NoBatchSupport {
                     plugin: spec.name.clone(),
                     rule: input.rule_id.to_string(),
