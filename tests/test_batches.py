@@ -7,6 +7,7 @@
   nothing; a new version after the close opens the next batch;
 - a quiet batch is closed by the tracker once its quiet period passed, not before;
 - `max_files` closes at the n-th member;
+- a batch rule's 0.3.0 plugin (batch-manifest) runs once at the close over every member;
 - timeouts: `on_timeout: notify` expires the batch with a `batch_expired` SNS notice (seen
   through an SQS subscription), `run` closes it and starts its job;
 - a closer killed (SIGKILL) right after its close transaction was applied: the tracker starts
@@ -247,3 +248,75 @@ def test_a_closer_killed_right_after_the_close_leaves_the_job_to_the_tracker_onc
     finally:
         proxy.close()
         api.close()
+
+
+def test_a_batch_rules_plugin_runs_once_at_the_close_and_reads_every_member(moto_endpoint, router_bin, tmp_path, start_lambda):
+    """Interface 0.3.0 (the batch-manifest example plugin, compiled for the bootstrap): one call
+    when the batch closes, over the members in join order, its values in the one job."""
+    from conftest import start_emulator
+    import os
+    import subprocess
+    from pathlib import Path
+    from conftest import ROOT
+
+    built = os.environ.get("BUILT_PLUGINS_DIR")
+    if built and (Path(built) / "batch-manifest.wasm").exists():
+        wasm = Path(built) / "batch-manifest.wasm"
+    elif os.environ.get("RUST_PLUGIN_SKIP_REASON"):
+        pytest.skip(os.environ["RUST_PLUGIN_SKIP_REASON"])
+    else:
+        out = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "plugin-cache-e2e" / "rust"
+        subprocess.run(["bash", str(ROOT / "plugins/build-rust.sh"), str(out)], check=True, timeout=900)
+        wasm = out / "batch-manifest.wasm"
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    subprocess.run([str(router_bin), "plugin", "compile", str(wasm), "-o", str(plugins / "batch-manifest.cwasm")],
+                   check=True, capture_output=True, timeout=600)
+    workflows = tmp_path / "workflows.json"
+    workflows.write_text(json.dumps({"job_seconds": 1, "workflows": [
+        {"id": "batchwf", "name": "Closing", "outcome": "Success",
+         "questions": [{"name": q} for q in ["Files", "Matching", "MatchCount", "MemberCount", "Group"]]}]}))
+    emu = start_emulator(router_bin, "--workflows", str(workflows))
+    try:
+        stack = Stack(moto_endpoint, emu, router_bin, tmp_path)
+        stack.put_rules("""
+- id: manifest
+  key: "manifest/*/*.csv"
+  workflow: batchwf
+  batch: {by: "{key.dir}", require: ["orders.csv", "customers.csv"]}
+  questions: {Files: "{batch.keys:,}"}
+  plugin:
+    name: batch-manifest
+    read_bytes: 0
+    read_budget_bytes: 65536
+    config: {columns: [customer_id]}
+""")
+        objects = tmp_path / "objects"
+        contents = {
+            "manifest/p1/notes.csv": "topic,text\nx,y\n",
+            "manifest/p1/orders.csv": "order_id,customer_id,amount\n1,7,9.5\n",
+            "manifest/p1/customers.csv": "customer_id,name\n7,Ada\n",
+        }
+        api = RuntimeApi(timeout_ms=30_000)
+        try:
+            start_lambda(api, dict(stack.env, PLUGIN_DIR=str(plugins), LOCAL_OBJECTS_DIR=str(objects), **FAST))
+            api.wait_for_next_calls(1)
+            for i, (key, text) in enumerate(contents.items()):
+                path = objects / "acme-landing" / key
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+                o = outcome(api.invoke(eventbridge("acme-landing", key, sequencer=f"00G{i:03}", size=len(text))))
+            assert o["status"] == "SUBMITTED", o
+        finally:
+            api.close()
+        [job] = emu.wait_for_jobs(1)
+        assert questions(job) == {
+            "Files": "manifest/p1/notes.csv,manifest/p1/orders.csv,manifest/p1/customers.csv",
+            "Matching": "manifest/p1/orders.csv\nmanifest/p1/customers.csv",
+            "MatchCount": "2",
+            "MemberCount": "3",
+            "Group": "manifest/p1",
+        }, job
+    finally:
+        emu.proc.terminate()
+        emu.proc.wait(10)
