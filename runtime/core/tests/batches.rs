@@ -3,7 +3,8 @@
 //! concurrent arrivals into one batch (no member lost, the count exact), the completing member
 //! arriving twice at once (one member), racing closers (one close, one execution), duplicates
 //! after the close, a new version after the close joining the next batch, quiet closes that a
-//! late member keeps open, expiry, and batch items kept out of execution listings.
+//! late member keeps open, expiry, batch items kept out of execution listings, and member
+//! lists of long keys filling the byte budget (full before `max_files`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use alteryx_router_core::executions::batch::{
     Batch, BatchFilter, BatchMember, BatchState, CloseOutcome, CloseReason, Closing, Joined,
-    Joining,
+    Joining, MEMBER_BYTES_BUDGET,
 };
 use alteryx_router_core::executions::{
     Claimant, DynamoExecutionStore, Execution, ExecutionStatus, ExecutionStore, ListFilter,
@@ -354,6 +355,66 @@ async fn full_batches_take_no_more(store: Arc<dyn ExecutionStore>, rule: &str) {
     assert_eq!(next.member_count, 1);
 }
 
+/// Members with keys near S3's 1024-byte limit: a batch takes members while its member list
+/// stays within `MEMBER_BYTES_BUDGET` (counted the same way by both stores), then is full long
+/// before `max_files` — the member that does not fit is told so (nothing written), the batch
+/// closes (`full`) and the member joins the next. On DynamoDB the full batch is one item that
+/// moto accepts and reads back whole (the item limit is 400 KB).
+async fn long_keys_fill_the_byte_budget(store: Arc<dyn ExecutionStore>, rule: &str) {
+    let batches = store.batches().unwrap();
+    let long = |i: usize| {
+        let mut j = member(rule, &format!("long/{i:04}/{}.csv", "k".repeat(1000)), "v1");
+        j.group = "long".into();
+        j
+    };
+    let per = long(0).member.stored_bytes();
+    assert!(
+        long(0).member.key.len() > 1000 && per < 1200,
+        "{per} bytes a member"
+    );
+    let fits = (MEMBER_BYTES_BUDGET / per) as usize;
+    assert!(fits < 1000, "the byte budget, not max_files, fills it");
+    let mut first = None;
+    for i in 0..fits {
+        let (_, batch) = joined(join(store.as_ref(), long(i)).await);
+        assert_eq!(batch.member_count as usize, i + 1);
+        assert_eq!(batch.member_bytes, per * (i as u64 + 1));
+        assert!(first.get_or_insert(batch.id.clone()) == &batch.id);
+    }
+    let first = first.unwrap();
+    let over = long(fits);
+    let Joined::Full(full) = join(store.as_ref(), over.clone()).await else {
+        panic!("member {fits} must find the batch full");
+    };
+    assert_eq!(full.id, first);
+    assert!(
+        store.get(&over.record.id).await.unwrap().is_none(),
+        "a member that found the batch full wrote nothing"
+    );
+    let stored = batches.get_batch(&first).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.members.len(), stored.member_bytes),
+        (fits, per * fits as u64)
+    );
+    assert!(stored.member_bytes <= MEMBER_BYTES_BUDGET);
+    assert!(matches!(
+        batches
+            .close(closing(&stored, CloseReason::Full))
+            .await
+            .unwrap(),
+        CloseOutcome::Closed(_)
+    ));
+    let closed = batches.get_batch(&first).await.unwrap().unwrap();
+    assert_eq!(
+        (closed.state, closed.close_reason),
+        (BatchState::Closed, Some(CloseReason::Full))
+    );
+    let (record, next) = joined(join(store.as_ref(), over).await);
+    assert_ne!(next.id, first);
+    assert_eq!((next.member_count, next.member_bytes), (1, per));
+    assert_eq!(record.batch_id.as_deref(), Some(next.id.as_str()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_batches_conform_across_two_connections() {
     let dir = tempfile::tempdir().unwrap();
@@ -361,7 +422,8 @@ async fn sqlite_batches_conform_across_two_connections() {
     let a: Arc<dyn ExecutionStore> = Arc::new(SqliteExecutionStore::open(&path).unwrap());
     let b: Arc<dyn ExecutionStore> = Arc::new(SqliteExecutionStore::open(&path).unwrap());
     conformance(Arc::clone(&a), b, "month-end").await;
-    full_batches_take_no_more(a, "tens").await;
+    full_batches_take_no_more(Arc::clone(&a), "tens").await;
+    long_keys_fill_the_byte_budget(a, "long").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -377,5 +439,6 @@ async fn dynamodb_batches_conform() {
     let b: Arc<dyn ExecutionStore> =
         Arc::new(DynamoExecutionStore::new(client.clone(), table.clone()));
     conformance(Arc::clone(&a), b, "month-end").await;
-    full_batches_take_no_more(a, "tens").await;
+    full_batches_take_no_more(Arc::clone(&a), "tens").await;
+    long_keys_fill_the_byte_budget(a, "long").await;
 }

@@ -16,8 +16,10 @@
 //! transaction that closes or expires it).
 //!
 //! - **Join**: one transaction puts the member record (`attribute_not_exists`) and updates the
-//!   open batch (condition `state = OPEN`: count + 1, satisfied ∪ the member's, member
-//!   appended, `last_member_at`); where no batch is open, the pointer, a new batch with this
+//!   open batch (condition `state = OPEN` and room for one more member — `max_files`, and
+//!   [`MEMBER_BYTES_BUDGET`] of members — : count + 1, satisfied ∪ the member's, member
+//!   appended, `last_member_at`); a batch without room is full: its joiner closes it and joins
+//!   the next; where no batch is open, the pointer, a new batch with this
 //!   first member and the member record are put together (each `attribute_not_exists`).
 //! - **Close**: a second transaction anyone may attempt: the batch `OPEN → CLOSED` (condition:
 //!   still open, and for a quiet close no member joined since it was read), the pointer
@@ -76,6 +78,8 @@ pub enum CloseReason {
     Quiet,
     /// `max_files` members joined.
     MaxFiles,
+    /// Its member list reached [`MEMBER_BYTES_BUDGET`]: the next member would not fit.
+    Full,
     /// Open `max_wait_seconds`.
     Timeout,
     /// An operator closed it (`batches close`).
@@ -88,6 +92,7 @@ impl CloseReason {
             CloseReason::Require => "require",
             CloseReason::Quiet => "quiet",
             CloseReason::MaxFiles => "max_files",
+            CloseReason::Full => "full",
             CloseReason::Timeout => "timeout",
             CloseReason::Operator => "operator",
         }
@@ -128,6 +133,25 @@ impl BatchMember {
         }
     }
 
+    /// The bytes this member takes in the batch's member list, as both stores count it: its
+    /// strings' UTF-8 lengths plus [`MEMBER_OVERHEAD_BYTES`] (attribute names, the size as a
+    /// number, list and map framing in DynamoDB's item size rules; JSON's quotes in SQLite).
+    pub fn stored_bytes(&self) -> u64 {
+        let text = [
+            Some(&self.bucket),
+            Some(&self.key),
+            self.etag.as_ref(),
+            self.version_id.as_ref(),
+            self.sequencer.as_ref(),
+            Some(&self.event_time),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.len() as u64)
+        .sum::<u64>();
+        text + MEMBER_OVERHEAD_BYTES
+    }
+
     pub fn object(&self) -> ObjectCreated {
         ObjectCreated {
             bucket: self.bucket.clone(),
@@ -157,6 +181,10 @@ pub struct Batch {
     /// Unix seconds: when the last member joined.
     pub last_member_at: i64,
     pub member_count: u32,
+    /// The member list's size, the sum of its members' [`BatchMember::stored_bytes`]: a batch
+    /// takes no member that would bring it past [`MEMBER_BYTES_BUDGET`].
+    #[serde(default)]
+    pub member_bytes: u64,
     /// Indices of the rule's `require` entries a member satisfied, ascending.
     pub satisfied: Vec<u32>,
     /// In the order they joined.
@@ -183,6 +211,7 @@ impl Batch {
             opened_at: now,
             last_member_at: now,
             member_count: 0,
+            member_bytes: 0,
             satisfied: Vec::new(),
             members: Vec::new(),
             closed_at: None,
@@ -242,6 +271,16 @@ pub struct Joining {
     pub expires_at: i64,
 }
 
+impl Joining {
+    /// Whether `batch` (open, as read) has no room for this member: `max_members` members, or
+    /// a member list that this member would bring past [`MEMBER_BYTES_BUDGET`].
+    pub fn finds_full(&self, batch: &Batch) -> bool {
+        batch.member_count >= self.max_members
+            || (batch.member_count > 0
+                && batch.member_bytes + self.member.stored_bytes() > MEMBER_BYTES_BUDGET)
+    }
+}
+
 /// What a join did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Joined {
@@ -250,8 +289,9 @@ pub enum Joined {
     Joined { record: Execution, batch: Batch },
     /// A record with the member's id exists: a duplicate delivery (or an older execution).
     Duplicate(Execution),
-    /// The open batch already has `max_members` members: nothing was written; close it, then
-    /// join again (the next batch).
+    /// The open batch has no room for it (`max_members` members, or its member list would
+    /// pass [`MEMBER_BYTES_BUDGET`]): nothing was written; close it, then join again (the next
+    /// batch).
     Full(Batch),
 }
 
@@ -312,6 +352,20 @@ pub trait BatchStore: Send + Sync {
     /// Batches, newest first.
     async fn list_batches(&self, filter: &BatchFilter) -> Result<Vec<Batch>, ExecutionError>;
 }
+
+/// The most bytes of members a batch keeps ([`BatchMember::stored_bytes`] summed). A batch's
+/// members live in one DynamoDB item, which may not pass 400 KB; this leaves 50 KB for the
+/// rest of the item (its group, satisfied entries, times and counts). A batch that a member
+/// would bring past it is full, like one with `max_files` members. With S3's limits (a key of
+/// at most 1024 bytes, a bucket name of 63, a version id of 1024) a member takes at most about
+/// 2.4 KB, so a batch holds at least 145 members of the longest keys; a rule's `max_files`
+/// (at most 1000) is reached first with keys up to about 150 bytes.
+pub const MEMBER_BYTES_BUDGET: u64 = 350_000;
+
+/// What [`BatchMember::stored_bytes`] adds to a member's strings: the attribute names (46
+/// bytes), the size (a number: at most 21), the map's framing and each attribute's (about 10),
+/// rounded up.
+pub const MEMBER_OVERHEAD_BYTES: u64 = 100;
 
 /// How many times a join or close tries again when it met a concurrent transaction (the
 /// pointer changed, the batch closed under it) before it reports a store error.

@@ -15,7 +15,8 @@ use super::{Deadline, Router, RouterError, RuleOutcome, outcome_of};
 use crate::error_chain;
 use crate::event::ObjectCreated;
 use crate::executions::batch::{
-    Batch, BatchMember, BatchState, BatchStore, CloseOutcome, CloseReason, Closing, Joined, Joining,
+    Batch, BatchMember, BatchState, BatchStore, CloseOutcome, CloseReason, Closing, Joined,
+    Joining, MEMBER_BYTES_BUDGET,
 };
 use crate::executions::submit::{outage_backoff, write_within};
 use crate::executions::{
@@ -72,8 +73,14 @@ impl Router {
             Ok(store) => store,
             Err(e) => return fail(&record, error_chain(&e), false),
         };
+        let member = BatchMember::of(object);
+        if member.stored_bytes() > MEMBER_BYTES_BUDGET {
+            // Unreachable with S3's own limits (a member of the longest key takes about 2.3 KB),
+            // but an event may say anything: it could never join, so it is no retry.
+            return fail(&record, too_large(&rule.rule.id, &member), false);
+        }
         let joining = Joining {
-            member: BatchMember::of(object),
+            member,
             satisfies: spec.satisfied_by(&object.key),
             max_members: spec.max_files,
             expires_at: record.expires_at,
@@ -96,8 +103,13 @@ impl Router {
             match (written, result.into_inner().ok().flatten()) {
                 (Ok(()), Some(Joined::Full(full))) if full_closes < 3 => {
                     full_closes += 1;
+                    let reason = if full.member_count >= spec.max_files {
+                        CloseReason::MaxFiles
+                    } else {
+                        CloseReason::Full
+                    };
                     let _ = self
-                        .close_and_dispatch(rule, &full, CloseReason::MaxFiles, None, deadline)
+                        .close_and_dispatch(rule, &full, reason, None, deadline)
                         .await;
                 }
                 (Ok(()), Some(Joined::Full(full))) => {
@@ -398,6 +410,21 @@ impl Router {
     }
 }
 
+/// Why `member` cannot join any batch of `rule_id`: it alone is bigger than a batch's member
+/// list may be.
+fn too_large(rule_id: &str, member: &BatchMember) -> String {
+    const SHOWN: usize = 200;
+    let key = match member.key.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}… ({} bytes)", &member.key[..end], member.key.len()),
+        None => member.key.clone(),
+    };
+    format!(
+        "rule {rule_id}: object s3://{}/{key} would take {} bytes of its batch's member list, more than a batch keeps ({MEMBER_BYTES_BUDGET} bytes); it cannot join a batch",
+        member.bucket,
+        member.stored_bytes()
+    )
+}
+
 /// The outcome of a closed batch whose execution was not dispatched here.
 fn batch_outcome(batch: &Batch, rule: &CompiledRule) -> RuleOutcome {
     RuleOutcome {
@@ -413,5 +440,44 @@ fn batch_outcome(batch: &Batch, rule: &CompiledRule) -> RuleOutcome {
         message: None,
         retryable: false,
         wait_reason: Some(WaitReason::Batch),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(key: String) -> BatchMember {
+        BatchMember {
+            bucket: "acme-landing".into(),
+            key,
+            size: 1,
+            etag: Some("0123456789abcdef0123456789abcdef-10000".into()),
+            version_id: Some("v".repeat(1024)),
+            sequencer: Some("0062E99A88DC407460".into()),
+            event_time: "2026-11-26T04:46:20.123Z".into(),
+        }
+    }
+
+    #[test]
+    fn any_member_s3_allows_fits_a_batch_many_times_over() {
+        // S3's longest key and version id, a multipart ETag, the longest bucket name.
+        let mut longest = member("k".repeat(1024));
+        longest.bucket = "b".repeat(63);
+        let bytes = longest.stored_bytes();
+        assert!(bytes < 2_400, "{bytes}");
+        assert!(MEMBER_BYTES_BUDGET / bytes >= 145);
+    }
+
+    #[test]
+    fn a_member_too_large_alone_names_the_rule_the_key_and_the_limit() {
+        let huge = member(format!("in/{}", "x".repeat(400_000)));
+        assert!(huge.stored_bytes() > MEMBER_BYTES_BUDGET);
+        let message = too_large("month-end", &huge);
+        assert!(message.starts_with("rule month-end: object s3://acme-landing/in/xxx"));
+        assert!(message.contains(&format!("… ({} bytes)", huge.key.len())));
+        assert!(message.contains(&format!("would take {} bytes", huge.stored_bytes())));
+        assert!(message.contains("(350000 bytes); it cannot join a batch"));
+        assert!(message.len() < 500, "the key is shortened: {message}");
     }
 }

@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use super::{DynamoExecutionStore, Item};
 use crate::executions::batch::{
     BATCH_OPEN_STATUS, Batch, BatchFilter, BatchMember, BatchState, BatchStore, CONTENTION_TRIES,
-    CloseOutcome, CloseReason, Closing, Joined, Joining, batch_item_id, new_batch_id,
-    pointer_item_id,
+    CloseOutcome, CloseReason, Closing, Joined, Joining, MEMBER_BYTES_BUDGET, batch_item_id,
+    new_batch_id, pointer_item_id,
 };
 use crate::executions::{ExecutionError, now_unix};
 use crate::tables::EXECUTIONS_STATUS_INDEX;
@@ -51,6 +51,7 @@ impl DynamoExecutionStore {
             ("opened_at".into(), n(batch.opened_at)),
             ("last_member_at".into(), n(batch.last_member_at)),
             ("member_count".into(), n(batch.member_count)),
+            ("member_bytes".into(), n(batch.member_bytes)),
             ("expires_at".into(), n(batch.expires_at)),
         ]);
         let members = batch
@@ -128,6 +129,11 @@ impl DynamoExecutionStore {
             last_member_at: number("last_member_at")?,
             member_count: u32::try_from(number("member_count")?)
                 .map_err(|_| bad("member_count"))?,
+            // Absent on batches opened before the budget existed: counted from this join on.
+            member_bytes: match item.get("member_bytes") {
+                Some(AttributeValue::N(v)) => v.parse::<u64>().map_err(|_| bad("member_bytes"))?,
+                _ => 0,
+            },
             satisfied,
             members,
             closed_at: number("closed_at").ok(),
@@ -148,7 +154,7 @@ impl DynamoExecutionStore {
             .key("id", s(batch_item_id(id)))
             .consistent_read(true)
             .projection_expression(
-                "batch_id, rule_id, batch_group, #state, opened_at, last_member_at, member_count, satisfied, closed_at, close_reason, execution_id, expires_at",
+                "batch_id, rule_id, batch_group, #state, opened_at, last_member_at, member_count, member_bytes, satisfied, closed_at, close_reason, execution_id, expires_at",
             )
             .expression_attribute_names("#state", "state")
             .send()
@@ -209,6 +215,7 @@ impl BatchStore for DynamoExecutionStore {
                     batch.expires_at = joining.expires_at;
                     batch.members.push(joining.member.clone());
                     batch.member_count = 1;
+                    batch.member_bytes = joining.member.stored_bytes();
                     batch.satisfied = joining.satisfies.clone();
                     batch.satisfied.sort_unstable();
                     batch.satisfied.dedup();
@@ -228,14 +235,23 @@ impl BatchStore for DynamoExecutionStore {
                 }
                 Some(batch_id) => {
                     record.batch_id = Some(batch_id.clone());
-                    let mut set = "SET last_member_at = :now, members = list_append(members, :m) ADD member_count :one".to_string();
+                    let bytes = joining.member.stored_bytes();
+                    let mut set = "SET last_member_at = :now, members = list_append(members, :m) ADD member_count :one, member_bytes :bytes".to_string();
                     let mut update = Update::builder()
                         .table_name(&self.table)
                         .key("id", s(batch_item_id(batch_id)))
-                        .condition_expression("#state = :open AND member_count < :max")
+                        // Room for one more member, by count and by bytes (the item's 400 KB).
+                        .condition_expression(
+                            "#state = :open AND member_count < :max AND (attribute_not_exists(member_bytes) OR member_bytes <= :room)",
+                        )
                         .expression_attribute_names("#state", "state")
                         .expression_attribute_values(":open", s("OPEN"))
                         .expression_attribute_values(":max", n(joining.max_members))
+                        .expression_attribute_values(":bytes", n(bytes))
+                        .expression_attribute_values(
+                            ":room",
+                            n(MEMBER_BYTES_BUDGET.saturating_sub(bytes)),
+                        )
                         .expression_attribute_values(":now", n(now))
                         .expression_attribute_values(
                             ":m",
@@ -271,7 +287,7 @@ impl BatchStore for DynamoExecutionStore {
                         if let Some(batch_id) = &open
                             && let Some(batch) = self.get_batch(batch_id).await?
                             && batch.state == BatchState::Open
-                            && batch.member_count >= joining.max_members
+                            && joining.finds_full(&batch)
                         {
                             return Ok(Joined::Full(batch));
                         }

@@ -98,9 +98,10 @@ impl BatchStore for SqliteExecutionStore {
                     batch
                 }
             };
-            if batch.member_count >= joining.max_members {
+            if joining.finds_full(&batch) {
                 return Ok(Joined::Full(batch));
             }
+            batch.member_bytes += joining.member.stored_bytes();
             batch.members.push(joining.member);
             batch.member_count += 1;
             batch.last_member_at = now;
