@@ -628,6 +628,9 @@ fn print_line(list: &[Execution], places: &std::collections::HashMap<String, usi
                 Some(WaitReason::Cap) => "a free slot".to_string(),
                 Some(WaitReason::Outage) => "Alteryx".to_string(),
                 Some(WaitReason::Batch) => "its first dispatch (a closed batch)".to_string(),
+                Some(WaitReason::Stale) => {
+                    "its dispatch again (the last one died before its job request)".to_string()
+                }
                 None => String::new(),
             },
             e.next_attempt_at

@@ -10,7 +10,8 @@
 //!    over. It counts them (`stale_claims` in the pass's log line feeds the stale-claim alarm),
 //!    takes each over, reconciles what may have reached Alteryx (adopting the job, or
 //!    `UNCERTAIN`), and otherwise leaves a retryable `ERROR` that a redelivery, `drain-dlq` or
-//!    `executions retry` runs — with a `stale` notice, since its event may be gone;
+//!    `executions retry` runs — with a `stale` notice, since its event may be gone — except a
+//!    batch's own execution, which no event brings back: it goes back in the waiting line;
 //! 3. **dispatches the waiting line** (with a [`Router`]): `WAITING` executions, oldest first,
 //!    while their concurrency group has free slots and their `next_attempt_at` passed, each
 //!    through the router's claim → intent → submit → record path ([`Router::dispatch`]). Every
@@ -76,8 +77,9 @@ pub struct TrackerSettings {
     /// `WAITING` executions read per pass from the head of the line (and as many again from
     /// the moving window behind it).
     pub dispatch_scan: usize,
-    /// `WAITING_GIVE_UP_SECONDS` (default 86400): an execution waiting for Alteryx (an outage)
-    /// this long ends `ERROR`, with a `failed` notice.
+    /// `WAITING_GIVE_UP_SECONDS` (default 86400): an execution waiting for Alteryx (an outage),
+    /// or a batch's execution whose dispatches keep dying (`stale`), this long ends `ERROR`,
+    /// with a `failed` notice.
     pub waiting_give_up: Duration,
 }
 
@@ -115,6 +117,9 @@ pub struct TrackReport {
     pub uncertain: usize,
     /// Of those, the ones left as a retryable `ERROR` (nothing reached Alteryx).
     pub released: usize,
+    /// Of those, batches' own executions put back in the waiting line (nothing reached
+    /// Alteryx, and no event comes back for them).
+    pub stale_requeued: usize,
     pub errors: Vec<String>,
     pub out_of_budget: bool,
     /// The poll reached the newest `SUBMITTED` execution; the next pass starts from the oldest.
@@ -539,10 +544,12 @@ impl Tracker {
                 break;
             }
             let now = now_unix();
-            if record.wait_reason == Some(WaitReason::Outage)
-                && record
-                    .waiting_since
-                    .is_some_and(|since| since + give_up < now)
+            if matches!(
+                record.wait_reason,
+                Some(WaitReason::Outage | WaitReason::Stale)
+            ) && record
+                .waiting_since
+                .is_some_and(|since| since + give_up < now)
             {
                 match self.give_up(record, deadline).await {
                     Ok(()) => report.gave_up += 1,
@@ -720,6 +727,11 @@ impl Tracker {
         } else {
             claimed
         };
+        if record.batch_id.as_deref() == Some(record.id.as_str()) {
+            return self
+                .requeue_stale_batch(record, &stale, &claimed_at, report, deadline)
+                .await;
+        }
         // Nothing reached Alteryx: leave it for a redelivery or a person, and say so.
         record.status = ExecutionStatus::Error;
         record.retryable = true;

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use alteryx_router_core::alteryx::{ClientOptions, ServerConfig};
 use alteryx_router_core::error_chain;
+use alteryx_router_core::executions::batch::CloseReason;
 use alteryx_router_core::executions::{
     Claim, Claimant, DynamoExecutionStore, Execution, ExecutionError, ExecutionStatus,
     ExecutionStore, LeaseState, ListFilter, SqliteExecutionStore, Takeover, WaitReason, now_unix,
@@ -26,14 +27,15 @@ use alteryx_router_core::executions::{
 };
 use alteryx_router_core::plugin::{DirObjectReader, DirPluginStore, PluginHost, PluginLimits};
 use alteryx_router_core::router::{
-    Deadline, InvocationSummary, Resolution, Router, RouterError, RouterSettings, RuleOutcome,
+    BatchClosed, Deadline, InvocationSummary, Resolution, Router, RouterError, RouterSettings,
+    RuleOutcome,
 };
 use alteryx_router_core::rules::{
     DynamoRuleStore, FileRuleSource, RuleSource, parse_rules_document,
 };
 use alteryx_router_core::secrets::{ClientPool, SecretString, StaticSource};
 use alteryx_router_core::tables;
-use alteryx_router_core::tracker::{LogNotifier, Tracker, TrackerSettings};
+use alteryx_router_core::tracker::{LogNotifier, NoticeKind, Tracker, TrackerSettings};
 use alteryx_router_emulator::{
     self as emulator, EmulatedQuestion, EmulatedWorkflow, EmulatorConfig, EmulatorHandle, Fault,
     JobOutcome,
@@ -2164,6 +2166,102 @@ async fn batches_start_one_job_when_complete_or_quiet(backend: Backend) {
     h.finish().await;
 }
 both_stores!(batches_start_one_job_when_complete_or_quiet);
+
+/// A batch's execution whose dispatch died after its claim, before the intent: no event comes
+/// back for it (its members' deliveries are duplicates), so the stale sweep puts it back in the
+/// waiting line (`stale`, due now) instead of leaving a retryable `ERROR` for `executions
+/// retry`, and the same pass's dispatch submits its one job; no `stale` notice asks a person.
+async fn a_batch_execution_whose_dispatch_died_is_dispatched_again(backend: Backend) {
+    let h = Harness::new(backend, BATCH_RULES).await;
+    h.deliver(&event("drops/p2/a.csv", "31")).await;
+    h.deliver(&event("drops/p2/b.csv", "32")).await;
+    let open = h
+        .store
+        .batches()
+        .unwrap()
+        .open_batches(10, None)
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    let id = open[0].id.clone();
+    // Closed without the time to dispatch: its execution waits, as after a closer's death.
+    let closed = h
+        .router
+        .close_batch(
+            &open[0],
+            CloseReason::Operator,
+            Deadline::after(Duration::ZERO),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            closed,
+            BatchClosed::Closed {
+                dispatched: None,
+                ..
+            }
+        ),
+        "{closed:?}"
+    );
+    // A dispatch claimed it and died before its intent; its lease ran out long ago.
+    h.store
+        .claim_retry(&id, &Claimant::new(now_unix() - 1000), Takeover::Dispatch)
+        .await
+        .unwrap();
+    let claimed = h.record(&id).await;
+    assert_eq!(
+        (claimed.status, claimed.attempt),
+        (ExecutionStatus::Claimed, 1)
+    );
+    let notices = Arc::new(KeptNotices::default());
+    let tracker = Tracker::new(
+        h.store.clone(),
+        h.pool.clone(),
+        notices.clone(),
+        TrackerSettings {
+            budget: Duration::from_secs(20),
+            concurrency: 1,
+            ..TrackerSettings::default()
+        },
+    )
+    .with_dispatch(h.router.clone());
+    let report = tracker.run_once().await;
+    assert_eq!(
+        (
+            report.stale_claims,
+            report.stale_requeued,
+            report.released,
+            report.dispatched
+        ),
+        (1, 1, 0, 1),
+        "{report:?}"
+    );
+    let record = h.record(&id).await;
+    assert_eq!(record.status, ExecutionStatus::Submitted, "{record:?}");
+    // The dead dispatch (1), the sweep's takeover (2), the dispatch that submitted (3).
+    assert_eq!(record.attempt, 3);
+    let jobs = h.jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(
+        jobs[0].1.get("InputPath").map(String::as_str),
+        Some("drops/p2/a.csv;drops/p2/b.csv")
+    );
+    let kept = notices.0.lock().unwrap().clone();
+    assert!(
+        kept.iter().all(|(_, n)| n.kind != NoticeKind::Stale),
+        "{kept:?}"
+    );
+    let report = tracker.run_once().await;
+    assert_eq!(
+        (report.stale_claims, report.dispatched),
+        (0, 0),
+        "{report:?}"
+    );
+    assert_eq!(h.jobs().len(), 1);
+    h.finish().await;
+}
+both_stores!(a_batch_execution_whose_dispatch_died_is_dispatched_again);
 
 const BATCH_PLUGIN_RULES: &str = r#"
 - id: batch-plugin

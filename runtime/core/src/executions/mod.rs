@@ -80,6 +80,9 @@ pub enum WaitReason {
     /// A batch closed: its execution waits for its first dispatch (at once, by the closer;
     /// the tracker's if the closer died).
     Batch,
+    /// A batch's execution whose dispatch died before its job request: the tracker's stale
+    /// sweep put it back, due at once (no event comes back for a batch's execution).
+    Stale,
 }
 
 impl WaitReason {
@@ -88,6 +91,7 @@ impl WaitReason {
             WaitReason::Cap => "cap",
             WaitReason::Outage => "outage",
             WaitReason::Batch => "batch",
+            WaitReason::Stale => "stale",
         }
     }
 }

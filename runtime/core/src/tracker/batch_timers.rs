@@ -3,13 +3,17 @@
 //! for its rule's `quiet_seconds`, complete (its completing member's invocation died before
 //! the close), or open `max_wait_seconds` (then `on_timeout`: `run` closes it, `notify`
 //! expires it with a `batch_expired` notice). A batch whose rule is gone expires with a notice.
-//! A close dispatches the batch's execution at once ([`Router::close_batch`]).
+//! A close dispatches the batch's execution at once ([`Router::close_batch`]). The stale
+//! sweep hands back here a batch's execution whose dispatch died before its job request: it
+//! goes back in the waiting line ([`Tracker::requeue_stale_batch`]).
+
+use std::sync::Arc;
 
 use super::{FailureNotice, NoticeKind, TrackReport, Tracker};
 use crate::error_chain;
 use crate::executions::batch::{Batch, CloseOutcome, CloseReason};
-use crate::executions::submit::Deadline;
-use crate::executions::{ExecutionStatus, format_unix, now_unix};
+use crate::executions::submit::{Deadline, Recorder};
+use crate::executions::{Execution, ExecutionStatus, WaitReason, format_unix, now_unix};
 use crate::router::BatchClosed;
 use crate::rules::CompiledRule;
 
@@ -100,6 +104,45 @@ impl Tracker {
                 }
             }
         }
+    }
+
+    /// A batch's own execution whose dispatch died before any job request reached Alteryx
+    /// (taken over by the stale sweep, reconciled if it had to be): back in the waiting line,
+    /// due now, where the dispatch of this same pass (or the next) submits it. An ordinary
+    /// execution becomes a retryable `ERROR` for its event's redelivery; a batch's has no
+    /// event (its members' deliveries are duplicates). A slot it held is given back in the
+    /// same write. The place in line and the give-up age (`WAITING_GIVE_UP_SECONDS`, which
+    /// ends a batch whose dispatches keep dying) count from when it first waited.
+    pub(super) async fn requeue_stale_batch(
+        &self,
+        mut record: Execution,
+        stale: &Execution,
+        claimed_at: &str,
+        report: &mut TrackReport,
+        deadline: &Deadline,
+    ) -> Result<(), String> {
+        let now = now_unix();
+        record.status = ExecutionStatus::Waiting;
+        record.wait_reason = Some(WaitReason::Stale);
+        record.waiting_since = stale.waiting_since.or(record.waiting_since).or(Some(now));
+        record.next_attempt_at = Some(now);
+        record.retryable = false;
+        record.lease_until = None;
+        record.message = Some(format!(
+            "the invocation that dispatched attempt {} ended without an outcome (killed or timed out; lease ran out {claimed_at}), and nothing reached Alteryx; back in line for the tracker's dispatch",
+            stale.attempt
+        ));
+        let recorder = Recorder::new(Arc::clone(&self.executions), Arc::clone(&self.notifier));
+        let recorded = recorder
+            .write(record, ExecutionStatus::Claimed, deadline)
+            .await;
+        if let Some(e) = recorded.error {
+            return Err(format!("recording {}: {}", stale.id, error_chain(&e)));
+        }
+        tracing::warn!(execution = %stale.id, attempt = stale.attempt,
+            "a batch's execution was left claimed by a dispatch that died; back in the waiting line");
+        report.stale_requeued += 1;
+        Ok(())
     }
 
     async fn expired_notice(&self, batch: &Batch, rule: Option<&CompiledRule>, why: &str) {
