@@ -5,9 +5,11 @@
 //! overhead < 1 ms.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use alteryx_router_core::alteryx::{
@@ -25,7 +27,7 @@ use alteryx_router_core::secrets::ClientPool;
 use alteryx_router_core::secrets::{SecretString, StaticSource};
 use alteryx_router_core::template::{Facts, Template};
 use alteryx_router_emulator::{self as emulator, EmulatorConfig};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 
 fn object(key: &str) -> ObjectCreated {
     ObjectCreated {
@@ -236,9 +238,136 @@ fn matching(c: &mut Criterion) {
             b.iter(|| black_box(set.matching(black_box(&obj)).len()))
         });
         eprintln!("snapshot of {n} rules: {} bytes", bytes.len());
+        if n == 100_000 {
+            // A warm function whose events reach every rule in turn, keeping the default
+            // 10,000 decoded: most events drop one rule and decode another.
+            let (_, churning) = snapshot::decode(bytes.clone()).unwrap();
+            let events: Vec<ObjectCreated> = (0..n).map(event_for_rule).collect();
+            let mut next = 0;
+            group.bench_with_input(BenchmarkId::new("churn_match", n), &churning, |b, set| {
+                b.iter(|| {
+                    next = (next + 7919) % n;
+                    black_box(set.matching(black_box(&events[next])).len())
+                })
+            });
+            eprintln!(
+                "churn: kept decoded, decodes so far: {:?}",
+                churning.decoded_counts()
+            );
+        }
     }
     group.finish();
 }
+
+/// An object that rule `i` of [`mixed_rules`] matches (unless it is disabled).
+fn event_for_rule(i: usize) -> ObjectCreated {
+    match i % 4 {
+        0 => object_in(
+            "acme-landing",
+            &format!("incoming/partner-{i:06}/2026/a.csv"),
+        ),
+        1 => object_in(
+            "acme-landing",
+            &format!("archive/2026/partner-{i:06}/a.json"),
+        ),
+        2 => object_in("acme-landing", &format!("drop/x/file.feed{i}")),
+        _ => object_in(&format!("store-{i:06}"), "any/key.bin"),
+    }
+}
+
+/// `DECODED_MEMORY=MAX cargo bench -p alteryx-router-core --bench pipeline -- --list`: the
+/// memory a warm function's snapshot set holds after events reached each of 100,000 rules
+/// once, keeping at most MAX rules decoded (100000: every rule, as before the bound). Printed,
+/// then the process exits; run once per MAX, each in a fresh process.
+fn decoded_memory() {
+    let Some(max) = std::env::var("DECODED_MEMORY").ok() else {
+        return;
+    };
+    let max: usize = max.parse().expect("DECODED_MEMORY: a number of rules");
+    COUNTING.store(true, Ordering::Relaxed);
+    let n = 100_000;
+    let set = RuleSet::new(mixed_rules(n)).unwrap();
+    let info = SnapshotInfo {
+        format: snapshot::FORMAT,
+        built_at: "2026-11-25T00:00:00Z".into(),
+        table: "rules".into(),
+        rules: n,
+        invalid: Vec::new(),
+        builder: "bench".into(),
+    };
+    let bytes = snapshot::encode(&set, &info).unwrap();
+    drop(set);
+    let (_, loaded) = snapshot::decode_keeping(bytes, max).unwrap();
+    let events: Vec<ObjectCreated> = (0..n).map(event_for_rule).collect();
+    let (rss0, heap0) = (rss_kib(), LIVE.load(Ordering::Relaxed));
+    let mut matched = 0;
+    for e in &events {
+        matched += loaded.matching(e).len();
+    }
+    let (rss1, heap1) = (rss_kib(), LIVE.load(Ordering::Relaxed));
+    println!(
+        "decoded max {max}: {matched} matches over {n} distinct rules; kept/decodes {:?}; \
+         heap +{:.1} MiB, RSS +{:.1} MiB (peak RSS {:.1} MiB)",
+        loaded.decoded_counts(),
+        heap1.wrapping_sub(heap0) as isize as f64 / 1048576.0,
+        (rss1 as f64 - rss0 as f64) / 1024.0,
+        peak_rss_kib() as f64 / 1024.0,
+    );
+    std::process::exit(0);
+}
+
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+/// Live heap bytes, to tell what the decoded rules hold from what the allocator keeps
+/// (counted only when `decoded_memory` runs, so the other benchmarks pay one load).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+struct Counting;
+
+// SAFETY: forwards to the system allocator, only counting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        // SAFETY: the caller's contract is System's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        // SAFETY: the caller's contract is System's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(new_size, Ordering::Relaxed);
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        // SAFETY: the caller's contract is System's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
 
 fn templates(c: &mut Criterion) {
     let t =
@@ -498,9 +627,14 @@ fn python_plugin_dir() -> Option<std::path::PathBuf> {
         .find(|p| p.join("csv-header.cwasm").exists())
 }
 
+fn main() {
+    decoded_memory();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
     targets = matching, templates, alteryx, pipeline, plugins
 }
-criterion_main!(benches);

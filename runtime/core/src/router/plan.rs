@@ -93,7 +93,7 @@ impl Router {
                     }
                 }
             }
-            match self.questions_for(rule, object).await {
+            match self.questions_for(&rule, object).await {
                 Ok(Questions::Values { questions, plugin }) => {
                     if let Some(workflow) = plugin.and_then(|p| p.workflow) {
                         plan.workflow = workflow;
