@@ -5,11 +5,9 @@
 //! overhead < 1 ms.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use alteryx_router_core::alteryx::{
@@ -276,16 +274,36 @@ fn event_for_rule(i: usize) -> ObjectCreated {
 }
 
 /// `DECODED_MEMORY=MAX cargo bench -p alteryx-router-core --bench pipeline -- --list`: the
-/// memory a warm function's snapshot set holds after events reached each of 100,000 rules
-/// once, keeping at most MAX rules decoded (100000: every rule, as before the bound). Printed,
-/// then the process exits; run once per MAX, each in a fresh process.
+/// memory a warm function's snapshot set takes on while events reach each of 100,000 rules
+/// once, keeping at most MAX rules decoded (100000: every rule, as before the bound). The
+/// snapshot is written to a file and read by a fresh process of this binary, so no memory
+/// freed before (building the snapshot) hides what decoding takes. Printed, then it exits.
 fn decoded_memory() {
     let Some(max) = std::env::var("DECODED_MEMORY").ok() else {
         return;
     };
     let max: usize = max.parse().expect("DECODED_MEMORY: a number of rules");
-    COUNTING.store(true, Ordering::Relaxed);
     let n = 100_000;
+    if let Ok(path) = std::env::var("DECODED_MEMORY_SNAPSHOT") {
+        let (_, loaded) = snapshot::decode_keeping(std::fs::read(path).unwrap(), max).unwrap();
+        let events: Vec<ObjectCreated> = (0..n).map(event_for_rule).collect();
+        let rss0 = rss_kib();
+        let mut matched = 0;
+        for e in &events {
+            matched += loaded.matching(e).len();
+        }
+        let rss1 = rss_kib();
+        println!(
+            "decoded max {max}: {matched} matches over {n} distinct rules; kept, decodes {:?}; \
+             RSS {:.1} -> {:.1} MiB (+{:.1}), peak {:.1} MiB",
+            loaded.decoded_counts(),
+            rss0 as f64 / 1024.0,
+            rss1 as f64 / 1024.0,
+            (rss1 as f64 - rss0 as f64) / 1024.0,
+            peak_rss_kib() as f64 / 1024.0,
+        );
+        std::process::exit(0);
+    }
     let set = RuleSet::new(mixed_rules(n)).unwrap();
     let info = SnapshotInfo {
         format: snapshot::FORMAT,
@@ -295,25 +313,14 @@ fn decoded_memory() {
         invalid: Vec::new(),
         builder: "bench".into(),
     };
-    let bytes = snapshot::encode(&set, &info).unwrap();
-    drop(set);
-    let (_, loaded) = snapshot::decode_keeping(bytes, max).unwrap();
-    let events: Vec<ObjectCreated> = (0..n).map(event_for_rule).collect();
-    let (rss0, heap0) = (rss_kib(), LIVE.load(Ordering::Relaxed));
-    let mut matched = 0;
-    for e in &events {
-        matched += loaded.matching(e).len();
-    }
-    let (rss1, heap1) = (rss_kib(), LIVE.load(Ordering::Relaxed));
-    println!(
-        "decoded max {max}: {matched} matches over {n} distinct rules; kept/decodes {:?}; \
-         heap +{:.1} MiB, RSS +{:.1} MiB (peak RSS {:.1} MiB)",
-        loaded.decoded_counts(),
-        heap1.wrapping_sub(heap0) as isize as f64 / 1048576.0,
-        (rss1 as f64 - rss0 as f64) / 1024.0,
-        peak_rss_kib() as f64 / 1024.0,
-    );
-    std::process::exit(0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.bin");
+    std::fs::write(&path, snapshot::encode(&set, &info).unwrap()).unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("DECODED_MEMORY_SNAPSHOT", &path)
+        .status()
+        .unwrap();
+    std::process::exit(status.code().unwrap_or(1));
 }
 
 fn status_kib(field: &str) -> u64 {
@@ -332,42 +339,6 @@ fn rss_kib() -> u64 {
 fn peak_rss_kib() -> u64 {
     status_kib("VmHWM:")
 }
-
-/// Live heap bytes, to tell what the decoded rules hold from what the allocator keeps
-/// (counted only when `decoded_memory` runs, so the other benchmarks pay one load).
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static COUNTING: AtomicBool = AtomicBool::new(false);
-
-struct Counting;
-
-// SAFETY: forwards to the system allocator, only counting.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        // SAFETY: the caller's contract is System's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        }
-        // SAFETY: the caller's contract is System's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        }
-        // SAFETY: the caller's contract is System's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
 
 fn templates(c: &mut Criterion) {
     let t =

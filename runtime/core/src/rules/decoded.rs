@@ -2,8 +2,8 @@
 //!
 //! A rule set read from a snapshot ([`super::snapshot`]) decodes a rule when an object first
 //! makes it a candidate. Kept forever, those rules would grow a warm function's memory with
-//! every distinct rule its events reach (about 1 KiB each: 100,000 rules would be over
-//! 100 MiB in a 256 MB function). So at most `capacity` are kept (`RULES_DECODED_MAX`,
+//! every distinct rule its events reach (2–3 KiB each: 100,000 rules would be some 250 MiB,
+//! all of a 256 MB function). So at most `capacity` are kept (`RULES_DECODED_MAX`,
 //! default [`DEFAULT_CAPACITY`]) and, when full, the clock (second chance) picks the one to
 //! drop: a rule used since the hand last passed it is spared once. A dropped rule is decoded
 //! again when next needed; a rule still in use elsewhere lives on in its `Arc`.
@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::CompiledRule;
 
-/// Rules kept decoded when nothing else is configured: a few MiB, and more than the rules
+/// Rules kept decoded when nothing else is configured: some 25 MiB, and more than the rules
 /// most deployments' events reach between two cold starts.
 pub const DEFAULT_CAPACITY: usize = 10_000;
 

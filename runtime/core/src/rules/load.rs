@@ -40,7 +40,7 @@ pub fn strict(paths: &[PathBuf]) -> Result<RuleSet, RuleError> {
 
 /// Check every rule of these files exactly as [`strict`] does, keeping only the rules, in
 /// evaluation order: what `rules validate` needs, without holding the compiled globs and
-/// templates of every rule at once (a third of the memory at 100,000 rules).
+/// templates of every rule at once (166 instead of 305 MiB at 100,000 rules).
 pub fn validate(paths: &[PathBuf]) -> Result<Vec<Rule>, RuleError> {
     let mut rules = parse_and_compile(paths, |compiled| compiled.rule)?;
     // The checks across rules, in the order `RuleSet::from_valid` makes them, so the same

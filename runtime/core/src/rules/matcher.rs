@@ -30,7 +30,7 @@ enum Rules {
     /// Every rule validated and compiled (files, scans, the CLI).
     Compiled(Vec<CompiledRule>),
     /// Rules decoded from a snapshot on first use (the Lambda).
-    Snapshot(LazyRules),
+    Snapshot(Box<LazyRules>),
 }
 
 /// A rule of a set: borrowed from a set that holds every rule compiled, or shared with the
@@ -183,7 +183,7 @@ impl RuleSet {
     /// A set whose rules are decoded from a snapshot when first needed.
     pub(crate) fn from_snapshot(rules: LazyRules, index: KeyIndex) -> Self {
         RuleSet {
-            rules: Rules::Snapshot(rules),
+            rules: Rules::Snapshot(Box::new(rules)),
             index,
         }
     }

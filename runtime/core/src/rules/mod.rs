@@ -466,6 +466,8 @@ pub fn parse_rules_document(text: &str, source_name: &str) -> Result<Vec<Rule>, 
 }
 
 /// What [`parse_rules_into`] hands on as it reads.
+// A rule is handed on by value the moment it is read, never stored as a `Parsed`.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Parsed {
     /// About this many rules follow (a hint, to allocate once).
     Expect(usize),
