@@ -100,7 +100,7 @@ fn parse_meta(text: &str) -> Result<(String, String), String> {
 }
 
 /// Warn (on stderr) about rules naming a secret the deployed functions may not read.
-fn warn_about_secrets(rules: &[Rule]) -> anyhow::Result<()> {
+fn warn_about_secrets<'a>(rules: impl IntoIterator<Item = &'a Rule>) -> anyhow::Result<()> {
     let configured = Settings::from_env()?.secret_prefix;
     let prefix = configured.as_deref().unwrap_or(DEFAULT_SECRET_PREFIX);
     for rule in rules {
@@ -176,21 +176,18 @@ async fn configured_rules(override_path: Option<&Path>) -> anyhow::Result<Arc<Ru
 pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
     match cmd {
         RulesCmd::Validate { files } => {
-            let rules = read_files(&files)?;
-            let set = RuleSet::new(rules)?;
-            warn_about_secrets(
-                &set.rules()
-                    .iter()
-                    .map(|r| r.rule.clone())
-                    .collect::<Vec<_>>(),
-            )?;
+            // Every rule validated and compiled, only the rules kept (in evaluation order).
+            let rules = alteryx_router_core::rules::load::validate(&files)?;
+            warn_about_secrets(&rules)?;
             if json {
-                return output::print_json(
-                    &set.rules().iter().map(|r| &r.rule).collect::<Vec<_>>(),
-                );
+                return output::print_json(&rules);
             }
-            println!("{} rule(s) valid: {}", set.len(), ids(set.rules()));
-            forget_at_exit(set);
+            println!(
+                "{} rule(s) valid: {}",
+                rules.len(),
+                id_list(rules.iter().map(|r| r.id.as_str()))
+            );
+            forget_at_exit(rules);
             Ok(())
         }
         RulesCmd::Put { files } => {
@@ -436,10 +433,6 @@ fn id_list<'a>(ids: impl Iterator<Item = &'a str>) -> String {
             n - IDS_SHOWN
         ),
     }
-}
-
-fn ids(rules: &[CompiledRule]) -> String {
-    id_list(rules.iter().map(|r| r.rule.id.as_str()))
 }
 
 /// The line under `rules list`: what was shown of how many, and how to see the next page.

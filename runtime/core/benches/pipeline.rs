@@ -25,7 +25,7 @@ use alteryx_router_core::secrets::ClientPool;
 use alteryx_router_core::secrets::{SecretString, StaticSource};
 use alteryx_router_core::template::{Facts, Template};
 use alteryx_router_emulator::{self as emulator, EmulatorConfig};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 
 fn object(key: &str) -> ObjectCreated {
     ObjectCreated {
@@ -238,8 +238,108 @@ fn matching(c: &mut Criterion) {
             b.iter(|| black_box(set.matching(black_box(&obj)).len()))
         });
         eprintln!("snapshot of {n} rules: {} bytes", bytes.len());
+        if n == 100_000 {
+            // A warm function whose events reach every rule in turn, keeping the default
+            // 10,000 decoded: most events drop one rule and decode another.
+            let (_, churning) = snapshot::decode(bytes.clone()).unwrap();
+            let events: Vec<ObjectCreated> = (0..n).map(event_for_rule).collect();
+            let mut next = 0;
+            group.bench_with_input(BenchmarkId::new("churn_match", n), &churning, |b, set| {
+                b.iter(|| {
+                    next = (next + 7919) % n;
+                    black_box(set.matching(black_box(&events[next])).len())
+                })
+            });
+            eprintln!(
+                "churn: kept decoded, decodes so far: {:?}",
+                churning.decoded_counts()
+            );
+        }
     }
     group.finish();
+}
+
+/// An object that rule `i` of [`mixed_rules`] matches (unless it is disabled).
+fn event_for_rule(i: usize) -> ObjectCreated {
+    match i % 4 {
+        0 => object_in(
+            "acme-landing",
+            &format!("incoming/partner-{i:06}/2026/a.csv"),
+        ),
+        1 => object_in(
+            "acme-landing",
+            &format!("archive/2026/partner-{i:06}/a.json"),
+        ),
+        2 => object_in("acme-landing", &format!("drop/x/file.feed{i}")),
+        _ => object_in(&format!("store-{i:06}"), "any/key.bin"),
+    }
+}
+
+/// `DECODED_MEMORY=MAX cargo bench -p alteryx-router-core --bench pipeline -- --list`: the
+/// memory a warm function's snapshot set takes on while events reach each of 100,000 rules
+/// once, keeping at most MAX rules decoded (100000: every rule, as before the bound). The
+/// snapshot is written to a file and read by a fresh process of this binary, so no memory
+/// freed before (building the snapshot) hides what decoding takes. Printed, then it exits.
+fn decoded_memory() {
+    let Some(max) = std::env::var("DECODED_MEMORY").ok() else {
+        return;
+    };
+    let max: usize = max.parse().expect("DECODED_MEMORY: a number of rules");
+    let n = 100_000;
+    if let Ok(path) = std::env::var("DECODED_MEMORY_SNAPSHOT") {
+        let (_, loaded) = snapshot::decode_keeping(std::fs::read(path).unwrap(), max).unwrap();
+        let events: Vec<ObjectCreated> = (0..n).map(event_for_rule).collect();
+        let rss0 = rss_kib();
+        let mut matched = 0;
+        for e in &events {
+            matched += loaded.matching(e).len();
+        }
+        let rss1 = rss_kib();
+        println!(
+            "decoded max {max}: {matched} matches over {n} distinct rules; kept, decodes {:?}; \
+             RSS {:.1} -> {:.1} MiB (+{:.1}), peak {:.1} MiB",
+            loaded.decoded_counts(),
+            rss0 as f64 / 1024.0,
+            rss1 as f64 / 1024.0,
+            (rss1 as f64 - rss0 as f64) / 1024.0,
+            peak_rss_kib() as f64 / 1024.0,
+        );
+        std::process::exit(0);
+    }
+    let set = RuleSet::new(mixed_rules(n)).unwrap();
+    let info = SnapshotInfo {
+        format: snapshot::FORMAT,
+        built_at: "2026-11-25T00:00:00Z".into(),
+        table: "rules".into(),
+        rules: n,
+        invalid: Vec::new(),
+        builder: "bench".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.bin");
+    std::fs::write(&path, snapshot::encode(&set, &info).unwrap()).unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("DECODED_MEMORY_SNAPSHOT", &path)
+        .status()
+        .unwrap();
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
 }
 
 fn templates(c: &mut Criterion) {
@@ -500,9 +600,14 @@ fn python_plugin_dir() -> Option<std::path::PathBuf> {
         .find(|p| p.join("csv-header.cwasm").exists())
 }
 
+fn main() {
+    decoded_memory();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
     targets = matching, templates, alteryx, pipeline, plugins
 }
-criterion_main!(benches);

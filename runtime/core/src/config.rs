@@ -114,6 +114,8 @@ pub struct Settings {
     pub rules_max_stale: Duration,
     /// `RULES_SNAPSHOT_URI` (`s3://bucket/key`): the compiled rules snapshot of `RULES_TABLE`.
     pub rules_snapshot: Option<SnapshotLocation>,
+    /// `RULES_DECODED_MAX` (default 10000): the most rules of a snapshot kept decoded at once.
+    pub rules_decoded_max: usize,
     /// `EXECUTIONS_TABLE`.
     pub executions_table: Option<String>,
     /// `ALTERYX_ROUTER_HOME` (default `~/.alteryx-router`): the CLI's local execution store.
@@ -352,6 +354,10 @@ impl Settings {
                 crate::rules::store::DEFAULT_MAX_STALE.as_secs(),
             )?,
             rules_snapshot,
+            rules_decoded_max: env.positive(
+                "RULES_DECODED_MAX",
+                crate::rules::DEFAULT_DECODED_MAX as u64,
+            )? as usize,
             executions_table: env.text("EXECUTIONS_TABLE"),
             home,
             default_secret_id: env.text("ALTERYX_SECRET_ID"),
@@ -404,7 +410,8 @@ impl Settings {
             table.to_string(),
             self.rules_cache,
         )
-        .with_max_stale(self.rules_max_stale);
+        .with_max_stale(self.rules_max_stale)
+        .with_decoded_max(self.rules_decoded_max);
         match self.snapshot_store().await {
             Some(snapshot) => store.with_snapshot(snapshot),
             None => store,

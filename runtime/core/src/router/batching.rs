@@ -311,7 +311,7 @@ impl Router {
             _ => BatchState::Closed,
         };
         let unchanged_since = (reason == CloseReason::Quiet).then_some(batch.last_member_at);
-        self.close_batch_as(rule, batch, reason, state, unchanged_since, deadline)
+        self.close_batch_as(&rule, batch, reason, state, unchanged_since, deadline)
             .await
     }
 

@@ -65,7 +65,7 @@ impl Router {
         };
         let object = object_of(&claimed);
         Ok(self
-            .render_and_submit(claimed, rule, &object, deadline)
+            .render_and_submit(claimed, &rule, &object, deadline)
             .await)
     }
 
@@ -146,7 +146,7 @@ impl Router {
                     .await?;
                 let object = object_of(&claimed);
                 let outcome = self
-                    .render_and_submit(claimed, rule, &object, deadline)
+                    .render_and_submit(claimed, &rule, &object, deadline)
                     .await;
                 Ok(outcome)
             }
@@ -195,7 +195,7 @@ impl Router {
             .claim_retry(execution_id, &claimant, Takeover::Rerun)
             .await?;
         Ok(self
-            .render_and_submit(claimed, rule, current, deadline)
+            .render_and_submit(claimed, &rule, current, deadline)
             .await)
     }
 }

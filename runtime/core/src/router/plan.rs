@@ -94,7 +94,7 @@ impl Router {
                 }
             }
             if let Some(batch) = rule.batch() {
-                plan.message = Some(match batch.key_of(rule, object) {
+                plan.message = Some(match batch.key_of(&rule, object) {
                     Ok(group) => format!(
                         "joins the open batch of group `{group}`; its job runs when the batch closes"
                     ),
@@ -103,7 +103,7 @@ impl Router {
                 planned.push(plan);
                 continue;
             }
-            match self.questions_for(rule, object, None).await {
+            match self.questions_for(&rule, object, None).await {
                 Ok(Questions::Values { questions, plugin }) => {
                     if let Some(workflow) = plugin.and_then(|p| p.workflow) {
                         plan.workflow = workflow;

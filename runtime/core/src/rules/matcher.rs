@@ -30,20 +30,39 @@ enum Rules {
     /// Every rule validated and compiled (files, scans, the CLI).
     Compiled(Vec<CompiledRule>),
     /// Rules decoded from a snapshot on first use (the Lambda).
-    Snapshot(LazyRules),
+    Snapshot(Box<LazyRules>),
+}
+
+/// A rule of a set: borrowed from a set that holds every rule compiled, or shared with the
+/// decoded rules a snapshot set keeps (which may drop it meanwhile: it lives on here).
+#[derive(Debug, Clone)]
+pub enum RuleRef<'a> {
+    Borrowed(&'a CompiledRule),
+    Decoded(std::sync::Arc<CompiledRule>),
+}
+
+impl std::ops::Deref for RuleRef<'_> {
+    type Target = CompiledRule;
+
+    fn deref(&self) -> &CompiledRule {
+        match self {
+            RuleRef::Borrowed(rule) => rule,
+            RuleRef::Decoded(rule) => rule,
+        }
+    }
 }
 
 /// Every rule of a `concurrency_group` must give the group the same `max_concurrent_jobs`.
 /// (A set loaded leniently at run time is not refused for it: each rule's jobs then count
 /// against the group with the rule's own cap, so the group's jobs stay under the largest.)
-fn check_groups(rules: &[CompiledRule]) -> Result<(), RuleError> {
+pub(crate) fn check_groups<'a>(rules: impl IntoIterator<Item = &'a Rule>) -> Result<(), RuleError> {
     let mut caps: std::collections::HashMap<String, (&str, u32)> = Default::default();
-    for r in rules {
-        let Some(cap) = r.rule.cap() else { continue };
+    for rule in rules {
+        let Some(cap) = rule.cap() else { continue };
         match caps.get(&cap.group) {
             Some((first, max)) if *max != cap.max_concurrent_jobs => {
                 return Err(RuleError::Invalid {
-                    rule: r.rule.id.clone(),
+                    rule: rule.id.clone(),
                     field: "max_concurrent_jobs".into(),
                     message: format!(
                         "{} differs from {max} on rule `{first}` of the same concurrency group `{}`; every rule of a group gives it the same cap",
@@ -53,7 +72,7 @@ fn check_groups(rules: &[CompiledRule]) -> Result<(), RuleError> {
             }
             Some(_) => {}
             None => {
-                caps.insert(cap.group, (r.rule.id.as_str(), cap.max_concurrent_jobs));
+                caps.insert(cap.group, (rule.id.as_str(), cap.max_concurrent_jobs));
             }
         }
     }
@@ -82,7 +101,13 @@ impl RuleSet {
         for rule in rules {
             compiled.push(CompiledRule::compile(rule)?);
         }
-        check_groups(&compiled)?;
+        Self::from_valid(compiled)
+    }
+
+    /// From rules each valid on its own: the checks across rules (a group's cap, unique ids)
+    /// and the index.
+    pub(crate) fn from_valid(compiled: Vec<CompiledRule>) -> Result<Self, RuleError> {
+        check_groups(compiled.iter().map(|r| &r.rule))?;
         Self::from_compiled(compiled)
     }
 
@@ -120,7 +145,11 @@ impl RuleSet {
     }
 
     fn from_compiled(mut rules: Vec<CompiledRule>) -> Result<Self, RuleError> {
-        rules.sort_by(|a, b| (a.rule.priority, &a.rule.id).cmp(&(b.rule.priority, &b.rule.id)));
+        // Unstable: no buffer of half the rules beside them (35 MiB at 100,000), and only
+        // duplicate ids compare equal, which are refused below whatever their order.
+        rules.sort_unstable_by(|a, b| {
+            (a.rule.priority, &a.rule.id).cmp(&(b.rule.priority, &b.rule.id))
+        });
         let mut ids = std::collections::HashSet::with_capacity(rules.len());
         for r in &rules {
             if !ids.insert(r.rule.id.as_str()) {
@@ -154,7 +183,7 @@ impl RuleSet {
     /// A set whose rules are decoded from a snapshot when first needed.
     pub(crate) fn from_snapshot(rules: LazyRules, index: KeyIndex) -> Self {
         RuleSet {
-            rules: Rules::Snapshot(rules),
+            rules: Rules::Snapshot(Box::new(rules)),
             index,
         }
     }
@@ -173,10 +202,25 @@ impl RuleSet {
     }
 
     /// The rule with this id.
-    pub fn get(&self, id: &str) -> Option<&CompiledRule> {
+    pub fn get(&self, id: &str) -> Option<RuleRef<'_>> {
         match &self.rules {
-            Rules::Compiled(rules) => rules.iter().find(|r| r.rule.id == id),
-            Rules::Snapshot(lazy) => lazy.position_of(id).and_then(|i| lazy.get(i)),
+            Rules::Compiled(rules) => rules
+                .iter()
+                .find(|r| r.rule.id == id)
+                .map(RuleRef::Borrowed),
+            Rules::Snapshot(lazy) => lazy
+                .position_of(id)
+                .and_then(|i| lazy.get(i))
+                .map(RuleRef::Decoded),
+        }
+    }
+
+    /// For a set read from a snapshot: how many rules are kept decoded now and how many
+    /// decodes there were so far (`None` for a set compiled whole).
+    pub fn decoded_counts(&self) -> Option<(usize, u64)> {
+        match &self.rules {
+            Rules::Compiled(_) => None,
+            Rules::Snapshot(lazy) => Some(lazy.decoded_counts()),
         }
     }
 
@@ -193,10 +237,10 @@ impl RuleSet {
 
     /// The rule at a position in evaluation order (`None` for a snapshot record this build
     /// cannot read, which is logged once and then treated as absent).
-    fn at(&self, position: usize) -> Option<&CompiledRule> {
+    fn at(&self, position: usize) -> Option<RuleRef<'_>> {
         match &self.rules {
-            Rules::Compiled(rules) => rules.get(position),
-            Rules::Snapshot(lazy) => lazy.get(position),
+            Rules::Compiled(rules) => rules.get(position).map(RuleRef::Borrowed),
+            Rules::Snapshot(lazy) => lazy.get(position).map(RuleRef::Decoded),
         }
     }
 
@@ -214,7 +258,7 @@ impl RuleSet {
     }
 
     /// The rules that apply to `obj`, in evaluation order, stopping after a `final` one.
-    pub fn matching(&self, obj: &ObjectCreated) -> Vec<&CompiledRule> {
+    pub fn matching(&self, obj: &ObjectCreated) -> Vec<RuleRef<'_>> {
         let mut out = Vec::new();
         for i in self.index.candidates(&obj.bucket, &obj.key) {
             let Some(rule) = self.at(i as usize) else {
@@ -222,10 +266,11 @@ impl RuleSet {
             };
             if rule.rule.enabled
                 && rule.key_glob.is_match(&obj.key)
-                && secondary_verdict(rule, obj).is_none()
+                && secondary_verdict(&rule, obj).is_none()
             {
+                let is_final = rule.rule.is_final;
                 out.push(rule);
-                if rule.rule.is_final {
+                if is_final {
                     break;
                 }
             }
@@ -237,7 +282,7 @@ impl RuleSet {
     /// same index and globs as [`RuleSet::matching`], so the two always agree.
     pub fn explain(&self, obj: &ObjectCreated) -> Vec<(String, MatchVerdict)> {
         let key_matched = self.key_matches(obj);
-        let mut final_rule: Option<&str> = None;
+        let mut final_rule: Option<String> = None;
         (0..self.len())
             .filter_map(|i| self.at(i).map(|r| (i, r)))
             .map(|(i, r)| {
@@ -245,13 +290,13 @@ impl RuleSet {
                     MatchVerdict::Disabled
                 } else if key_matched.binary_search(&i).is_err() {
                     MatchVerdict::Key(r.rule.key.clone())
-                } else if let Some(v) = secondary_verdict(r, obj) {
+                } else if let Some(v) = secondary_verdict(&r, obj) {
                     v
-                } else if let Some(f) = final_rule {
-                    MatchVerdict::AfterFinal(f.to_string())
+                } else if let Some(f) = &final_rule {
+                    MatchVerdict::AfterFinal(f.clone())
                 } else {
                     if r.rule.is_final {
-                        final_rule = Some(&r.rule.id);
+                        final_rule = Some(r.rule.id.clone());
                     }
                     MatchVerdict::Matched
                 };
@@ -444,7 +489,7 @@ mod tests {
         let bytes = crate::rules::snapshot::encode(&s, &info).unwrap();
         let (_, loaded) = crate::rules::snapshot::decode(bytes).unwrap();
         assert_eq!(ids(&loaded, &hit), ["by-region", "star", "top"]);
-        let rule = loaded.matching(&hit)[0];
+        let rule = loaded.matching(&hit).remove(0);
         assert_eq!(
             rule.capture_values(&hit.key).unwrap(),
             ["eu".to_string(), "daily".to_string()]

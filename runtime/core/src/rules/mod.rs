@@ -10,9 +10,11 @@
 
 pub mod batch;
 pub mod captures;
+mod decoded;
 pub mod glob;
 mod index;
 pub mod job;
+pub mod load;
 pub mod matcher;
 pub mod problems;
 pub mod publish;
@@ -33,7 +35,8 @@ use crate::alteryx::Priority;
 use crate::template::{Scope, Template};
 use captures::KeyPattern;
 
-pub use matcher::{MatchVerdict, RuleSet};
+pub use decoded::DEFAULT_CAPACITY as DEFAULT_DECODED_MAX;
+pub use matcher::{MatchVerdict, RuleRef, RuleSet};
 pub use store::{DynamoRuleStore, FileRuleSource, RuleSource};
 
 fn yes() -> bool {
@@ -473,6 +476,34 @@ fn validate_plugin(p: &PluginSpec) -> Result<(), (&'static str, String)> {
 /// as serde reports them, the field and the line and column: ``rules/sales.yaml: rule #2
 /// (`sales-csv`): unknown field `prority`, expected one of ... at line 7 column 3``.
 pub fn parse_rules_document(text: &str, source_name: &str) -> Result<Vec<Rule>, RuleError> {
+    let mut rules = Vec::new();
+    parse_rules_into(text, source_name, &mut |parsed| match parsed {
+        Parsed::Expect(n) => rules.reserve(n),
+        Parsed::Rule(rule) => rules.push(rule),
+        Parsed::Restart => rules.clear(),
+    })?;
+    Ok(rules)
+}
+
+/// What [`parse_rules_into`] hands on as it reads.
+// A rule is handed on by value the moment it is read, never stored as a `Parsed`.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Parsed {
+    /// About this many rules follow (a hint, to allocate once).
+    Expect(usize),
+    /// The next rule of the document.
+    Rule(Rule),
+    /// Forget the rules of this document handed on so far: it is read again as a whole.
+    Restart,
+}
+
+/// [`parse_rules_document`], handing each rule on as soon as it is read, so a caller can
+/// validate a long list while the rest of it is still being parsed (see [`load`]).
+pub(crate) fn parse_rules_into(
+    text: &str,
+    source_name: &str,
+    emit: &mut dyn FnMut(Parsed),
+) -> Result<(), RuleError> {
     let parse_err = |detail: String| RuleError::Parse {
         source_name: source_name.to_string(),
         detail,
@@ -484,7 +515,12 @@ pub fn parse_rules_document(text: &str, source_name: &str) -> Result<Vec<Rule>, 
     let json_file = source_name.to_ascii_lowercase().ends_with(".json");
     if json_file || trimmed.starts_with('[') || trimmed.starts_with('{') {
         match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(value) => return json_rules(text, value).map_err(parse_err),
+            Ok(value) => {
+                for rule in json_rules(text, value).map_err(parse_err)? {
+                    emit(Parsed::Rule(rule));
+                }
+                return Ok(());
+            }
             Err(json_error)
                 if json_file || serde_yaml::from_str::<serde_yaml::Value>(text).is_err() =>
             {
@@ -495,19 +531,42 @@ pub fn parse_rules_document(text: &str, source_name: &str) -> Result<Vec<Rule>, 
     }
     // A long block list of valid rules reads one item at a time, so the YAML events of only
     // one item are in memory at once (see `yaml_items`).
-    if let Some(rules) = yaml_items::split(text).and_then(|items| {
-        let mut rules = Vec::with_capacity(items.len());
+    if let Some(items) = yaml_items::split(text) {
+        emit(Parsed::Expect(items.len()));
+        let mut handed_on = false;
+        let mut whole = true;
         for item in items {
-            rules.append(&mut serde_yaml::from_str::<Vec<Rule>>(item).ok()?);
+            let Ok(rules) = serde_yaml::from_str::<Vec<Rule>>(item) else {
+                whole = false;
+                break;
+            };
+            for rule in rules {
+                emit(Parsed::Rule(rule));
+                handed_on = true;
+            }
         }
-        Some(rules)
-    }) {
-        return Ok(rules);
+        if whole {
+            return Ok(());
+        }
+        if handed_on {
+            emit(Parsed::Restart);
+        }
     }
     // A list of valid rules reads in one typed pass (a third of the time and memory of an
     // untyped tree at 100,000 rules). Otherwise the untyped pass tells a list from a single
     // rule and gives ids for messages; the typed pass then reads the text itself, so its
     // errors keep their line and column.
+    let rules = whole_yaml_document(text, parse_err)?;
+    for rule in rules {
+        emit(Parsed::Rule(rule));
+    }
+    Ok(())
+}
+
+fn whole_yaml_document(
+    text: &str,
+    parse_err: impl Fn(String) -> RuleError,
+) -> Result<Vec<Rule>, RuleError> {
     if let Ok(rules) = serde_yaml::from_str::<Vec<Rule>>(text) {
         return Ok(rules);
     }

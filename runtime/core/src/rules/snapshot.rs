@@ -20,10 +20,11 @@
 //! Every offset is checked before use; a snapshot that does not read is an error (the store
 //! then scans the table), a record that does not read is logged and left out.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::decoded::Decoded;
 use super::index::KeyIndex;
 use super::{CompiledRule, Rule, RuleSet};
 
@@ -186,8 +187,17 @@ pub fn read_info(bytes: &[u8]) -> Result<Option<SnapshotInfo>, SnapshotError> {
     }
 }
 
-/// Read a snapshot: its header and a rule set that decodes rules on first use.
+/// Read a snapshot: its header and a rule set that decodes rules on first use, keeping at
+/// most [`DEFAULT_DECODED_MAX`](super::DEFAULT_DECODED_MAX) of them decoded.
 pub fn decode(bytes: Vec<u8>) -> Result<(SnapshotInfo, RuleSet), SnapshotError> {
+    decode_keeping(bytes, super::DEFAULT_DECODED_MAX)
+}
+
+/// [`decode`], keeping at most `decoded_max` rules decoded (`RULES_DECODED_MAX`).
+pub fn decode_keeping(
+    bytes: Vec<u8>,
+    decoded_max: usize,
+) -> Result<(SnapshotInfo, RuleSet), SnapshotError> {
     let mut r = Reader {
         bytes: &bytes,
         at: 0,
@@ -258,7 +268,7 @@ pub fn decode(bytes: Vec<u8>) -> Result<(SnapshotInfo, RuleSet), SnapshotError> 
     let index = KeyIndex::from_sorted(&pairs, always);
     drop(pairs);
     let lazy = LazyRules {
-        slots: (0..count).map(|_| OnceLock::new()).collect(),
+        decoded: Decoded::new(decoded_max),
         all: OnceLock::new(),
         bytes: bytes.into_boxed_slice(),
         count,
@@ -276,7 +286,7 @@ pub(crate) struct LazyRules {
     offsets_at: usize,
     records_at: usize,
     by_id_at: usize,
-    slots: Box<[OnceLock<Option<Box<CompiledRule>>>]>,
+    decoded: Decoded,
     all: OnceLock<Vec<CompiledRule>>,
 }
 
@@ -285,10 +295,7 @@ impl std::fmt::Debug for LazyRules {
         f.debug_struct("LazyRules")
             .field("rules", &self.count)
             .field("bytes", &self.bytes.len())
-            .field(
-                "decoded",
-                &self.slots.iter().filter(|s| s.get().is_some()).count(),
-            )
+            .field("decoded", &self.decoded)
             .finish()
     }
 }
@@ -328,12 +335,18 @@ impl LazyRules {
         }
     }
 
-    /// The rule at `position`, decoded on first use.
-    pub(crate) fn get(&self, position: usize) -> Option<&CompiledRule> {
-        self.slots
-            .get(position)?
-            .get_or_init(|| self.decode(position).map(Box::new))
-            .as_deref()
+    /// The rule at `position`, decoded when it is not kept decoded (see [`Decoded`]).
+    pub(crate) fn get(&self, position: usize) -> Option<Arc<CompiledRule>> {
+        if position >= self.count {
+            return None;
+        }
+        self.decoded
+            .get_or_decode(position as u32, || self.decode(position))
+    }
+
+    /// How many rules are kept decoded, and how many decodes there were.
+    pub(crate) fn decoded_counts(&self) -> (usize, u64) {
+        self.decoded.counts()
     }
 
     /// Every readable rule, in order (decoded once, on first call).
@@ -433,6 +446,41 @@ mod tests {
         let all: Vec<&Rule> = loaded.rules().iter().map(|r| &r.rule).collect();
         let want: Vec<&Rule> = set.rules().iter().map(|r| &r.rule).collect();
         assert_eq!(all, want);
+    }
+
+    #[test]
+    fn a_set_keeping_one_rule_decoded_matches_the_same_while_it_drops_and_decodes_again() {
+        let set = sample();
+        let bytes = encode(&set, &info(set.len())).unwrap();
+        let (_, loaded) = decode_keeping(bytes, 1).unwrap();
+        let objects = [
+            obj("acme", "in/2026/a.csv"),
+            obj("acme", "in/2026/x/a.csv"),
+            obj("other", "in/x/a.csv"),
+            obj("acme", "受信/a.csv"),
+        ];
+        for round in 0..3 {
+            for o in &objects {
+                let ids = |s: &RuleSet| {
+                    s.matching(o)
+                        .iter()
+                        .map(|r| r.rule.id.clone())
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(ids(&loaded), ids(&set), "round {round}: {}", o.key);
+                assert_eq!(loaded.explain(o), set.explain(o), "{}", o.key);
+            }
+        }
+        let (kept, decodes) = loaded.decoded_counts().unwrap();
+        assert_eq!(kept, 1);
+        assert!(
+            decodes > 10,
+            "{decodes} decodes: rules were dropped and decoded again"
+        );
+        // A rule held by a caller stays whole after the set dropped it.
+        let held = loaded.get("jp").unwrap();
+        loaded.get("b-csv").unwrap();
+        assert_eq!(held.rule, set.get("jp").unwrap().rule);
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl FileRuleSource {
         }
     }
 
-    fn files(&self) -> Result<Vec<(PathBuf, SystemTime)>, RuleError> {
+    pub(crate) fn files(&self) -> Result<Vec<(PathBuf, SystemTime)>, RuleError> {
         let io = |p: &Path, e: std::io::Error| RuleError::Parse {
             source_name: p.display().to_string(),
             detail: e.to_string(),
@@ -102,7 +102,7 @@ impl RuleSource for FileRuleSource {
         {
             return Ok(Arc::clone(set));
         }
-        let set = Arc::new(RuleSet::new(self.read_rules()?)?);
+        let set = Arc::new(super::load::strict(std::slice::from_ref(&self.path))?);
         *cache = Some((files, Arc::clone(&set)));
         Ok(set)
     }
@@ -117,6 +117,7 @@ pub struct DynamoRuleStore {
     page_size: Option<i32>,
     segments: Option<u32>,
     snapshot: Option<SnapshotStore>,
+    decoded_max: usize,
     cache: Mutex<Cache>,
 }
 
@@ -153,6 +154,7 @@ impl DynamoRuleStore {
             page_size: None,
             segments: None,
             snapshot: None,
+            decoded_max: super::DEFAULT_DECODED_MAX,
             cache: Mutex::new(Cache::default()),
         }
     }
@@ -173,6 +175,12 @@ impl DynamoRuleStore {
     /// (`RULES_MAX_STALE_SECONDS`).
     pub fn with_max_stale(mut self, max_stale: Duration) -> Self {
         self.max_stale = max_stale;
+        self
+    }
+
+    /// Keep at most this many rules of a snapshot decoded (`RULES_DECODED_MAX`).
+    pub fn with_decoded_max(mut self, rules: usize) -> Self {
+        self.decoded_max = rules;
         self
     }
 
@@ -324,29 +332,31 @@ impl DynamoRuleStore {
             let location = snapshot.location().to_string();
             match snapshot.fetch(etag).await {
                 Ok(Fetched::NotModified) => return Ok(Refreshed::Unchanged),
-                Ok(Fetched::Found { bytes, etag }) => match super::snapshot::decode(bytes) {
-                    Ok((info, set)) if info.table == self.table => {
-                        if !info.invalid.is_empty() {
-                            let ids: Vec<&str> = info
-                                .invalid
-                                .iter()
-                                .take(10)
-                                .map(|i| i.id.as_str())
-                                .collect();
-                            tracing::warn!(table = %self.table, invalid = info.invalid.len(), ?ids,
+                Ok(Fetched::Found { bytes, etag }) => {
+                    match super::snapshot::decode_keeping(bytes, self.decoded_max) {
+                        Ok((info, set)) if info.table == self.table => {
+                            if !info.invalid.is_empty() {
+                                let ids: Vec<&str> = info
+                                    .invalid
+                                    .iter()
+                                    .take(10)
+                                    .map(|i| i.id.as_str())
+                                    .collect();
+                                tracing::warn!(table = %self.table, invalid = info.invalid.len(), ?ids,
                                 "invalid rules are skipped (`alteryx-router rules list --invalid`)");
+                            }
+                            tracing::debug!(rules = set.len(), %location, "rules loaded from the snapshot");
+                            return Ok(Refreshed::Loaded {
+                                set: Arc::new(set),
+                                etag: Some(etag),
+                            });
                         }
-                        tracing::debug!(rules = set.len(), %location, "rules loaded from the snapshot");
-                        return Ok(Refreshed::Loaded {
-                            set: Arc::new(set),
-                            etag: Some(etag),
-                        });
-                    }
-                    Ok((info, _)) => tracing::warn!(%location, snapshot_table = %info.table,
+                        Ok((info, _)) => tracing::warn!(%location, snapshot_table = %info.table,
                         table = %self.table, "the rules snapshot is of another table; scanning"),
-                    Err(e) => tracing::warn!(%location, error = %crate::error_chain(&e),
+                        Err(e) => tracing::warn!(%location, error = %crate::error_chain(&e),
                         "the rules snapshot does not read; scanning the table"),
-                },
+                    }
+                }
                 Ok(Fetched::Missing) => tracing::info!(%location,
                     "no rules snapshot yet (`alteryx-router rules snapshot` writes one); scanning the table"),
                 Err(e) => tracing::warn!(%location, error = %crate::error_chain(&e),

@@ -61,7 +61,7 @@ impl Tracker {
                 break;
             }
             let rule = rule_set.get(&batch.rule_id);
-            let due = match rule.and_then(|r| r.batch()) {
+            let due = match rule.as_ref().and_then(|r| r.batch()) {
                 Some(spec) => spec.due(&batch, now),
                 // The rule is gone or no longer batches: nothing will close it.
                 None => Some(CloseReason::Timeout),
@@ -94,7 +94,7 @@ impl Tracker {
                     } else {
                         "its rule no longer batches"
                     };
-                    self.expired_notice(&expired, Some(rule), why).await;
+                    self.expired_notice(&expired, Some(&rule), why).await;
                 }
                 Ok(BatchClosed::Unchanged(_)) => {}
                 Err(e) => {
