@@ -2052,7 +2052,7 @@ const BATCH_RULES: &str = r#"
 - id: drops
   key: "drops/**"
   workflow: wf-a
-  batch: {by: "{key.dir}", quiet_seconds: 1}
+  batch: {by: "{key.dir}", quiet_seconds: 2}
   questions: {InputPath: "{batch.keys:;}", FileName: "{key.name}", Region: "{batch.group}"}
 "#;
 
@@ -2139,14 +2139,15 @@ async fn batches_start_one_job_when_complete_or_quiet(backend: Backend) {
     assert_ne!(member.batch_id.as_deref(), Some(first_batch.as_str()));
     assert_eq!(h.jobs().len(), 1);
 
-    // Quiet: the tracker closes the folder's batch once nothing joined for a second.
+    // Quiet: the tracker closes the folder's batch once nothing joined for two seconds (times are
+    // whole seconds: a one-second quiet period could pass a moment after the last join).
     h.deliver(&event("drops/p1/a.csv", "11")).await;
     h.deliver(&event("drops/p1/b.csv", "12")).await;
     let tracker = dispatching_tracker(&h);
     let report = tracker.run_once().await;
     assert_eq!(report.batches_closed, 0, "{report:?}");
     assert_eq!(h.jobs().len(), 1);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let report = tracker.run_once().await;
     assert_eq!(
         (report.batches_closed, report.open_batches),
@@ -2262,6 +2263,35 @@ async fn a_batch_execution_whose_dispatch_died_is_dispatched_again(backend: Back
     h.finish().await;
 }
 both_stores!(a_batch_execution_whose_dispatch_died_is_dispatched_again);
+
+/// An object whose entry alone is bigger than a batch's member list may be (only a hand-made
+/// event can say so: S3 keys are at most 1024 bytes) never joins: a non-retryable `ERROR`
+/// naming the rule, the key and the limit, and no batch is opened.
+async fn a_member_too_large_for_any_batch_is_refused_for_good(backend: Backend) {
+    let h = Harness::new(backend, BATCH_RULES).await;
+    let key = format!("drops/p3/{}.csv", "x".repeat(400_000));
+    let summary = h.deliver(&event(&key, "41")).await;
+    let outcome = only_outcome(&summary);
+    assert_eq!(outcome.status, ExecutionStatus::Error, "{outcome:?}");
+    assert!(!outcome.retryable && !summary.needs_redelivery());
+    let message = outcome.message.clone().unwrap_or_default();
+    assert!(
+        message.starts_with("rule drops: object s3://acme-landing/drops/p3/xxx")
+            && message.contains("more than a batch keeps (350000 bytes)"),
+        "{message}"
+    );
+    assert!(message.len() < 500, "{message}");
+    let open = h
+        .store
+        .batches()
+        .unwrap()
+        .open_batches(10, None)
+        .await
+        .unwrap();
+    assert!(open.is_empty(), "{open:?}");
+    h.finish().await;
+}
+both_stores!(a_member_too_large_for_any_batch_is_refused_for_good);
 
 const BATCH_PLUGIN_RULES: &str = r#"
 - id: batch-plugin
