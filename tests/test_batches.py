@@ -11,7 +11,8 @@
 - timeouts: `on_timeout: notify` expires the batch with a `batch_expired` SNS notice (seen
   through an SQS subscription), `run` closes it and starts its job;
 - a closer killed (SIGKILL) right after its close transaction was applied: the tracker starts
-  the batch's job, once.
+  the batch's job, once; killed after its dispatch's claim: the tracker's stale sweep puts the
+  batch's execution back in line and submits its job, once.
 
 The concurrent cases run against moto answering one request at a time (tests/moto_serial.py):
 moto's cancelled transactions restore a snapshot of the whole table."""
@@ -245,6 +246,47 @@ def test_a_closer_killed_right_after_the_close_leaves_the_job_to_the_tracker_onc
         assert questions(job)["FileName"] == "3", job
         record = cli_json(stack, "executions", "show", batch["id"])
         assert record["status"] in ("SUBMITTED", "COMPLETED") and record["job_id"] == job["id"], record
+    finally:
+        proxy.close()
+        api.close()
+
+
+def test_a_dispatch_killed_after_its_claim_is_put_back_in_line_and_submitted_once(stack, start_lambda):  # noqa: F811
+    """The completing member's invocation closes the batch and claims its execution, then is
+    killed before the intent. No event brings a batch's execution back, so the tracker's stale
+    sweep puts it back in the waiting line (`stale`) and the same pass submits its job, once."""
+    stack.put_rules(RULES)
+    proxy = DynamoFaultProxy(stack.endpoint)
+    api = RuntimeApi(timeout_ms=8000)
+    try:
+        env = dict(stack.env, AWS_ENDPOINT_URL_DYNAMODB=proxy.url, **FAST)
+        fn = start_lambda(api, env)
+        api.wait_for_next_calls(1)
+        for i, name in enumerate(["orders.csv", "customers.csv"]):
+            assert outcome(api.invoke(eventbridge("acme-landing", f"closing/2027-01/{name}", sequencer=f"00E{i:03}")))["status"] == "BATCHED"
+        # Members and the close are transactions: the first CLAIMED PutItem is the dispatch's.
+        claimed = proxy.add("PutItem", "hold_after", contains='"CLAIMED"')
+        api.submit(eventbridge("acme-landing", "closing/2027-01/ledger-eu.csv", sequencer="00E100"))
+        claimed.wait_hit()
+        fn.kill()
+        claimed.release()
+        [batch] = batches(stack, "month-end")
+        assert (batch["state"], batch["member_count"]) == ("CLOSED", 3), batch
+        record = cli_json(stack, "executions", "show", batch["id"])
+        assert (record["status"], record["attempt"]) == ("CLAIMED", 1), record
+        assert stack.emulator.jobs() == []
+        time.sleep(max(0.0, record["lease_until"] + 1.05 - time.time()))
+        report = track(stack, TRACK_STALE_AFTER_SECONDS="0")
+        swept = (report["stale_claims"], report["stale_requeued"], report["released"], report["dispatched"])
+        assert swept == (1, 1, 0, 1), report
+        [job] = stack.emulator.wait_for_jobs(1)
+        track(stack, TRACK_STALE_AFTER_SECONDS="0")
+        time.sleep(0.5)
+        assert len(stack.emulator.jobs()) == 1
+        assert questions(job)["FileName"] == "3", job
+        record = cli_json(stack, "executions", "show", batch["id"])
+        assert record["status"] in ("SUBMITTED", "COMPLETED") and record["job_id"] == job["id"], record
+        assert record["attempt"] == 3, record
     finally:
         proxy.close()
         api.close()
