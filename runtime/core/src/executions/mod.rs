@@ -74,6 +74,9 @@ pub enum WaitReason {
     Cap,
     /// Alteryx was unreachable or answered 429/503: tried again at `next_attempt_at`.
     Outage,
+    /// Its invocation had too little time left to send the job request and record it: the
+    /// next tracker pass submits it.
+    Deadline,
 }
 
 impl WaitReason {
@@ -81,6 +84,7 @@ impl WaitReason {
         match self {
             WaitReason::Cap => "cap",
             WaitReason::Outage => "outage",
+            WaitReason::Deadline => "deadline",
         }
     }
 }
