@@ -1,22 +1,31 @@
 """Benchmarks of concurrency caps and the waiting line (issue 12), against moto and the
 emulator, through the real binaries:
 
-1. **Burst**: N uploads for one rule capped at CAP concurrent jobs of JOB_SECONDS each, routed by
-   FUNCTIONS `bootstrap` processes on one Lambda Runtime API, the line dispatched by one
-   `alteryx-router track --every INTERVAL` process. Reported: the most unfinished jobs the
-   emulator held at once, whether every upload ran exactly once, the makespan (first upload to
-   last job recorded COMPLETED) against the ideal N × JOB_SECONDS / CAP, and where the
-   difference goes.
-2. **Tracker pass with M jobs in flight**: M executions SUBMITTED (jobs that run for an hour),
-   then one `alteryx-router track` pass: wall time, Alteryx API calls, DynamoDB requests by
-   operation and the items they read and wrote (counted by a proxy in front of moto).
+1. **Burst** (`--only burst`): N uploads for one rule capped at CAP concurrent jobs of
+   JOB_SECONDS each, routed by FUNCTIONS `bootstrap` processes on one Lambda Runtime API while
+   one `alteryx-router track --every INTERVAL` process (started first, as the schedule would
+   be) dispatches the line. Reported: the most unfinished jobs the emulator held at once,
+   whether every upload ran exactly once, the makespan (first upload to last job recorded
+   COMPLETED) against the ideal N × JOB_SECONDS / CAP, the passes, and the Alteryx calls.
+   Progress lines (timestamped) go to stderr while it runs.
+2. **Tracker passes with M jobs in flight** (`--only pass`): M executions SUBMITTED (jobs that
+   run for an hour), then two `alteryx-router track` passes in which nothing changes — first
+   with `--before-bin` (an older binary, on the same jobs) when given, then with `--router-bin`:
+   wall time, Alteryx API calls, DynamoDB requests (counted by a proxy in front of moto) and
+   their capacity units.
+3. **Capacity units per upload** (`--only capacity`): every DynamoDB request of N uploads from
+   the event to `COMPLETED`, for an uncapped and a capped rule, turned into RCU/WCU with
+   DynamoDB's documented item sizes and rounding (moto does not report consumed capacity):
+   see `capacity()`.
 
-moto answers one request at a time here (tests/moto_serial.py: its transactions are not
-isolated from concurrent requests), so absolute times are moto's, not DynamoDB's; the counts
-are ours.
+moto answers one request at a time here (its transactions are not isolated from concurrent
+requests), by default through bench/moto_serial_fast.py, whose transactions save only the items
+they touch instead of deep-copying whole tables (which made thousands of items quadratic);
+absolute times are moto's, not DynamoDB's; the counts are ours.
 
-Usage: .venv/bin/python bench/caps.py --router-bin BIN --bootstrap BIN [--uploads N] [--in-flight M]
-Prints a Markdown section; bench/caps.md keeps the last one.
+Usage: .venv/bin/python bench/caps.py --router-bin BIN --bootstrap BIN [--only burst|pass|capacity]
+       [--uploads N] [--in-flight M] [--before-bin OLD_BIN] [--capacity-uploads K] [--output FILE]
+Prints a Markdown section (bench/caps.md keeps the last full one, BENCHMARKS.md its numbers).
 """
 
 from __future__ import annotations
@@ -54,7 +63,8 @@ class World:
     def __init__(self, args, job_seconds: str, slots: str | None):
         self.args = args
         port = free_port()
-        self.moto = subprocess.Popen([sys.executable, str(ROOT / "tests/moto_serial.py"), str(port)],
+        moto = "bench/moto_serial_fast.py" if args.moto == "fast" else "tests/moto_serial.py"
+        self.moto = subprocess.Popen([sys.executable, str(ROOT / moto), str(port)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.endpoint = f"http://127.0.0.1:{port}"
         wait_http(self.endpoint + "/moto-api/")
@@ -82,10 +92,11 @@ class World:
         self.ddb = boto3.client("dynamodb", endpoint_url=self.endpoint, region_name="us-east-1")
         self.cli("tables", "create")
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, router_bin: str | None = None) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALTERYX_")}
         env.update(self.env)
-        done = subprocess.run([self.args.router_bin, *args], env=env, capture_output=True, text=True, timeout=1800)
+        done = subprocess.run([router_bin or self.args.router_bin, *args], env=env, capture_output=True,
+                              text=True, timeout=1800)
         if done.returncode != 0:
             raise RuntimeError(f"{args}: {done.stdout}\n{done.stderr}")
         return done
@@ -222,12 +233,12 @@ def burst(args) -> list[str]:
         w.close()
 
 
-def track_pass(w: World) -> dict:
+def track_pass(w: World, router_bin: str) -> dict:
     """One `alteryx-router track` pass: its report, wall time, Alteryx calls, DynamoDB requests."""
     before = w.emulator.stats()["operations"]
     w.proxy.seen.clear()
     started = time.monotonic()
-    done = w.cli("--json", "track")
+    done = w.cli("--json", "track", router_bin=router_bin)
     took = time.monotonic() - started
     report, _ = json.JSONDecoder().raw_decode(done.stdout)
     after = w.emulator.stats()["operations"]
@@ -247,24 +258,29 @@ def pass_in_flight(args) -> list[str]:
         progress(args, f"routed {args.in_flight} uploads in {routed:.1f} s")
         assert w.statuses().get("SUBMITTED") == args.in_flight
         w.proxy.record = True
-        passes = []
-        for _ in range(2):
-            passes.append(track_pass(w))
-            passes[-1]["rcu"] = capacity(w, w.proxy.exchanges)
-            w.proxy.exchanges.clear()
-            progress(args, f"pass: {passes[-1]}")
+        runs = [("before (one poll per job)", args.before_bin)] if args.before_bin else []
+        runs.append(("after", args.router_bin))
+        passes, heads = [], []
+        for label, binary in runs:
+            for n in ("first", "second"):
+                passes.append(track_pass(w, binary))
+                passes[-1]["rcu"] = capacity(w, w.proxy.exchanges)
+                w.proxy.exchanges.clear()
+                heads.append(f"{label}: {n} pass")
+                progress(args, f"{heads[-1]}: {passes[-1]}")
         w.proxy.record = False
         rows = [
             f"### Tracker passes with {args.in_flight} jobs in flight (nothing finished, nothing changed)\n",
-            "| | first pass | second pass |", "|---|---|---|",
+            "| | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads),
         ]
         def row(name, f):
-            rows.append(f"| {name} | {f(passes[0])} | {f(passes[1])} |")
+            rows.append(f"| {name} | " + " | ".join(f(p) for p in passes) + " |")
         row("wall time (moto answering one request at a time)", lambda p: f"{p['took']:.1f} s")
         row("executions read", lambda p: f"{p['report']['checked']} (still running {p['report']['still_running']}, not polled {p['report'].get('deferred', 0)})")
         row("Alteryx: single-job requests", lambda p: f"{p['get_job']} ({p['get_job'] / max(1, args.in_flight):.2f} per job)")
         row("Alteryx: job-list requests (pages of 100)", lambda p: f"{p['list_jobs']}")
         row("DynamoDB requests", lambda p: ", ".join(f"{k} {v}" for k, v in sorted(p["ops"].items())))
+        row("DynamoDB requests as the pass counted them", lambda p: f"{p['report']['dynamodb_reads']} reads, {p['report']['dynamodb_writes']} writes" if "dynamodb_reads" in p["report"] else "(not counted before)")
         row("DynamoDB capacity (computed)", lambda p: f"{p['rcu']['rcu']:.1f} RCU, {p['rcu']['wcu']:.0f} WCU")
         rows.append("")
         return rows
@@ -349,7 +365,12 @@ def capacity(w: World, exchanges: list[tuple[str, bytes, bytes]]) -> dict:
         status = next((v.get("S") for k, v in values.items() if "status" in k and v.get("S", "").isupper()), None)
         return status, True
 
+    executions_table = w.env["EXECUTIONS_TABLE"].encode()
     for op, body, answer in exchanges:
+        # The executions table only: the rules table is read with RULES_CACHE_SECONDS=0 here
+        # (a bench setting; deployments cache rules or read a snapshot), and DescribeTable is free.
+        if executions_table not in body or op == "DescribeTable":
+            continue
         req = json.loads(body or b"{}")
         try:
             ans = json.loads(answer or b"{}")
@@ -447,10 +468,13 @@ def main() -> None:
     p.add_argument("--interval", type=int, default=1)
     p.add_argument("--functions", type=int, default=4)
     p.add_argument("--in-flight", type=int, default=1000)
+    p.add_argument("--before-bin", help="an older `alteryx-router` whose passes are measured first, on the same jobs")
     p.add_argument("--profile", default="debug")
     p.add_argument("--only", choices=["burst", "pass", "capacity"], help="run one of the benchmarks")
     p.add_argument("--capacity-uploads", type=int, default=100)
     p.add_argument("--output", help="also write the section to this file")
+    p.add_argument("--moto", choices=["fast", "serial"], default="fast",
+                   help="fast: bench/moto_serial_fast.py (transactions save only their items); serial: tests/moto_serial.py")
     args = p.parse_args()
     lines = [f"## Concurrency caps and the waiting line (bench/caps.py, {args.profile} binaries)\n",
              "Machine: 2 shared cores; moto answering one request at a time.\n"]
