@@ -10,7 +10,7 @@ out="${1:?usage: build-rust.sh OUT_DIR [PACKAGE...]}"
 shift
 packages=("$@")
 if [[ ${#packages[@]} -eq 0 ]]; then
-  packages=(xlsx-sheets parquet-schema range-probe)
+  packages=(xlsx-sheets parquet-schema batch-manifest range-probe)
 fi
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   echo "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2" >&2

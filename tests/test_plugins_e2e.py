@@ -1,9 +1,10 @@
-"""Plugins of interface 0.2.0 end to end: built from source (Rust, with the SDK), published to
+"""Plugins of interface 0.3.0 end to end: built from source (Rust, with the SDK), published to
 the plugin bucket with `alteryx-router plugin publish` (compiled, uploaded and pinned in one
 step), and run by the real `bootstrap` through the Lambda Runtime API over objects really in
 moto's S3: 50 MiB Excel and Parquet files of which the plugins read kilobytes, a workflow
 chosen by schema, and the faults (past the budget, a workflow outside the allow-list, a
-deleted or overwritten object, an unpinned plugin) recorded as the docs say."""
+deleted or overwritten object, an unpinned plugin) recorded as the docs say; and `plugin run`
+over a batch whose members are in S3 and on the local disk."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def test_excel_and_parquet_plugins_read_kilobytes_of_50_mib_objects_and_choose_w
 """)
     for name in ("xlsx-sheets", "parquet-schema"):
         report = publish(stack, rust_plugins / f"{name}.wasm", plugins_bucket)
-        assert report["interface"] == "0.2.0" and len(report["sha256"]) == 64, report
+        assert report["interface"] == "0.3.0" and len(report["sha256"]) == 64, report
     assert stack.cli("--json", "rules", "list").stdout.count('"sha256"') == 2, "both rules pinned"
 
     workbook = xlsx_bytes(["Sales", "Costs", "Notes"], mib=50)
@@ -204,3 +205,30 @@ def test_plugin_faults_and_vanished_objects_are_recorded_precisely(stack, runtim
     assert record["plugin"]["reads"]["head_bytes"] == 10 and record["plugin"]["reads"]["range_bytes"] == 5
     # Nothing above was worth a retry: every invocation succeeded, one job was submitted.
     assert len(stack.emulator.jobs()) == 1
+
+
+def test_plugin_run_over_a_batch_reads_members_from_s3_and_local_files(stack, rust_plugins, tmp_path):
+    """`plugin run --member` with members in moto's S3 (read pinned to the ETag found when the
+    run starts) and on the local disk, in the order given; a member that is not there is named."""
+    s3 = boto3.client("s3", endpoint_url=stack.endpoint, region_name="us-east-1")
+    landing = unique("landing")
+    s3.create_bucket(Bucket=landing)
+    s3.put_object(Bucket=landing, Key="closing/2026-10/orders.csv", Body=b"order_id,customer_id,amount\n1,7,9.50\n")
+    s3.put_object(Bucket=landing, Key="closing/2026-10/ledger.csv", Body=b"account,amount\n4000,9.50\n")
+    customers = tmp_path / "customers.csv"
+    customers.write_bytes(b"customer_id,name\n7,Ada\n")
+    members = ["--member", f"s3://{landing}/closing/2026-10/orders.csv", "--member", f"s3://{landing}/closing/2026-10/ledger.csv",
+               "--member", str(customers)]
+    out = stack.cli("--json", "plugin", "run", str(rust_plugins / "batch-manifest.wasm"), *members,
+                    "--group", "closing/2026-10", "--config", json.dumps({"columns": ["customer_id"], "required": ["amount"]}))
+    report = json.loads(out.stdout)
+    assert report["interface"] == "0.3.0", report
+    assert report["members"] == [f"s3://{landing}/closing/2026-10/orders.csv", f"s3://{landing}/closing/2026-10/ledger.csv",
+                                 "s3://local/customers.csv"], report
+    assert dict(report["questions"]) == {"Matching": "closing/2026-10/orders.csv\ncustomers.csv", "MatchCount": "2",
+                                         "MemberCount": "3", "Group": "closing/2026-10"}, report
+    assert [(r["member"], r["length"]) for r in report["reads"]["member_ranges"]] == [(0, 37), (1, 25), (2, 23)], report
+
+    missing = stack.cli("plugin", "run", str(rust_plugins / "batch-manifest.wasm"), "--member", f"s3://{landing}/closing/nope.csv",
+                        check=False)
+    assert missing.returncode != 0 and f"s3://{landing}/closing/nope.csv: no such object" in missing.stderr, missing.stderr

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds csv-header.wasm from app.py with componentize-py (PyPI), against plugins/wit/0.1.0
-# (a plugin of interface 0.1.0, which the router keeps loading next to 0.2.0).
+# (a plugin of interface 0.1.0, which the router keeps loading next to 0.2.0 and 0.3.0).
 # Usage: plugins/examples/csv-header/build.sh [OUT_DIR]   (default: ./build)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds key-facts.wasm with jco componentize (npm), against plugins/wit/0.1.0 (the plugin is a
-# 0.1.0 plugin; the router loads 0.1.0 and 0.2.0 plugins alike).
+# 0.1.0 plugin; the router loads 0.1.0, 0.2.0 and 0.3.0 plugins alike).
 # Usage: plugins/examples/key-facts-js/build.sh [OUT_DIR]   (default: ./build)
 # Needs: Node.js 20+ and npm (the npm registry). `npm ci` installs exactly package-lock.json.
 set -euo pipefail

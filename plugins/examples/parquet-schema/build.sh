@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds parquet-schema.wasm (interface 0.2.0, with the SDK in plugins/sdk) for wasm32-wasip2.
+# Builds parquet-schema.wasm (interface 0.3.0, with the SDK in plugins/sdk) for wasm32-wasip2.
 # Usage: plugins/examples/parquet-schema/build.sh [OUT_DIR]   (default: ./build)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -13,7 +13,9 @@
 //! ```
 //!
 //! Built for `wasm32-wasip2`, that is a component implementing the router's interface
-//! `alteryx-router:plugin@0.2.0` (`plugins/wit/plugin.wit`). Built natively, the same function
+//! `alteryx-router:plugin@0.3.0` (`plugins/wit/plugin.wit`), which runs on rules with and
+//! without a `batch` block: on a batch rule, [`Request::batch`] lists the members and
+//! [`Object::read_member_at`] reads them. Built natively, the same function
 //! runs over a local file with [`testing::TestRun`], which applies the router's rules for reads
 //! (the budget, the end of the object) so unit tests see what the router would do.
 //!
@@ -29,7 +31,7 @@ pub mod testing;
 
 pub use object::{Object, ObjectReader, Read};
 
-/// The bindings generated from `plugins/wit` (interface 0.2.0). Plugins need not touch them:
+/// The bindings generated from `plugins/wit` (interface 0.3.0). Plugins need not touch them:
 /// [`export_plugin!`] does.
 #[doc(hidden)]
 pub mod bindings {
@@ -62,6 +64,21 @@ pub struct ObjectFacts {
     pub content_type: Option<String>,
 }
 
+/// A closed batch (on a rule with a `batch` block): the call decides for all its members.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The batch's id (`{batch.id}` in question templates).
+    pub id: String,
+    /// The rule's `batch.by` value the members share (`{batch.group}`).
+    pub group: String,
+    /// The members in join order; index `i` is what [`Object::read_member_at`] calls member
+    /// `i`. Their content types are unknown, but for the closing member's.
+    pub members: Vec<ObjectFacts>,
+    /// The index in `members` of the member that closed the batch (it is also
+    /// [`Request::object`]).
+    pub closed_by: u32,
+}
+
 /// One call's input.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Request {
@@ -73,8 +90,11 @@ pub struct Request {
     pub rule_id: String,
     /// The workflows [`Outcome::Workflow`] may name: the rule's own first.
     pub workflows: Vec<String>,
-    /// Bytes [`Object`] reads may return in this call, in total.
+    /// Bytes [`Object`] reads (of the object and of members) may return in this call, in
+    /// total.
     pub read_budget: u64,
+    /// The batch this call closes; `None` for a single object.
+    pub batch: Option<Batch>,
 }
 
 impl Request {
@@ -187,24 +207,35 @@ macro_rules! export_plugin {
 #[doc(hidden)]
 pub fn __dispatch(request: bindings::Request, route: Route) -> Result<bindings::Outcome, String> {
     use bindings::alteryx_router::plugin::types::{QuestionValue, WorkflowChoice};
-    let o = request.object;
+    let facts = |o: bindings::alteryx_router::plugin::types::ObjectFacts| ObjectFacts {
+        bucket: o.bucket,
+        key: o.key,
+        size: o.size,
+        etag: o.etag,
+        version_id: o.version_id,
+        event_time: o.event_time,
+        content_type: o.content_type,
+    };
     let request = Request {
-        object: ObjectFacts {
-            bucket: o.bucket,
-            key: o.key,
-            size: o.size,
-            etag: o.etag,
-            version_id: o.version_id,
-            event_time: o.event_time,
-            content_type: o.content_type,
-        },
+        object: facts(request.object),
         head: request.head,
         config: request.config,
         rule_id: request.rule_id,
         workflows: request.workflows,
         read_budget: request.read_budget,
+        batch: request.batch.map(|b| Batch {
+            id: b.id,
+            group: b.group,
+            members: b.members.into_iter().map(facts).collect(),
+            closed_by: b.closed_by,
+        }),
     };
-    let mut object = Object::from_host(request.object.size, request.read_budget);
+    let member_sizes = request
+        .batch
+        .iter()
+        .flat_map(|b| b.members.iter().map(|m| m.size))
+        .collect();
+    let mut object = Object::from_host(request.object.size, member_sizes, request.read_budget);
     let values = |v: Vec<(String, String)>| {
         v.into_iter()
             .map(|(name, value)| QuestionValue { name, value })

@@ -7,12 +7,14 @@
 //! assert!(ran.bytes_read < 16 << 10);
 //! ```
 
-use crate::{Object, ObjectFacts, Outcome, Read, Request, Route};
+use crate::{Batch, Object, ObjectFacts, Outcome, Read, Request, Route};
 
 /// Defaults as a rule without `read_bytes`, `read_budget_bytes` or `workflows` gets them.
 pub struct TestRun {
     request: Request,
     bytes: Vec<u8>,
+    /// The batch's members' content, in join order (empty for a single object).
+    members: Vec<Vec<u8>>,
     read_bytes: u64,
 }
 
@@ -47,10 +49,41 @@ impl TestRun {
                 rule_id: "test-rule".into(),
                 workflows: vec!["rule-workflow".into()],
                 read_budget: 1 << 20,
+                batch: None,
             },
             bytes,
+            members: Vec::new(),
             read_bytes: 65536,
         }
+    }
+
+    /// A closed batch of these members (key and content, in join order), as a rule with a
+    /// `batch` block would hand it over: the last member closed it and is the object, and
+    /// gets the head. Panics on an empty list (a batch has at least one member).
+    pub fn batch<K: Into<String>>(
+        group: &str,
+        members: impl IntoIterator<Item = (K, Vec<u8>)>,
+    ) -> Self {
+        let members: Vec<(String, Vec<u8>)> =
+            members.into_iter().map(|(k, b)| (k.into(), b)).collect();
+        let (last_key, last_bytes) = members.last().expect("a batch has at least one member");
+        let mut run = Self::new(last_key, last_bytes.clone());
+        let facts = members
+            .iter()
+            .map(|(key, bytes)| ObjectFacts {
+                key: key.clone(),
+                size: bytes.len() as u64,
+                ..run.request.object.clone()
+            })
+            .collect::<Vec<_>>();
+        run.request.batch = Some(Batch {
+            id: "test-batch".into(),
+            group: group.into(),
+            closed_by: (facts.len() - 1) as u32,
+            members: facts,
+        });
+        run.members = members.into_iter().map(|(_, b)| b).collect();
+        run
     }
 
     /// A local file as the object (its file name as the key).
@@ -97,7 +130,7 @@ impl TestRun {
         let mut request = self.request;
         let head_len = self.read_bytes.min(self.bytes.len() as u64) as usize;
         request.head = self.bytes[..head_len].to_vec();
-        let mut object = Object::local(self.bytes, request.read_budget);
+        let mut object = Object::local(self.bytes, self.members, request.read_budget);
         let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             route(&request, &mut object)
         }));

@@ -1,6 +1,7 @@
 //! `alteryx-router plugin build|compile|run|publish`: make and try plugins on a laptop, and
 //! put one into production (compiled for the function's CPU, uploaded, pinned by its rules).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,9 +13,10 @@ use crate::output;
 use alteryx_router_core::config::RulesLocation;
 use alteryx_router_core::event::ObjectCreated;
 use alteryx_router_core::plugin::{
-    DirPluginStore, FileObjectReader, FilePluginStore, ObjectVersion, PluginHost, PluginInput,
-    PluginLimits, PluginOutcome, PluginSpec, PluginStore, ReadStats, S3PluginStore,
-    check_component, compile_to_cwasm, is_precompiled, read_head,
+    BatchInput, DirPluginStore, FileObjectReader, FilePluginStore, ObjectReader, ObjectVersion,
+    PluginHost, PluginInput, PluginLimits, PluginOutcome, PluginSpec, PluginStore, RangeRead,
+    ReadError, ReadStats, S3ObjectReader, S3PluginStore, check_component, compile_to_cwasm,
+    is_precompiled, read_head,
 };
 use alteryx_router_core::rules::DEFAULT_READ_BUDGET_BYTES;
 
@@ -38,18 +40,32 @@ pub enum PluginCmd {
         #[arg(long)]
         target: Option<String>,
     },
-    /// Run a plugin on a local file, as a rule would.
+    /// Run a plugin on a local file, as a rule would; or, with --member (repeated), over a
+    /// closed batch, as a rule with a `batch` block would (interface 0.3.0 plugins only).
     Run {
         /// A .wasm/.cwasm file, or a plugin name in PLUGIN_DIR.
         plugin: String,
+        /// The bucket the plugin sees for local files.
         #[arg(long, default_value = "local")]
         bucket: String,
         /// The object key the plugin sees (default: the file name).
         #[arg(long)]
         key: Option<String>,
-        /// The object's content.
-        #[arg(long)]
-        object: PathBuf,
+        /// The object's content (a single object; or use --member).
+        #[arg(long, required_unless_present = "members", conflicts_with = "members")]
+        object: Option<PathBuf>,
+        /// A member of a batch, in join order: a local file (its key is its file name, in
+        /// --bucket) or s3://BUCKET/KEY (its current version, read from S3). Repeat it for
+        /// every member; the last one closed the batch (it is the call's object and gets the
+        /// head).
+        #[arg(long = "member", value_name = "FILE_OR_S3_URI", conflicts_with = "key")]
+        members: Vec<String>,
+        /// The batch's id the plugin sees (with --member).
+        #[arg(long, default_value = "plugin-run-batch", requires = "members")]
+        batch_id: String,
+        /// The batch's group (the rule's `batch.by` value) the plugin sees (with --member).
+        #[arg(long, default_value = "", requires = "members")]
+        group: String,
         /// The rule's plugin config, as JSON.
         #[arg(long, default_value = "{}")]
         config: String,
@@ -97,8 +113,11 @@ pub enum PluginCmd {
 #[derive(Serialize)]
 struct RunReport {
     plugin: String,
-    /// The interface version the plugin implements (0.1.0 or 0.2.0).
+    /// The interface version the plugin implements (0.1.0, 0.2.0 or 0.3.0).
     interface: String,
+    /// The batch's members (s3://bucket/key, in join order), when run over a batch.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    members: Vec<String>,
     outcome: String,
     /// The workflow the plugin chose, when it chose one.
     workflow: Option<String>,
@@ -170,6 +189,9 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
             bucket,
             key,
             object,
+            members,
+            batch_id,
+            group,
             config,
             read_bytes,
             read_budget_bytes,
@@ -191,28 +213,32 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
                     ..PluginLimits::default()
                 },
             )?;
-            let size = std::fs::metadata(&object)
-                .with_context(|| format!("reading {}", object.display()))?
-                .len();
-            let key = key.unwrap_or_else(|| {
-                object
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            });
-            let facts = ObjectCreated {
-                bucket,
-                key,
-                size,
-                etag: None,
-                version_id: None,
-                sequencer: None,
-                event_time: time::OffsetDateTime::now_utc()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
-                reason: Some("PutObject".into()),
-                source: "cli".into(),
+            let mut reader = RunReader::default();
+            let batch = match object {
+                Some(object) => {
+                    reader.add_file(&bucket, key, object)?;
+                    None
+                }
+                None => {
+                    for member in &members {
+                        reader.add_member(&bucket, member).await?;
+                    }
+                    Some(BatchInput {
+                        id: batch_id,
+                        group,
+                        members: reader.objects.clone(),
+                    })
+                }
             };
+            // The single object, or the member that closed the batch: the last one.
+            let facts = reader.objects.last().cloned().context(
+                "give --object FILE, or --member FILE_OR_S3_URI for each member of a batch",
+            )?;
+            let member_uris = batch
+                .iter()
+                .flat_map(|b| &b.members)
+                .map(|m| format!("s3://{}/{}", m.bucket, m.key))
+                .collect();
             let spec = PluginSpec {
                 name: name.clone(),
                 read_bytes,
@@ -223,12 +249,12 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
                 read_budget_bytes: Some(read_budget_bytes),
                 workflows,
             };
-            let reader = Arc::new(FileObjectReader::new(object.clone()));
+            let reader = Arc::new(reader);
             let head = read_head(reader.as_ref(), &ObjectVersion::of(&facts), read_bytes)
                 .await
-                .with_context(|| format!("reading {}", object.display()))?;
+                .with_context(|| format!("reading s3://{}/{}", facts.bucket, facts.key))?;
             let input = PluginInput {
-                batch: None,
+                batch: batch.as_ref(),
                 rule_id: "(plugin run)",
                 object: &facts,
                 content_type: None,
@@ -250,6 +276,7 @@ pub async fn run(cmd: PluginCmd, json: bool) -> anyhow::Result<()> {
             let report = RunReport {
                 plugin: name,
                 interface: run.interface.to_string(),
+                members: member_uris,
                 outcome: outcome.into(),
                 workflow: chosen,
                 questions,
@@ -302,6 +329,12 @@ fn human_run_report(report: &RunReport) -> String {
         }
     }
     let r = &report.reads;
+    if !report.members.is_empty() {
+        out.push_str(&format!("batch of {} member(s):\n", report.members.len()));
+        for (i, uri) in report.members.iter().enumerate() {
+            out.push_str(&format!("  member {i}: {uri}\n"));
+        }
+    }
     out.push_str(&format!(
         "read: {} bytes in all: head {} bytes, {} ranged read(s) of {} bytes (budget {} bytes); interface {}\n",
         r.total_bytes(),
@@ -317,10 +350,17 @@ fn human_run_report(report: &RunReport) -> String {
             range.length, range.offset
         ));
     }
-    if r.range_reads as usize > r.ranges.len() {
+    for range in &r.member_ranges {
+        out.push_str(&format!(
+            "  read {} bytes at offset {} of member {}\n",
+            range.length, range.offset, range.member
+        ));
+    }
+    let listed = r.ranges.len() + r.member_ranges.len();
+    if r.range_reads as usize > listed {
         out.push_str(&format!(
             "  ... and {} more\n",
-            r.range_reads as usize - r.ranges.len()
+            r.range_reads as usize - listed
         ));
     }
     for l in &report.logs {
@@ -469,6 +509,117 @@ async fn publish(
         println!("pinned rule {id}");
     }
     Ok(())
+}
+
+/// What `plugin run` reads: local files by the bucket and key the plugin sees them under, and
+/// `s3://` members from S3 (pinned to the version found when the run started, as a router
+/// call is pinned to the event's).
+#[derive(Default)]
+struct RunReader {
+    /// The single object, or the members in join order.
+    objects: Vec<ObjectCreated>,
+    files: HashMap<(String, String), PathBuf>,
+    s3: Option<(aws_sdk_s3::Client, S3ObjectReader)>,
+}
+
+impl RunReader {
+    fn add_file(&mut self, bucket: &str, key: Option<String>, path: PathBuf) -> anyhow::Result<()> {
+        let size = std::fs::metadata(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+        let key = key.unwrap_or_else(|| {
+            path.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        let slot = (bucket.to_string(), key.clone());
+        if let Some(other) = self.files.get(&slot) {
+            bail!(
+                "{} and {} would both be s3://{bucket}/{key} (a file member's key is its file name); give each member its own name",
+                other.display(),
+                path.display()
+            );
+        }
+        self.files.insert(slot, path);
+        self.objects.push(ObjectCreated {
+            bucket: bucket.to_string(),
+            key,
+            size,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+            event_time: now(),
+            reason: Some("PutObject".into()),
+            source: "cli".into(),
+        });
+        Ok(())
+    }
+
+    async fn add_member(&mut self, bucket: &str, member: &str) -> anyhow::Result<()> {
+        if !member.starts_with("s3://") {
+            return self.add_file(bucket, None, PathBuf::from(member));
+        }
+        let location: alteryx_router_core::backfill::S3Prefix = member
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--member {e}"))?;
+        if location.prefix.is_empty() || location.prefix.ends_with('/') {
+            bail!("--member {member} names no object; expected s3://BUCKET/KEY");
+        }
+        if self.s3.is_none() {
+            let client = aws_sdk_s3::Client::new(&alteryx_router_core::aws::sdk_config().await);
+            self.s3 = Some((client.clone(), S3ObjectReader::new(client)));
+        }
+        let client = self
+            .s3
+            .as_ref()
+            .map(|(c, _)| c.clone())
+            .context("no S3 client")?;
+        let found = alteryx_router_core::backfill::S3Objects::new(client)
+            .current(&location.bucket, &location.prefix, None)
+            .await
+            .with_context(|| format!("--member {member}"))?;
+        match found {
+            alteryx_router_core::backfill::Current::Found(mut object) => {
+                object.event_time = now();
+                object.reason = Some("PutObject".into());
+                object.source = "cli".into();
+                self.objects.push(object);
+                Ok(())
+            }
+            alteryx_router_core::backfill::Current::Gone => {
+                bail!("--member {member}: no such object")
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectReader for RunReader {
+    async fn read_range(
+        &self,
+        object: &ObjectVersion,
+        offset: u64,
+        length: u64,
+    ) -> Result<RangeRead, ReadError> {
+        let slot = (object.bucket.clone(), object.key.clone());
+        match (self.files.get(&slot), &self.s3) {
+            (Some(path), _) => {
+                FileObjectReader::new(path.clone())
+                    .read_range(object, offset, length)
+                    .await
+            }
+            (None, Some((_, s3))) => s3.read_range(object, offset, length).await,
+            (None, None) => Err(ReadError::Deleted {
+                uri: format!("s3://{}/{}", object.bucket, object.key),
+            }),
+        }
+    }
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// A path to a .wasm/.cwasm (that file exactly), or a name in PLUGIN_DIR → (store, name).

@@ -590,7 +590,7 @@ async fn the_rust_example_reads_json_fields() {
 }
 
 /// The JavaScript example (`plugins/examples/key-facts-js`, jco componentize from npm), as
-/// `scripts/test` builds it from source: a 0.1.0 plugin, loaded beside 0.2.0 ones.
+/// `scripts/test` builds it from source: a 0.1.0 plugin, loaded beside 0.2.0 and 0.3.0 ones.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_javascript_example_reads_key_facts() {
     let built = std::env::var_os("BUILT_PLUGINS_DIR")

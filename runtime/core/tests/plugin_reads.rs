@@ -1,4 +1,5 @@
-//! Interface 0.2.0 in the real host: ranged reads of objects really in moto's S3, counted
+//! Ranged reads in the real host (interface 0.3.0 through the SDK's plugins, 0.2.0 through the
+//! Python example): ranged reads of objects really in moto's S3, counted
 //! against the rule's budget; the faults a plugin can cause (past the budget, past the end, a
 //! workflow outside the allow-list) named with their values; time waiting for reads not
 //! charged to the plugin; reads pinned to the event's version (overwritten, deleted, a
@@ -173,7 +174,7 @@ async fn ranged_reads_count_against_the_budget_and_faults_name_plugin_rule_and_v
         "the rule's own first"
     );
     assert_eq!(value("Head"), "0");
-    assert_eq!(run.interface, "0.2.0");
+    assert_eq!(run.interface, "0.3.0");
     assert_eq!(
         (
             run.reads.range_reads,

@@ -2,23 +2,26 @@
 //!
 //! One `Engine` per process; each loaded plugin is compiled (or deserialized) once and
 //! pre-linked; every call gets a fresh `Store` and instance, so nothing leaks from one object
-//! to the next. Two interface versions are hosted side by side: `0.2.0` (ranged reads, a
-//! workflow choice) and `0.1.0` (the head only); which one a plugin implements is found when
-//! it is loaded, from the type of its `route` export. Limits are enforced by the engine, not
-//! by trust:
+//! to the next. Three interface versions are hosted side by side: `0.3.0` (a batch's members,
+//! read with `read-member-range`), `0.2.0` (ranged reads, a workflow choice) and `0.1.0` (the
+//! head only); which one a plugin implements is found when it is loaded, from the type of its
+//! `route` export. Only 0.3.0 runs on batch rules: the older ones cannot be shown the members.
+//! Limits are enforced by the engine, not by trust:
 //! - time: epoch interruption with a ticker thread (a deadline costs nothing per instruction,
 //!   unlike fuel, and bounds instantiation too); time spent waiting for the plugin's ranged
 //!   reads is given back, so a slow S3 answer is not charged to the plugin's compute;
 //! - memory, tables and instances: a `ResourceLimiter` that also remembers when it refused;
-//! - reads: a byte budget per call and the object's size, checked before any request;
+//! - reads: a byte budget per call (one for the object and all members of a batch) and the
+//!   size of what is read, checked before any request;
 //! - output: number and length of question values, log volume, the workflow allow-list.
 //!
 //! Capabilities: the WASI imports toolchains such as componentize-py need, with no
 //! preopened directories, no environment, no arguments, no network (TCP, UDP and name lookup
 //! off, every socket address refused) and stdout/stderr captured into the call's log; and
-//! `read-range` over the one object being routed. Calls run on tokio's blocking pool: wasm is
-//! CPU-bound and must not stall the event loop (a ranged read blocks that thread on the
-//! runtime, which is allowed there).
+//! `read-range` over the one object being routed (and `read-member-range` over the members of
+//! the batch being closed, each pinned to the version that joined). Calls run on tokio's
+//! blocking pool: wasm is CPU-bound and must not stall the event loop (a ranged read blocks
+//! that thread on the runtime, which is allowed there).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,8 +35,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::objects::check_length;
 use super::{
-    ByteRange, MAX_LISTED_READS, ObjectReader, ObjectVersion, PluginError, PluginInput,
-    PluginLimits, PluginOutcome, PluginRun, PluginSpec, PluginStore, ReadStats,
+    BATCH_INTERFACE_VERSIONS, BatchInput, ByteRange, MAX_LISTED_READS, MemberRange, ObjectReader,
+    ObjectVersion, PluginError, PluginInput, PluginLimits, PluginOutcome, PluginRun, PluginSpec,
+    PluginStore, ReadStats,
 };
 
 /// Bindings of interface 0.1.0 (`plugins/wit/0.1.0`): the head only.
@@ -44,12 +48,24 @@ mod v1 {
     });
 }
 
-/// Bindings of interface 0.2.0 (`plugins/wit`): ranged reads and a workflow choice.
+/// Bindings of interface 0.2.0 (`plugins/wit/0.2.0`): ranged reads and a workflow choice.
 mod v2 {
+    wasmtime::component::bindgen!({
+        path: "../../plugins/wit/0.2.0",
+        world: "router-plugin",
+        imports: { "alteryx-router:plugin/host.read-range": trappable },
+    });
+}
+
+/// Bindings of interface 0.3.0 (`plugins/wit`): a batch's members and reads of them.
+mod v3 {
     wasmtime::component::bindgen!({
         path: "../../plugins/wit",
         world: "router-plugin",
-        imports: { "alteryx-router:plugin/host.read-range": trappable },
+        imports: {
+            "alteryx-router:plugin/host.read-range": trappable,
+            "alteryx-router:plugin/host.read-member-range": trappable,
+        },
     });
 }
 
@@ -100,6 +116,7 @@ impl CallState {
 // The `types` interfaces have no functions; their host traits are empty.
 impl v1::alteryx_router::plugin::types::Host for CallState {}
 impl v2::alteryx_router::plugin::types::Host for CallState {}
+impl v3::alteryx_router::plugin::types::Host for CallState {}
 
 impl v1::alteryx_router::plugin::host::Host for CallState {
     fn log(&mut self, level: v1::alteryx_router::plugin::host::Level, message: String) {
@@ -127,15 +144,45 @@ impl v2::alteryx_router::plugin::host::Host for CallState {
     }
 
     fn read_range(&mut self, offset: u64, length: u64) -> wasmtime::Result<Vec<u8>> {
-        self.reads.read(offset, length)
+        self.reads.read(None, offset, length)
     }
 }
 
-/// A call's ranged reads: the object, the budget, what was read, and why a read ended the
-/// call (the typed error the router records, rather than the trap that carried it out).
+impl v3::alteryx_router::plugin::host::Host for CallState {
+    fn log(&mut self, level: v3::alteryx_router::plugin::host::Level, message: String) {
+        use v3::alteryx_router::plugin::host::Level;
+        let level = match level {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        self.log_line(level, message);
+    }
+
+    fn read_range(&mut self, offset: u64, length: u64) -> wasmtime::Result<Vec<u8>> {
+        self.reads.read(None, offset, length)
+    }
+
+    fn read_member_range(
+        &mut self,
+        member: u32,
+        offset: u64,
+        length: u64,
+    ) -> wasmtime::Result<Vec<u8>> {
+        self.reads.read(Some(member), offset, length)
+    }
+}
+
+/// A call's ranged reads: the object (and a batch's members), the budget they share, what was
+/// read, and why a read ended the call (the typed error the router records, rather than the
+/// trap that carried it out).
 struct RangeSession {
     reader: Arc<dyn ObjectReader>,
     object: ObjectVersion,
+    /// A batch's members in join order, each pinned to the version that joined (empty for a
+    /// single object).
+    members: Vec<ObjectVersion>,
     runtime: tokio::runtime::Handle,
     plugin: String,
     rule: String,
@@ -146,51 +193,104 @@ struct RangeSession {
 }
 
 impl RangeSession {
-    fn read(&mut self, offset: u64, length: u64) -> wasmtime::Result<Vec<u8>> {
+    /// Read of the object (`member` `None`) or of one member of the batch.
+    fn read(&mut self, member: Option<u32>, offset: u64, length: u64) -> wasmtime::Result<Vec<u8>> {
+        let target = match member {
+            None => &self.object,
+            Some(index) => match self.members.get(index as usize) {
+                Some(target) => target,
+                None => {
+                    return Err(self.end_call(PluginError::NoSuchMember {
+                        plugin: self.plugin.clone(),
+                        rule: self.rule.clone(),
+                        member: index,
+                        members: self.members.len(),
+                    }));
+                }
+            },
+        };
         if length == 0 {
             return Ok(Vec::new());
         }
-        let size = self.object.size;
+        let (plugin, rule) = (self.plugin.clone(), self.rule.clone());
+        let size = target.size;
         if offset >= size {
-            return Err(self.end_call(PluginError::PastEnd {
-                plugin: self.plugin.clone(),
-                rule: self.rule.clone(),
-                offset,
-                length,
-                size,
-            }));
+            let fault = match member {
+                None => PluginError::PastEnd {
+                    plugin,
+                    rule,
+                    offset,
+                    length,
+                    size,
+                },
+                Some(member) => PluginError::MemberPastEnd {
+                    plugin,
+                    rule,
+                    member,
+                    key: target.key.clone(),
+                    offset,
+                    length,
+                    size,
+                },
+            };
+            return Err(self.end_call(fault));
         }
         let length = length.min(size - offset);
-        if self.stats.range_bytes + length > self.stats.budget {
-            return Err(self.end_call(PluginError::OverBudget {
-                plugin: self.plugin.clone(),
-                rule: self.rule.clone(),
-                offset,
-                length,
-                used: self.stats.range_bytes,
-                budget: self.stats.budget,
-            }));
+        let (used, budget) = (self.stats.range_bytes, self.stats.budget);
+        if used + length > budget {
+            let fault = match member {
+                None => PluginError::OverBudget {
+                    plugin,
+                    rule,
+                    offset,
+                    length,
+                    used,
+                    budget,
+                },
+                Some(member) => PluginError::MemberOverBudget {
+                    plugin,
+                    rule,
+                    member,
+                    key: target.key.clone(),
+                    offset,
+                    length,
+                    used,
+                    budget,
+                },
+            };
+            return Err(self.end_call(fault));
         }
+        let target = target.clone();
         let started = Instant::now();
         let read = self
             .runtime
-            .block_on(self.reader.read_range(&self.object, offset, length))
-            .and_then(|read| check_length(&self.object, offset, length, read));
+            .block_on(self.reader.read_range(&target, offset, length))
+            .and_then(|read| check_length(&target, offset, length, read));
         self.waited += started.elapsed();
         match read {
             Ok(read) => {
                 self.stats.range_reads += 1;
                 self.stats.range_bytes += length;
-                if self.stats.ranges.len() < MAX_LISTED_READS {
-                    self.stats.ranges.push(ByteRange { offset, length });
+                match member {
+                    None if self.stats.ranges.len() < MAX_LISTED_READS => {
+                        self.stats.ranges.push(ByteRange { offset, length });
+                    }
+                    Some(member) if self.stats.member_ranges.len() < MAX_LISTED_READS => {
+                        self.stats.member_ranges.push(MemberRange {
+                            member,
+                            offset,
+                            length,
+                        });
+                    }
+                    _ => {}
                 }
                 let mut bytes = read.bytes;
                 bytes.truncate(length as usize);
                 Ok(bytes)
             }
             Err(source) => Err(self.end_call(PluginError::Read {
-                plugin: self.plugin.clone(),
-                rule: self.rule.clone(),
+                plugin,
+                rule,
                 source: Box::new(source),
             })),
         }
@@ -258,6 +358,7 @@ impl wasmtime::ResourceLimiter for CallLimiter {
 
 /// A plugin pre-linked for the interface version it implements.
 enum Prepared {
+    V3(v3::RouterPluginPre<CallState>),
     V2(v2::RouterPluginPre<CallState>),
     V1(v1::RouterPluginPre<CallState>),
 }
@@ -430,22 +531,32 @@ impl PluginHost {
             .map_err(|_| load_error("(cache)", "plugin cache lock poisoned"))
     }
 
-    /// Run a rule's plugin over one object.
+    /// Run a rule's plugin over one object, or over the batch it closes (`input.batch`; only
+    /// plugins of [`BATCH_INTERFACE_VERSIONS`] may, the others are refused with
+    /// [`PluginError::NoBatchSupport`]).
     pub async fn run(
         &self,
         spec: &PluginSpec,
         input: PluginInput<'_>,
     ) -> Result<PluginRun, PluginError> {
         let pre = self.load(spec, input.rule_id).await?;
-        if input.batch.is_some() {
+        let batch = match input.batch {
+            None => None,
             // Neither 0.1.0 nor 0.2.0 can be told about a batch's members; running one on a
             // batch would show it a single object and let it decide for the whole set.
-            return Err(PluginError::NoBatchSupport {
-                plugin: spec.name.clone(),
-                rule: input.rule_id.to_string(),
-                interface: pre.interface(),
-            });
-        }
+            Some(_) if !BATCH_INTERFACE_VERSIONS.contains(&pre.interface()) => {
+                return Err(PluginError::NoBatchSupport {
+                    plugin: spec.name.clone(),
+                    rule: input.rule_id.to_string(),
+                    interface: pre.interface(),
+                });
+            }
+            Some(batch) => Some((batch.clone(), closing_member(spec, &input, batch)?)),
+        };
+        let members = batch
+            .as_ref()
+            .map(|(b, _)| b.members.iter().map(ObjectVersion::of).collect())
+            .unwrap_or_default();
         let mut limits = self.limits.clone();
         if let Some(ms) = spec.timeout_ms {
             limits.timeout = Duration::from_millis(ms);
@@ -466,10 +577,12 @@ impl PluginHost {
             config: input.config_json.to_string(),
             rule_id: input.rule_id.to_string(),
             workflows,
+            batch,
         };
         let reads = RangeSession {
             reader: input.reader,
             object: ObjectVersion::of(input.object),
+            members,
             runtime: tokio::runtime::Handle::current(),
             plugin: spec.name.clone(),
             rule: input.rule_id.to_string(),
@@ -492,11 +605,35 @@ impl PluginHost {
     }
 }
 
-/// WASI and both interface versions' imports: 0.x versions are not semver-compatible with
+/// The index of the call's object among the batch's members (the same bucket, key, version id
+/// and ETag): the member a 0.3.0 plugin is told closed the batch.
+fn closing_member(
+    spec: &PluginSpec,
+    input: &PluginInput<'_>,
+    batch: &BatchInput,
+) -> Result<u32, PluginError> {
+    let object = ObjectVersion::of(input.object);
+    batch
+        .members
+        .iter()
+        .rposition(|m| ObjectVersion::of(m) == object)
+        .and_then(|i| u32::try_from(i).ok())
+        .ok_or_else(|| PluginError::ClosingMemberMissing {
+            plugin: spec.name.clone(),
+            rule: input.rule_id.to_string(),
+            batch: batch.id.clone(),
+            uri: format!("s3://{}/{}", input.object.bucket, input.object.key),
+            members: batch.members.len(),
+        })
+}
+
+/// WASI and every interface version's imports: 0.x versions are not semver-compatible with
 /// each other, so a plugin links against exactly the one it was built for.
 fn plugin_linker(engine: &Engine) -> Result<Linker<CallState>, PluginError> {
     let mut linker = Linker::<CallState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| load_error("(linker)", e))?;
+    v3::RouterPlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+        .map_err(|e| load_error("(linker)", e))?;
     v2::RouterPlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
         .map_err(|e| load_error("(linker)", e))?;
     v1::RouterPlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
@@ -528,6 +665,7 @@ fn check_pin(spec: &PluginSpec, rule: &str, loaded: &Cached) -> Result<(), Plugi
 impl Prepared {
     fn interface(&self) -> &'static str {
         match self {
+            Prepared::V3(_) => "0.3.0",
             Prepared::V2(_) => "0.2.0",
             Prepared::V1(_) => "0.1.0",
         }
@@ -566,14 +704,19 @@ fn prepare(
         .instantiate_pre(&component)
         .map_err(|e| incompatible(format!("{e:#}")))?;
     // The `route` export's type tells the versions apart (its request record differs).
-    match v2::RouterPluginPre::new(instance_pre.clone()) {
-        Ok(pre) => Ok(Prepared::V2(pre)),
-        Err(v2_error) => match v1::RouterPluginPre::new(instance_pre) {
-            Ok(pre) => Ok(Prepared::V1(pre)),
-            Err(v1_error) => Err(incompatible(format!(
-                "as 0.2.0: {v2_error:#}; as 0.1.0: {v1_error:#}"
-            ))),
-        },
+    let v3_error = match v3::RouterPluginPre::new(instance_pre.clone()) {
+        Ok(pre) => return Ok(Prepared::V3(pre)),
+        Err(e) => e,
+    };
+    let v2_error = match v2::RouterPluginPre::new(instance_pre.clone()) {
+        Ok(pre) => return Ok(Prepared::V2(pre)),
+        Err(e) => e,
+    };
+    match v1::RouterPluginPre::new(instance_pre) {
+        Ok(pre) => Ok(Prepared::V1(pre)),
+        Err(v1_error) => Err(incompatible(format!(
+            "as 0.3.0: {v3_error:#}; as 0.2.0: {v2_error:#}; as 0.1.0: {v1_error:#}"
+        ))),
     }
 }
 
@@ -602,6 +745,8 @@ struct CallRequest {
     rule_id: String,
     /// The rule's workflow first, then the allowed alternatives.
     workflows: Vec<String>,
+    /// The batch the call closes, and the index of `object` among its members.
+    batch: Option<(BatchInput, u32)>,
 }
 
 /// Epoch ticks until `left` has passed (at least one).
@@ -675,6 +820,12 @@ fn call(
     let interface = pre.interface();
     let workflows = request.workflows.clone();
     let result = match pre {
+        Prepared::V3(pre) => {
+            let request = v3_request(request, budget);
+            pre.instantiate(&mut store)
+                .and_then(|instance| instance.call_route(&mut store, &request))
+                .map(|answer| answer.map(v3_answer))
+        }
         Prepared::V2(pre) => {
             let request = v2_request(request, budget);
             pre.instantiate(&mut store)
@@ -830,6 +981,45 @@ fn v2_request(r: CallRequest, read_budget: u64) -> v2::Request {
     }
 }
 
+fn v3_request(r: CallRequest, read_budget: u64) -> v3::Request {
+    use v3::alteryx_router::plugin::types::{Batch, ObjectFacts};
+    let facts = |o: crate::event::ObjectCreated, content_type: Option<String>| ObjectFacts {
+        bucket: o.bucket,
+        key: o.key,
+        size: o.size,
+        etag: o.etag,
+        version_id: o.version_id,
+        event_time: o.event_time,
+        content_type,
+    };
+    let batch = r.batch.map(|(batch, closed_by)| Batch {
+        id: batch.id,
+        group: batch.group,
+        members: batch
+            .members
+            .into_iter()
+            .enumerate()
+            .map(|(i, member)| {
+                // Only the closing member's head was read, and with it its content type.
+                let content_type = (i as u32 == closed_by)
+                    .then(|| r.content_type.clone())
+                    .flatten();
+                facts(member, content_type)
+            })
+            .collect(),
+        closed_by,
+    });
+    v3::Request {
+        object: facts(r.object, r.content_type),
+        head: r.head,
+        config: r.config,
+        rule_id: r.rule_id,
+        workflows: r.workflows,
+        read_budget,
+        batch,
+    }
+}
+
 fn v1_answer(outcome: v1::Outcome) -> Answer {
     match outcome {
         v1::Outcome::Questions(values) => Answer::Values(
@@ -837,6 +1027,24 @@ fn v1_answer(outcome: v1::Outcome) -> Answer {
             values.into_iter().map(|v| (v.name, v.value)).collect(),
         ),
         v1::Outcome::Skip(reason) => Answer::Skip(reason),
+    }
+}
+
+fn v3_answer(outcome: v3::Outcome) -> Answer {
+    match outcome {
+        v3::Outcome::Questions(values) => Answer::Values(
+            None,
+            values.into_iter().map(|v| (v.name, v.value)).collect(),
+        ),
+        v3::Outcome::Workflow(choice) => Answer::Values(
+            Some(choice.workflow),
+            choice
+                .questions
+                .into_iter()
+                .map(|v| (v.name, v.value))
+                .collect(),
+        ),
+        v3::Outcome::Skip(reason) => Answer::Skip(reason),
     }
 }
 

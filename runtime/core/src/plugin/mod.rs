@@ -1,9 +1,11 @@
 //! WebAssembly plugins: the types the router uses, the plugin stores ([`store`]) and what a
 //! plugin may read of an object ([`objects`]). The sandboxed host itself is in [`host`].
 //!
-//! A plugin is a component implementing `plugins/wit/plugin.wit` (interface 0.2.0: ranged
-//! reads within a byte budget, a workflow chosen from the rule's allow-list) or its
-//! predecessor `plugins/wit/0.1.0/plugin.wit`; the host loads both. It is found by name in a
+//! A plugin is a component implementing `plugins/wit/plugin.wit` (interface 0.3.0: a batch's
+//! members and reads of them) or one of its predecessors, `plugins/wit/0.2.0/plugin.wit`
+//! (ranged reads within a byte budget, a workflow chosen from the rule's allow-list) and
+//! `plugins/wit/0.1.0/plugin.wit` (the head only); the host loads all three, and runs only
+//! 0.3.0 plugins on batch rules ([`INTERFACE_VERSIONS`]). It is found by name in a
 //! [`PluginStore`] (`PLUGIN_DIR`, `PLUGIN_S3_URI`) as `<name>.cwasm` (compiled ahead of time,
 //! loaded without a compiler) or `<name>.wasm` (compiled on first use, then cached for the
 //! life of the process). A rule may pin the file's SHA-256, and must for plugins from S3
@@ -74,8 +76,9 @@ pub struct PluginInput<'a> {
     /// Where `host.read-range` reads the object (pinned to the event's version).
     pub reader: Arc<dyn ObjectReader>,
     /// The batch this call closes, on rules with a `batch` block (`object` is then the member
-    /// that closed it); `None` for single objects. Only plugins built against an interface
-    /// that knows batches may run on batch rules.
+    /// that closed it, and must be one of `members`); `None` for single objects. Only plugins
+    /// built against an interface that knows batches (0.3.0) may run on batch rules; they read
+    /// members with `host.read-member-range` through `reader`, pinned to each member's version.
     pub batch: Option<&'a BatchInput>,
 }
 
@@ -109,18 +112,33 @@ pub struct ByteRange {
     pub length: u64,
 }
 
-/// What one plugin call read of the object: recorded on the execution and shown by
+/// One ranged read of a batch's member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRange {
+    /// The member's index in the batch (join order).
+    pub member: u32,
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// What one plugin call read of the object (and of a batch's members): recorded on the execution and shown by
 /// `plugin run`, so a plugin that reads megabytes where kilobytes do is visible.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadStats {
     /// Bytes of the eager head (`read_bytes`, fewer for a smaller object).
     pub head_bytes: u64,
-    /// The ranged reads, in order (the first [`MAX_LISTED_READS`]; `range_reads` counts all).
+    /// The ranged reads of the object, in order (the first [`MAX_LISTED_READS`]; `range_reads`
+    /// counts all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<ByteRange>,
-    /// How many ranged reads the call made.
+    /// The ranged reads of a batch's members (`host.read-member-range`, interface 0.3.0), in
+    /// order (the first [`MAX_LISTED_READS`]; `range_reads` counts all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub member_ranges: Vec<MemberRange>,
+    /// How many ranged reads the call made, of the object and of members.
     pub range_reads: u64,
-    /// Bytes returned by ranged reads (what counts against the budget).
+    /// Bytes returned by ranged reads of the object and of members (what counts against the
+    /// budget).
     pub range_bytes: u64,
     /// The call's budget for ranged reads.
     pub budget: u64,
@@ -147,12 +165,16 @@ pub struct PluginRun {
     pub logs: Vec<String>,
     /// What the call read of the object.
     pub reads: ReadStats,
-    /// Which interface version the plugin implements (`0.1.0` or `0.2.0`).
+    /// Which interface version the plugin implements (one of [`INTERFACE_VERSIONS`]).
     pub interface: &'static str,
 }
 
-/// The interface versions the host loads, newest first.
-pub const INTERFACE_VERSIONS: [&str; 2] = ["0.2.0", "0.1.0"];
+/// The interface versions the host loads, newest first. Each loads on rules without a `batch`
+/// block; only [`BATCH_INTERFACE_VERSIONS`] run on batch rules.
+pub const INTERFACE_VERSIONS: [&str; 3] = ["0.3.0", "0.2.0", "0.1.0"];
+
+/// The interface versions that can see a batch's members.
+pub const BATCH_INTERFACE_VERSIONS: [&str; 1] = ["0.3.0"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -186,7 +208,7 @@ pub enum PluginError {
     #[error("plugin `{plugin}` cannot be loaded: {message}")]
     Load { plugin: String, message: String },
     #[error(
-        "plugin `{plugin}` implements neither alteryx-router:plugin@0.2.0 nor @0.1.0 `router-plugin`: {message}"
+        "plugin `{plugin}` implements none of alteryx-router:plugin@0.3.0, @0.2.0, @0.1.0 `router-plugin`: {message}"
     )]
     Incompatible { plugin: String, message: String },
     #[error("plugin `{plugin}` (rule `{rule}`) trapped: {message}")]
@@ -239,6 +261,51 @@ pub enum PluginError {
         offset: u64,
         length: u64,
         size: u64,
+    },
+    #[error(
+        "plugin `{plugin}` (rule `{rule}`) asked to read {length} bytes at offset {offset} of batch member {member} (`{key}`), beyond its read budget: {used} of {budget} bytes already read (plugin.read_budget_bytes, one budget for the whole batch)"
+    )]
+    MemberOverBudget {
+        plugin: String,
+        rule: String,
+        member: u32,
+        key: String,
+        offset: u64,
+        length: u64,
+        used: u64,
+        budget: u64,
+    },
+    #[error(
+        "plugin `{plugin}` (rule `{rule}`) asked to read {length} bytes at offset {offset} of batch member {member} (`{key}`), at or past the end of the {size}-byte member"
+    )]
+    MemberPastEnd {
+        plugin: String,
+        rule: String,
+        member: u32,
+        key: String,
+        offset: u64,
+        length: u64,
+        size: u64,
+    },
+    #[error(
+        "plugin `{plugin}` (rule `{rule}`) asked to read batch member {member}, but the call has {members} member(s) (indexes 0 to {members} exclusive; none on a single object)"
+    )]
+    NoSuchMember {
+        plugin: String,
+        rule: String,
+        member: u32,
+        members: usize,
+    },
+    #[error(
+        "plugin `{plugin}` (rule `{rule}`): batch `{batch}` does not list the object that closed it, {uri}, among its {members} member(s)"
+    )]
+    ClosingMemberMissing {
+        plugin: String,
+        rule: String,
+        batch: String,
+        /// `s3://bucket/key` of the call's object.
+        uri: String,
+        members: usize,
     },
     #[error(
         "plugin `{plugin}` (rule `{rule}`) chose workflow `{workflow}`, which the rule does not allow (allowed: {})",

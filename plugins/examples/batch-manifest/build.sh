@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Builds batch-manifest.wasm (interface 0.3.0, with the SDK in plugins/sdk) for wasm32-wasip2.
+# Usage: plugins/examples/batch-manifest/build.sh [OUT_DIR]   (default: ./build)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+exec bash "$here/../../build-rust.sh" "${1:-$here/build}" batch-manifest
