@@ -986,10 +986,23 @@ async fn a_redelivery_reruns_only_the_rule_that_failed(backend: Backend) {
     assert_eq!(report.dispatched, 1, "{report:?}");
     let again = h.deliver(&e).await;
     let outcomes = &only_object(&again).outcomes;
+    // The same pass may already have recorded the second rule's (short) job as ended.
+    let submitted_or_done = |s: ExecutionStatus| {
+        if s == ExecutionStatus::Completed {
+            ExecutionStatus::Submitted
+        } else {
+            s
+        }
+    };
     assert_eq!(
         outcomes
             .iter()
-            .map(|o| (o.rule_id.as_str(), o.status, o.duplicate, o.attempt))
+            .map(|o| (
+                o.rule_id.as_str(),
+                submitted_or_done(o.status),
+                o.duplicate,
+                o.attempt
+            ))
             .collect::<Vec<_>>(),
         [
             ("first", ExecutionStatus::Submitted, true, 2),
