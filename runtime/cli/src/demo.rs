@@ -34,6 +34,10 @@ const EXAMPLE_RULES: &[(&str, &str)] = &[
         include_str!("../../../rules/examples/invoices.yaml"),
     ),
     (
+        "rules/examples/month-end.yaml",
+        include_str!("../../../rules/examples/month-end.yaml"),
+    ),
+    (
         "rules/examples/partners.yaml",
         include_str!("../../../rules/examples/partners.yaml"),
     ),
@@ -177,6 +181,36 @@ fn samples() -> Vec<Sample> {
             what: "the daily sales event delivered again (duplicate)",
             payload: sales,
         },
+        Sample {
+            what: "month-end: orders for 2026-11 (opens the period's batch)",
+            payload: eventbridge(
+                "acme-landing",
+                "closing/2026-11/orders.csv",
+                312_400,
+                "0065F1A2B3C4D5E710",
+                "2026-11-30T18:02:11Z",
+            ),
+        },
+        Sample {
+            what: "month-end: customers (joins the batch)",
+            payload: eventbridge(
+                "acme-landing",
+                "closing/2026-11/customers.csv",
+                88_120,
+                "0065F1A2B3C4D5E711",
+                "2026-11-30T18:05:40Z",
+            ),
+        },
+        Sample {
+            what: "month-end: the ledger completes the batch (one job for the three files)",
+            payload: eventbridge(
+                "acme-landing",
+                "closing/2026-11/ledger-eu.csv",
+                1_204_330,
+                "0065F1A2B3C4D5E712",
+                "2026-11-30T18:11:02Z",
+            ),
+        },
     ]
 }
 
@@ -219,6 +253,7 @@ fn load_rules(path: Option<&PathBuf>) -> anyhow::Result<RuleSet> {
 #[derive(Serialize)]
 struct DemoRow {
     upload: String,
+    execution_id: Option<String>,
     object: String,
     rule: Option<String>,
     routed: String,
@@ -301,6 +336,7 @@ pub async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
             if object.outcomes.is_empty() {
                 rows.push(DemoRow {
                     upload: sample.what.to_string(),
+                    execution_id: None,
                     object: name.clone(),
                     rule: None,
                     routed: "no rule matched".into(),
@@ -318,6 +354,7 @@ pub async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
                 };
                 rows.push(DemoRow {
                     upload: sample.what.to_string(),
+                    execution_id: Some(o.execution_id.clone()),
                     object: name.clone(),
                     rule: Some(o.rule_id.clone()),
                     routed,
@@ -359,10 +396,10 @@ pub async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
     }
     let finals = store.list(&ListFilter::default()).await?;
     for row in &mut rows {
-        let Some(rule) = &row.rule else { continue };
-        let record = finals
-            .iter()
-            .find(|e| &e.rule_id == rule && format!("s3://{}/{}", e.bucket, e.key) == row.object);
+        let Some(id) = &row.execution_id else {
+            continue;
+        };
+        let record = finals.iter().find(|e| &e.id == id);
         if let Some(e) = record {
             row.final_status = match &e.disposition {
                 Some(d) => format!("{} ({d})", e.status),

@@ -229,15 +229,37 @@ pub async fn run(cmd: ExecutionsCmd, json: bool) -> anyhow::Result<()> {
         }
         ExecutionsCmd::Show { id } => {
             let store = Settings::from_env()?.execution_store().await?;
+            // A batch's execution (its id is the batch's) shows its batch too; an expired
+            // batch has no execution, only the batch.
+            let batch = match store.batches() {
+                Some(b) if id.contains(":batch-") => b.get_batch(&id).await?,
+                _ => None,
+            };
             let Some(record) = store.get(&id).await? else {
+                if let Some(batch) = batch {
+                    if json {
+                        return output::print_json(&serde_json::json!({"batch": batch}));
+                    }
+                    crate::batches::print_batch(&batch);
+                    return Ok(());
+                }
                 bail!(
                     "no execution with id `{id}` (ids look like `rule-id:0123456789abcdef`; see `executions list`)"
                 );
             };
             if json {
-                return output::print_json(&record);
+                // The record as always, with its batch under `batch`.
+                let mut value = serde_json::to_value(&record)?;
+                if let (Some(batch), Some(obj)) = (batch, value.as_object_mut()) {
+                    obj.insert("batch".into(), serde_json::to_value(batch)?);
+                }
+                return output::print_json(&value);
             }
             print_record(&record);
+            if let Some(batch) = batch {
+                println!();
+                crate::batches::print_batch(&batch);
+            }
             Ok(())
         }
         ExecutionsCmd::Retry {
@@ -606,6 +628,7 @@ fn print_line(list: &[Execution], places: &std::collections::HashMap<String, usi
                 Some(WaitReason::Cap) => "a free slot".to_string(),
                 Some(WaitReason::Outage) => "Alteryx".to_string(),
                 Some(WaitReason::Deadline) => "the next tracker pass".to_string(),
+                Some(WaitReason::Batch) => "its first dispatch (a closed batch)".to_string(),
                 None => String::new(),
             },
             e.next_attempt_at
@@ -682,6 +705,7 @@ fn print_record(e: &Execution) {
         ("rule", e.rule_id.clone()),
         ("object", format!("s3://{}/{}", e.bucket, e.key)),
         ("object version", e.object_version.clone()),
+        ("batch", e.batch_id.clone().unwrap_or_default()),
         ("size", e.size.to_string()),
         ("workflow", e.workflow.clone()),
         (

@@ -6,6 +6,7 @@
 
 mod alteryx;
 mod backfill;
+mod batches;
 mod demo;
 mod emulator;
 mod executions;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Inspect and replay executions.
     #[command(subcommand)]
     Executions(executions::ExecutionsCmd),
+    /// List, show and close the batches of batch rules.
+    #[command(subcommand)]
+    Batches(batches::BatchesCmd),
     /// List the workflows the Alteryx credentials can run.
     Workflows {
         #[command(flatten)]
@@ -83,6 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backfill(args) => backfill::run(args, json).await,
         Command::Rules(cmd) => rules::run(cmd, json).await,
         Command::Executions(cmd) => executions::run(cmd, json).await,
+        Command::Batches(cmd) => batches::run(cmd, json).await,
         Command::Workflows { server, cmd } => alteryx::run_workflows(cmd, &server, json).await,
         Command::Jobs { server, cmd } => alteryx::run_jobs(cmd, &server, json).await,
         Command::Plugin(cmd) => plugin::run(cmd, json).await,

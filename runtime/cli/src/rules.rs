@@ -476,6 +476,36 @@ struct Tested {
     worker_tag: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     credential_id: Option<String>,
+    /// For a batch rule's match: the batch the object would join and what it satisfies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<BatchJoin>,
+}
+
+/// The batch an object would join (`rules test`).
+#[derive(Serialize)]
+struct BatchJoin {
+    /// The rule's `batch.by` value for this object.
+    group: String,
+    /// The `require` globs its file name matches (their indices and text).
+    satisfies: Vec<(u32, String)>,
+    /// How many `require` entries the rule has.
+    required: usize,
+}
+
+fn batch_join(rule: &CompiledRule, obj: &ObjectCreated) -> Option<BatchJoin> {
+    let batch = rule.batch()?;
+    let spec = rule.rule.batch.as_ref()?;
+    Some(BatchJoin {
+        group: batch
+            .key_of(rule, obj)
+            .unwrap_or_else(|e| format!("‹error: {}›", alteryx_router_core::error_chain(&e))),
+        satisfies: batch
+            .satisfied_by(&obj.key)
+            .into_iter()
+            .map(|i| (i, spec.require[i as usize].clone()))
+            .collect(),
+        required: batch.required(),
+    })
 }
 
 /// Every rule's verdict, in evaluation order, with the exact values of the matches.
@@ -496,6 +526,7 @@ fn verdicts(set: &RuleSet, obj: &ObjectCreated, metadata: &Metadata) -> Vec<Test
                 cap: rule.rule.cap(),
                 worker_tag: is_match.then(|| rule.rule.worker_tag.clone()).flatten(),
                 credential_id: is_match.then(|| rule.rule.credential_id.clone()).flatten(),
+                batch: is_match.then(|| batch_join(rule, obj)).flatten(),
             }
         })
         .collect()
@@ -641,6 +672,21 @@ fn human_report(obj: &ObjectCreated, tested: &[Tested]) -> String {
         if let Some(tag) = &r.worker_tag {
             values.push_str(&format!("\nworker tag: {tag}"));
         }
+        if let Some(b) = &r.batch {
+            let satisfies = if b.satisfies.is_empty() {
+                "no require entry".to_string()
+            } else {
+                b.satisfies
+                    .iter()
+                    .map(|(i, glob)| format!("require[{i}] `{glob}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            values.push_str(&format!(
+                "\njoins batch `{}` (satisfies {satisfies}; {} required)",
+                b.group, b.required
+            ));
+        }
         if let Some(id) = &r.credential_id {
             values.push_str(&format!("\nruns as credential: {id}"));
         }
@@ -689,6 +735,31 @@ mod tests {
             reason: Some("PutObject".into()),
             source: "cli".into(),
         }
+    }
+
+    #[test]
+    fn the_report_shows_the_batch_an_object_would_join() {
+        let yaml = "- {id: month-end, key: 'closing/<period>/*.csv', workflow: w, batch: {by: '{key.dir}', require: ['orders.csv', 'ledger*.csv']}, questions: {Files: '{batch.keys:,}', Period: '{period}'}}";
+        let set = RuleSet::new(parse_rules_document(yaml, "t").unwrap()).unwrap();
+        let obj = object("closing/2026-11/ledger-eu.csv", 10);
+        let tested = verdicts(&set, &obj, &Metadata::new());
+        let report = human_report(&obj, &tested);
+        assert!(
+            report.contains(
+                "joins batch `closing/2026-11` (satisfies require[1] `ledger*.csv`; 2 required)"
+            ),
+            "{report}"
+        );
+        let json = serde_json::to_value(&tested).unwrap();
+        assert_eq!(json[0]["batch"]["group"], "closing/2026-11");
+        assert_eq!(json[0]["batch"]["satisfies"][0][0], 1);
+        assert!(
+            json[0]["questions"]["Files"].as_str().unwrap().contains(
+                "when the batch closes; with this object alone: closing/2026-11/ledger-eu.csv"
+            ),
+            "{json}"
+        );
+        assert_eq!(json[0]["questions"]["Period"], "2026-11");
     }
 
     #[test]

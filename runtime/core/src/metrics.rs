@@ -377,8 +377,10 @@ fn classify(duplicate: bool, in_progress: bool, status: ExecutionStatus) -> Opti
         ExecutionStatus::Uncertain => Some(UNCERTAIN),
         // Put in the waiting line (cap full, Alteryx unavailable): the tracker submits it.
         ExecutionStatus::Waiting => Some(WAITING),
+        // A member joined a batch: only matched; the batch's job counts when it is submitted.
         // A plugin's skip, or ended states a fresh delivery does not produce: only matched.
-        ExecutionStatus::Skipped
+        ExecutionStatus::Batched
+        | ExecutionStatus::Skipped
         | ExecutionStatus::Completed
         | ExecutionStatus::Failed
         | ExecutionStatus::Cancelled => None,

@@ -62,6 +62,8 @@ pub enum NoticeKind {
     Uncertain,
     /// The invocation that claimed the execution ended without recording an outcome.
     Stale,
+    /// A batch stayed open `max_wait_seconds` (`on_timeout: notify`): no job ran.
+    BatchExpired,
 }
 
 impl NoticeKind {
@@ -71,6 +73,7 @@ impl NoticeKind {
             NoticeKind::Stuck => "stuck",
             NoticeKind::Uncertain => "uncertain",
             NoticeKind::Stale => "stale",
+            NoticeKind::BatchExpired => "batch_expired",
         }
     }
 
@@ -81,6 +84,7 @@ impl NoticeKind {
             NoticeKind::Stuck => "Alteryx job stuck",
             NoticeKind::Uncertain => "Alteryx job uncertain",
             NoticeKind::Stale => "Alteryx job not sent",
+            NoticeKind::BatchExpired => "Batch expired",
         }
     }
 }
@@ -147,7 +151,10 @@ impl FailureNotice {
                 NoticeKind::Failed => report.headline(),
                 // A running job's progress lines are noise; its errors and warnings are not (nor
                 // are they for a job a stale or uncertain record may carry).
-                NoticeKind::Stuck | NoticeKind::Uncertain | NoticeKind::Stale => report
+                NoticeKind::Stuck
+                | NoticeKind::Uncertain
+                | NoticeKind::Stale
+                | NoticeKind::BatchExpired => report
                     .messages
                     .iter()
                     .filter(|m| m.level != MessageLevel::Info)
@@ -271,6 +278,12 @@ impl FailureNotice {
                 "The run that took {uri} ended without recording an outcome (killed or timed \
                  out) and no job reached Alteryx; it waits for a retry."
             ),
+            NoticeKind::BatchExpired => writeln!(
+                out,
+                "A batch of rule {} expired before it was complete; no job ran. Its last file \
+                 was {uri}.",
+                self.rule_id
+            ),
         };
         out.push('\n');
         let job = match &self.job_id {
@@ -310,7 +323,9 @@ impl FailureNotice {
         } else {
             out.push_str(match self.kind {
                 NoticeKind::Failed | NoticeKind::Stuck => "What went wrong:\n",
-                NoticeKind::Uncertain | NoticeKind::Stale => "What happened:\n",
+                NoticeKind::Uncertain | NoticeKind::Stale | NoticeKind::BatchExpired => {
+                    "What happened:\n"
+                }
             });
             for line in &self.messages {
                 // Alteryx's lines may span several; indent every one.
@@ -344,6 +359,12 @@ impl FailureNotice {
         }
         let mut commands = true;
         match (&self.retry_command, self.kind) {
+            (Some(command), NoticeKind::BatchExpired) => {
+                let _ = write!(
+                    out,
+                    "\nTo run its job with the files it has:\n\n  {command}\n"
+                );
+            }
             (Some(command), NoticeKind::Stale) => {
                 let _ = write!(
                     out,
@@ -376,7 +397,9 @@ impl FailureNotice {
                      again.\n",
                 );
             }
-            (None, NoticeKind::Failed | NoticeKind::Stale) => commands = false,
+            (None, NoticeKind::Failed | NoticeKind::Stale | NoticeKind::BatchExpired) => {
+                commands = false
+            }
         }
         if commands && !environment.is_empty() {
             let settings: Vec<String> = environment
@@ -580,6 +603,7 @@ mod tests {
             rerun_at: None,
             history: Vec::new(),
             job_report: None,
+            batch_id: None,
             group: None,
             slot_held: false,
             wait_reason: None,

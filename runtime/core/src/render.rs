@@ -155,9 +155,19 @@ impl QuestionRenderer {
         rule: &CompiledRule,
         object: &ObjectCreated,
     ) -> Result<BTreeMap<String, String>, RenderFailure> {
+        self.render_batch(rule, object, None).await
+    }
+
+    /// The question values of a batch rule's job (`object` closed `batch`), or of any rule.
+    pub async fn render_batch(
+        &self,
+        rule: &CompiledRule,
+        object: &ObjectCreated,
+        batch: Option<&crate::plugin::BatchInput>,
+    ) -> Result<BTreeMap<String, String>, RenderFailure> {
         let needs = rule.needs();
         if !needs.metadata && !needs.presigned_url {
-            return Ok(rule.render_questions(object)?);
+            return Ok(rule.render_batch(object, None, None, batch)?);
         }
         // Captures first: a key that no longer fits an edited rule fails before any request.
         rule.capture_values(&object.key)?;
@@ -196,7 +206,7 @@ impl QuestionRenderer {
                     })?,
             ),
         };
-        Ok(rule.render_with(object, metadata.as_deref(), url.as_deref())?)
+        Ok(rule.render_batch(object, metadata.as_deref(), url.as_deref(), batch)?)
     }
 
     async fn metadata(

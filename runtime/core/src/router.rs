@@ -41,12 +41,14 @@ use crate::rules::{CompiledRule, RuleError, RuleSource};
 use crate::secrets::{ClientPool, PoolError};
 
 mod attempt;
+mod batching;
 mod dispatch;
 mod manual;
 mod plan;
 mod summary;
 
 pub use crate::executions::submit::Deadline;
+pub use batching::BatchClosed;
 pub use plan::{Planned, Would};
 pub use summary::{
     InvocationFailure, InvocationSummary, ObjectSummary, OutcomeCounts, RuleOutcome,
@@ -433,6 +435,9 @@ impl Router {
         object: &ObjectCreated,
         deadline: Deadline,
     ) -> RuleOutcome {
+        if let Some(batch) = rule.batch() {
+            return self.join_batch(rule, batch, object, deadline).await;
+        }
         let claimant = Claimant::new(deadline.lease_until(self.settings.claim_lease_margin));
         let record = self.new_execution(rule, object, &claimant);
         if deadline.left() < self.settings.write_reserve * 2 {
@@ -486,8 +491,9 @@ impl Router {
         &self,
         rule: &CompiledRule,
         object: &ObjectCreated,
+        batch: Option<&crate::plugin::BatchInput>,
     ) -> Result<Questions, Failure> {
-        let mut questions = match self.renderer.render(rule, object).await {
+        let mut questions = match self.renderer.render_batch(rule, object, batch).await {
             Ok(questions) => questions,
             Err(e) => match e.skip_reason() {
                 Some(reason) => {
@@ -548,7 +554,7 @@ impl Router {
             spec.config.to_string()
         };
         let input = PluginInput {
-            batch: None,
+            batch,
             rule_id: &rule.rule.id,
             object,
             content_type: head.content_type.as_deref(),
@@ -657,6 +663,7 @@ impl Router {
             waiting_since: None,
             next_attempt_at: None,
             job_report: None,
+            batch_id: None,
         }
     }
 }

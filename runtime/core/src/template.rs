@@ -1,6 +1,8 @@
 //! Question value templates over an object's facts: `"s3://{bucket}/{key}"`, `"{key.name}"`,
 //! `"{region}"` (a capture of the rule's key), `"{meta.customer}"` (S3 user metadata),
-//! `"{presigned_url}"`, `"{event_time:%Y/%m/%d}"`.
+//! `"{presigned_url}"`, `"{event_time:%Y/%m/%d}"`; on a rule with a `batch` block also the
+//! batch a job runs for: `"{batch.keys}"`, `"{batch.uris:,}"`, `"{batch.count}"`,
+//! `"{batch.id}"`, `"{batch.group}"`.
 //!
 //! Templates are parsed once, when a rule is saved or loaded, so an unknown variable, a capture
 //! the key does not have or a bad time format is an error at save time (naming the variable and
@@ -32,6 +34,19 @@ pub const VARIABLES: &[&str] = &[
     "presigned_url",
 ];
 
+/// The variables of a batch rule's templates (the batch its job runs for).
+pub const BATCH_VARIABLES: &[&str] = &[
+    "batch.keys",
+    "batch.uris",
+    "batch.count",
+    "batch.id",
+    "batch.group",
+];
+
+/// What `{batch.keys}` and `{batch.uris}` put between members unless a separator is given
+/// (escaped as a separator is written: a newline).
+const DEFAULT_BATCH_SEPARATOR: &str = "\n";
+
 /// S3 user metadata by lower-case name (without `x-amz-meta-`).
 pub type Metadata = BTreeMap<String, String>;
 
@@ -54,6 +69,13 @@ enum Var {
     Meta(String),
     /// Index into the rule's captures.
     Capture(usize),
+    /// The members' keys, joined by the separator.
+    BatchKeys(String),
+    /// The members' `s3://` URIs, joined by the separator.
+    BatchUris(String),
+    BatchCount,
+    BatchId,
+    BatchGroup,
 }
 
 impl Var {
@@ -88,10 +110,12 @@ enum Segment {
     Var(Var),
 }
 
-/// What a template may refer to besides the built-in variables: the rule's key captures.
+/// What a template may refer to besides the built-in variables: the rule's key captures, and
+/// the batch variables on a rule with a `batch` block.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Scope<'a> {
     pub captures: &'a [String],
+    pub batch: bool,
 }
 
 /// A parsed template.
@@ -115,7 +139,9 @@ pub enum TemplateError {
     StrayClose { position: usize },
     #[error("empty `{{}}` at position {position}")]
     Empty { position: usize },
-    #[error("`{{{name}:…}}` at position {position}: only event_time and event_date take a format")]
+    #[error(
+        "`{{{name}:…}}` at position {position}: only event_time and event_date take a format (and batch.keys and batch.uris a separator)"
+    )]
     FormatNotAllowed { name: String, position: usize },
     #[error("`{{{name}:{format}}}` at position {position}: {detail}")]
     BadFormat {
@@ -128,6 +154,10 @@ pub enum TemplateError {
         "`{{meta.{name}}}` at position {position}: a metadata name is letters, digits, `-`, `_` and `.`"
     )]
     BadMetadataName { name: String, position: usize },
+    #[error(
+        "`{{{name}}}` at position {position}: batch variables are for rules with a `batch` block (and not for `batch.by`, which decides the batch)"
+    )]
+    BatchOnly { name: String, position: usize },
 }
 
 /// What a template is rendered from.
@@ -140,6 +170,8 @@ pub struct Facts<'a> {
     pub metadata: Option<&'a Metadata>,
     /// The pre-signed GET URL, when a template of the rule uses it.
     pub presigned_url: Option<&'a str>,
+    /// The batch a batch rule's job runs for (`object` is the member that closed it).
+    pub batch: Option<&'a crate::plugin::BatchInput>,
 }
 
 impl<'a> Facts<'a> {
@@ -150,6 +182,7 @@ impl<'a> Facts<'a> {
             captures: &[],
             metadata: None,
             presigned_url: None,
+            batch: None,
         }
     }
 }
@@ -240,6 +273,22 @@ impl Template {
         })
     }
 
+    /// Whether the template uses a batch variable.
+    pub fn uses_batch(&self) -> bool {
+        self.segments.iter().any(|s| {
+            matches!(
+                s,
+                Segment::Var(
+                    Var::BatchKeys(_)
+                        | Var::BatchUris(_)
+                        | Var::BatchCount
+                        | Var::BatchId
+                        | Var::BatchGroup
+                )
+            )
+        })
+    }
+
     pub fn uses_presigned_url(&self) -> bool {
         self.segments
             .iter()
@@ -278,6 +327,9 @@ fn parse_var(inner: &str, position: usize, scope: &Scope) -> Result<Var, Templat
             position,
         });
     }
+    if let Some(var) = batch_var(name, format, position, scope)? {
+        return Ok(var);
+    }
     let time_format = match format {
         None => None,
         Some(_) if !matches!(name, "event_time" | "event_date") => {
@@ -304,8 +356,69 @@ fn parse_var(inner: &str, position: usize, scope: &Scope) -> Result<Var, Templat
     })
 }
 
+/// A batch variable (`None`: the name is not one). `batch.keys` and `batch.uris` take a
+/// separator after `:` (`\\n`, `\\t` and `\\\\` stand for a newline, a tab and a backslash).
+fn batch_var(
+    name: &str,
+    format: Option<&str>,
+    position: usize,
+    scope: &Scope,
+) -> Result<Option<Var>, TemplateError> {
+    if !BATCH_VARIABLES.contains(&name) {
+        return Ok(None);
+    }
+    if !scope.batch {
+        return Err(TemplateError::BatchOnly {
+            name: name.to_string(),
+            position,
+        });
+    }
+    let separator = || unescape_separator(format.unwrap_or(DEFAULT_BATCH_SEPARATOR));
+    let var = match name {
+        "batch.keys" => Var::BatchKeys(separator()),
+        "batch.uris" => Var::BatchUris(separator()),
+        _ if format.is_some() => {
+            return Err(TemplateError::FormatNotAllowed {
+                name: name.to_string(),
+                position,
+            });
+        }
+        "batch.count" => Var::BatchCount,
+        "batch.id" => Var::BatchId,
+        _ => Var::BatchGroup,
+    };
+    Ok(Some(var))
+}
+
+fn unescape_separator(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some('n')) => {
+                out.push('\n');
+                chars.next();
+            }
+            ('\\', Some('t')) => {
+                out.push('\t');
+                chars.next();
+            }
+            ('\\', Some('\\')) => {
+                out.push('\\');
+                chars.next();
+            }
+            (c, _) => out.push(c),
+        }
+    }
+    out
+}
+
 fn known_variables(scope: &Scope) -> String {
     let mut known = format!("{}, meta.NAME", VARIABLES.join(", "));
+    if scope.batch {
+        known.push_str(", ");
+        known.push_str(&BATCH_VARIABLES.join(", "));
+    }
     if scope.captures.is_empty() {
         known.push_str(
             " (the rule's key has no captures; write `<name>` in `key` to capture a part of it)",
@@ -390,6 +503,33 @@ fn push_var(out: &mut String, var: &Var, facts: &Facts) -> Result<(), RenderErro
                 variable: "a capture",
             })?)
         }
+        Var::BatchKeys(sep) | Var::BatchUris(sep) => {
+            let batch = facts.batch.ok_or(RenderError::Unavailable {
+                variable: "batch.*",
+            })?;
+            let uris = matches!(var, Var::BatchUris(_));
+            for (i, member) in batch.members.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                if uris {
+                    let _ = write!(out, "s3://{}/", member.bucket);
+                }
+                out.push_str(&member.key);
+            }
+        }
+        Var::BatchCount | Var::BatchId | Var::BatchGroup => {
+            let batch = facts.batch.ok_or(RenderError::Unavailable {
+                variable: "batch.*",
+            })?;
+            match var {
+                Var::BatchCount => {
+                    let _ = write!(out, "{}", batch.members.len());
+                }
+                Var::BatchId => out.push_str(&batch.id),
+                _ => out.push_str(&batch.group),
+            }
+        }
     }
     Ok(())
 }
@@ -445,6 +585,7 @@ mod tests {
         let captures = ["region".to_string(), "date".to_string()];
         let scope = Scope {
             captures: &captures,
+            batch: false,
         };
         let t = Template::parse_in(
             "{region}|{date}|{meta.Customer}|{meta.batch-id}|{presigned_url}",
@@ -467,6 +608,7 @@ mod tests {
             captures: &values,
             metadata: Some(&metadata),
             presigned_url: Some("https://signed"),
+            batch: None,
         };
         assert_eq!(
             t.render(&facts).unwrap(),
@@ -568,6 +710,7 @@ mod tests {
             "{regin}",
             &Scope {
                 captures: &captures,
+                batch: false,
             },
         )
         .unwrap_err()
@@ -587,5 +730,66 @@ mod tests {
             let e = Template::parse(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn batch_variables_list_the_members_with_a_chosen_separator() {
+        let batch_scope = Scope {
+            captures: &[],
+            batch: true,
+        };
+        let members = vec![
+            object("closing/2026-11/orders.csv"),
+            object("closing/2026-11/ledger.csv"),
+        ];
+        let batch = crate::plugin::BatchInput {
+            id: "month-end:batch-0011223344556677".into(),
+            group: "closing/2026-11".into(),
+            members,
+        };
+        let closing = object("closing/2026-11/ledger.csv");
+        let facts = Facts {
+            batch: Some(&batch),
+            ..Facts::of(&closing)
+        };
+        let render = |text: &str| {
+            Template::parse_in(text, &batch_scope)
+                .unwrap()
+                .render(&facts)
+                .unwrap()
+        };
+        assert_eq!(
+            render("{batch.keys}"),
+            "closing/2026-11/orders.csv\nclosing/2026-11/ledger.csv"
+        );
+        assert_eq!(
+            render("{batch.uris:, }"),
+            "s3://acme-landing/closing/2026-11/orders.csv, s3://acme-landing/closing/2026-11/ledger.csv"
+        );
+        assert_eq!(
+            render("{batch.keys:\\t}"),
+            "closing/2026-11/orders.csv\tclosing/2026-11/ledger.csv"
+        );
+        assert_eq!(
+            render("{batch.count} {batch.group} {batch.id} {key.name}"),
+            "2 closing/2026-11 month-end:batch-0011223344556677 ledger.csv"
+        );
+        // Outside a batch rule (or in `batch.by`) they are refused when the rule is saved.
+        let e = Template::parse("{batch.keys}").unwrap_err().to_string();
+        assert!(
+            e.contains("batch variables are for rules with a `batch` block"),
+            "{e}"
+        );
+        let e = Template::parse_in("{batch.count:,}", &batch_scope)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("only event_time and event_date take a format"),
+            "{e}"
+        );
+        // Without the batch at render time, the render says so.
+        let t = Template::parse_in("{batch.id}", &batch_scope).unwrap();
+        assert!(t.uses_batch());
+        assert!(t.render(&Facts::of(&closing)).is_err());
     }
 }

@@ -24,6 +24,9 @@
 //!    executions behind it. An execution waiting for Alteryx longer than `waiting_give_up`
 //!    ends `ERROR` with a `failed` notice.
 //!
+//! 4. **closes due batches** ([`batch_timers`]): open batches quiet for their rule's
+//!    `quiet_seconds` or open past `max_wait_seconds`, a bounded number per pass.
+//!
 //! Failures, jobs stuck past a limit, `UNCERTAIN` and stale executions are published to a
 //! [`Notifier`] (SNS in AWS). Each pass does bounded work: at most `max_executions` polls with
 //! `concurrency` in flight and `max_stale` takeovers, and it starts nothing new once its time
@@ -50,6 +53,8 @@ use crate::executions::{WaitReason, now_unix_ms};
 use crate::job_report::JobReport;
 use crate::router::Router;
 use crate::secrets::{ClientPool, PoolError};
+
+mod batch_timers;
 
 pub use crate::notify::{
     FailureNotice, LogNotifier, NoticeKind, Notifier, NotifyError, SnsNotifier, notifier,
@@ -177,6 +182,11 @@ pub struct TrackReport {
     /// (`GetItem`, `BatchGetItem`, `Query`, `Scan`) and writes (the rest). Zero with SQLite.
     pub dynamodb_reads: u64,
     pub dynamodb_writes: u64,
+    /// Open batches looked at by the timers.
+    pub open_batches: usize,
+    /// Of those, the ones closed (their execution dispatched) and expired.
+    pub batches_closed: usize,
+    pub batches_expired: usize,
     /// The jobs this pass found finished (`COMPLETED` or `FAILED`), for the metrics.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finished: Vec<FinishedJob>,
@@ -210,6 +220,8 @@ pub struct Tracker {
     /// When each execution's job was last polled or seen in a list (for the back-off). Kept
     /// by the process: a cold start polls every job once.
     last_polled: std::sync::Mutex<HashMap<String, Instant>>,
+    /// Where the next pass's batch timers continue (`opened_at`, batch id).
+    batch_cursor: Mutex<Option<(i64, String)>>,
 }
 
 /// One workflow's jobs, as its job list showed them in this pass.
@@ -271,6 +283,7 @@ impl Tracker {
             router: None,
             waiting_cursor: Mutex::new(None),
             last_polled: Default::default(),
+            batch_cursor: Mutex::new(None),
         }
     }
 
@@ -301,6 +314,7 @@ impl Tracker {
         let dynamodb = crate::aws::dynamodb_requests();
         self.poll(&mut report, started).await;
         self.sweep(&mut report, &deadline).await;
+        self.batch_timers(&mut report, &deadline).await;
         self.dispatch(&mut report, &deadline).await;
         let (reads, writes) = crate::aws::dynamodb_requests();
         report.dynamodb_reads = reads.saturating_sub(dynamodb.0);
@@ -327,6 +341,8 @@ impl Tracker {
             deferred = report.deferred,
             dynamodb_reads = report.dynamodb_reads,
             dynamodb_writes = report.dynamodb_writes,
+            batches_closed = report.batches_closed,
+            batches_expired = report.batches_expired,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "tracker run"
         );
@@ -744,9 +760,14 @@ impl Tracker {
                     return;
                 }
             };
+        // A closed batch waiting for its first dispatch never gives up (it is dispatched at
+        // once, and waits for a slot or for Alteryx under those reasons afterwards).
         let give_up = |reason: Option<WaitReason>| match reason {
-            Some(WaitReason::Cap) => self.settings.cap_give_up.as_secs() as i64,
-            _ => self.settings.waiting_give_up.as_secs() as i64,
+            Some(WaitReason::Cap) => Some(self.settings.cap_give_up.as_secs() as i64),
+            Some(WaitReason::Outage | WaitReason::Deadline) => {
+                Some(self.settings.waiting_give_up.as_secs() as i64)
+            }
+            Some(WaitReason::Batch) | None => None,
         };
         // Servers (by secret) found unavailable in this pass: their other waiting executions
         // wait for the next pass instead of each meeting the outage again.
@@ -760,7 +781,8 @@ impl Tracker {
             // Give-ups go on past `max_dispatch`: they send nothing to Alteryx.
             if record
                 .waiting_since
-                .is_some_and(|since| since + give_up(record.wait_reason) < now)
+                .zip(give_up(record.wait_reason))
+                .is_some_and(|(since, age)| since + age < now)
             {
                 match self.give_up(record, deadline).await {
                     Ok(()) => report.gave_up += 1,

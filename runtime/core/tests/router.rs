@@ -2147,3 +2147,161 @@ async fn a_cap_wait_gives_up_after_its_own_age(backend: Backend) {
     h.finish().await;
 }
 both_stores!(a_cap_wait_gives_up_after_its_own_age);
+
+const BATCH_RULES: &str = r#"
+- id: month-end
+  key: "closing/<period>/*.csv"
+  workflow: wf-a
+  batch: {by: "{key.dir}", require: ["orders.csv", "ledger*.csv"]}
+  questions: {InputPath: "{batch.uris:,}", FileName: "{batch.count}", Region: "{period}"}
+- id: drops
+  key: "drops/**"
+  workflow: wf-a
+  batch: {by: "{key.dir}", quiet_seconds: 1}
+  questions: {InputPath: "{batch.keys:;}", FileName: "{key.name}", Region: "{batch.group}"}
+"#;
+
+/// Batch rules: members are `BATCHED` and start nothing; the member completing the `require`
+/// list closes the batch and its one job carries the members; duplicates of the completing
+/// member (at once on SQLite; moto's transactions are not isolated, so one after another
+/// there — tests/batches.rs races them on a serial moto) and of members after the close add
+/// nothing; a new version after the close opens the next batch; a quiet batch is closed by the
+/// tracker's timer once its quiet period passed, not before.
+async fn batches_start_one_job_when_complete_or_quiet(backend: Backend) {
+    let h = Harness::new(backend, BATCH_RULES).await;
+    for (key, seq) in [
+        ("closing/2026-11/orders.csv", "01"),
+        ("closing/2026-11/notes.csv", "02"),
+    ] {
+        let summary = h.deliver(&event(key, seq)).await;
+        assert!(!summary.needs_redelivery(), "{summary:#?}");
+        let outcome = only_outcome(&summary);
+        assert_eq!(outcome.status, ExecutionStatus::Batched, "{outcome:?}");
+    }
+    assert!(h.jobs().is_empty());
+    let completing = event("closing/2026-11/ledger-eu.csv", "03");
+    let outcomes = match backend {
+        Backend::Sqlite => deliver_concurrently(&h, &completing, 4).await,
+        Backend::Dynamo => vec![
+            only_outcome(&h.deliver(&completing).await).clone(),
+            only_outcome(&h.deliver(&completing).await).clone(),
+        ],
+    };
+    let submitted: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.status == ExecutionStatus::Submitted)
+        .collect();
+    assert!(submitted.len() <= 1, "{outcomes:#?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| o.duplicate).count(),
+        outcomes.len() - 1,
+        "{outcomes:#?}"
+    );
+    let uri = |k: &str| format!("s3://acme-landing/closing/2026-11/{k}");
+    let files = format!(
+        "{},{},{}",
+        uri("orders.csv"),
+        uri("notes.csv"),
+        uri("ledger-eu.csv")
+    );
+    assert_eq!(
+        h.jobs(),
+        vec![(
+            "wf-a".to_string(),
+            questions(&[
+                ("InputPath", &files),
+                ("FileName", "3"),
+                ("Region", "2026-11")
+            ]),
+            None
+        )]
+    );
+    let records = h.all_records().await;
+    let batch_execution = records
+        .iter()
+        .find(|r| r.batch_id.as_deref() == Some(r.id.as_str()))
+        .expect("the batch's execution");
+    assert_eq!(batch_execution.status, ExecutionStatus::Submitted);
+    assert_eq!(batch_execution.key, "closing/2026-11/ledger-eu.csv");
+    let first_batch = batch_execution.id.clone();
+    let batch = h
+        .store
+        .batches()
+        .unwrap()
+        .get_batch(&first_batch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(batch.member_count, 3);
+
+    // Duplicates after the close add nothing; a new version opens the next batch.
+    let again = h.deliver(&event("closing/2026-11/orders.csv", "01")).await;
+    assert!(only_outcome(&again).duplicate);
+    let newer = h.deliver(&event("closing/2026-11/orders.csv", "09")).await;
+    let newer = only_outcome(&newer);
+    assert_eq!(newer.status, ExecutionStatus::Batched);
+    let member = h.record(&newer.execution_id).await;
+    assert_ne!(member.batch_id.as_deref(), Some(first_batch.as_str()));
+    assert_eq!(h.jobs().len(), 1);
+
+    // Quiet: the tracker closes the folder's batch once nothing joined for a second.
+    h.deliver(&event("drops/p1/a.csv", "11")).await;
+    h.deliver(&event("drops/p1/b.csv", "12")).await;
+    let tracker = dispatching_tracker(&h);
+    let report = tracker.run_once().await;
+    assert_eq!(report.batches_closed, 0, "{report:?}");
+    assert_eq!(h.jobs().len(), 1);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let report = tracker.run_once().await;
+    assert_eq!(
+        (report.batches_closed, report.open_batches),
+        (1, 2),
+        "{report:?}"
+    );
+    let jobs = h.jobs();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert_eq!(
+        jobs[1].1,
+        questions(&[
+            ("InputPath", "drops/p1/a.csv;drops/p1/b.csv"),
+            ("FileName", "b.csv"),
+            ("Region", "drops/p1")
+        ])
+    );
+    h.finish().await;
+}
+both_stores!(batches_start_one_job_when_complete_or_quiet);
+
+const BATCH_PLUGIN_RULES: &str = r#"
+- id: batch-plugin
+  key: "batched/**"
+  workflow: wf-a
+  batch: {by: "{key.dir}", max_files: 1}
+  questions: {InputPath: "{batch.keys}"}
+  plugin: {name: skip}
+"#;
+
+/// A batch rule's plugin runs when its batch closes and is handed the members; a plugin built
+/// against an interface without batches (0.1.0, 0.2.0) is refused like any plugin error: the
+/// batch's execution ends in a non-retryable ERROR naming the interface needed, nothing is sent.
+async fn a_batch_rules_plugin_of_an_old_interface_is_refused_with_its_reason(backend: Backend) {
+    let h = Harness::new(backend, BATCH_PLUGIN_RULES).await;
+    h.put_object("batched/d/a.csv", "a,b\n1,2\n");
+    let summary = h.deliver(&event_sized("batched/d/a.csv", "21", 8)).await;
+    let outcome = only_outcome(&summary);
+    assert_eq!(outcome.status, ExecutionStatus::Error, "{outcome:?}");
+    assert!(
+        !outcome.retryable && !summary.needs_redelivery(),
+        "{summary:#?}"
+    );
+    let record = h.record(&outcome.execution_id).await;
+    assert_eq!(record.batch_id.as_deref(), Some(record.id.as_str()));
+    let message = record.message.unwrap_or_default();
+    assert!(
+        message.contains("alteryx-router:plugin@0.3.0") && message.contains("batch-plugin"),
+        "{message}"
+    );
+    assert!(h.jobs().is_empty());
+    h.finish().await;
+}
+both_stores!(a_batch_rules_plugin_of_an_old_interface_is_refused_with_its_reason);

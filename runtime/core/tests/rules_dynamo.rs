@@ -122,6 +122,14 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
         presign_expiry_seconds: Some(900),
         worker_tag: Some("gpu".into()),
         credential_id: Some("6543210fedcba98765430001".into()),
+        batch: Some(alteryx_router_core::rules::batch::BatchSpec {
+            by: "{key.dir}".into(),
+            require: vec!["orders.csv".into(), "ledger-*.csv".into()],
+            quiet_seconds: Some(300),
+            max_files: Some(500),
+            max_wait_seconds: Some(3600),
+            on_timeout: alteryx_router_core::rules::batch::OnTimeout::Run,
+        }),
     };
     store.put(&full).await.unwrap();
     let minimal = rule("{id: minimal, key: '**', workflow: w}");
@@ -149,6 +157,7 @@ async fn a_rule_with_every_field_is_stored_as_exactly_its_fields_and_reads_back_
     assert_eq!(
         names,
         [
+            "batch",
             "bucket",
             "concurrency_group",
             "credential_id",

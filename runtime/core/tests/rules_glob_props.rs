@@ -292,6 +292,7 @@ proptest! {
                 job_priority: None,
                 max_concurrent_jobs: None,
                 concurrency_group: None,
+                batch: None,
                 worker_tag: None,
                 credential_id: None,
                 presign_expiry_seconds: None,

@@ -30,6 +30,8 @@ use super::{
 };
 use crate::tables::EXECUTIONS_STATUS_INDEX;
 
+mod batch;
+
 pub struct DynamoExecutionStore {
     client: Client,
     table: String,
@@ -413,8 +415,11 @@ impl DynamoExecutionStore {
                 .await
                 .map_err(|e| ExecutionError::store("Scan", &self.table, e))?;
             for item in page.items.unwrap_or_default() {
-                // Job ownership items (and any other item kind) have no status.
-                if !item.contains_key("status") {
+                // Job ownership items (and any other item kind) have no status; open batch
+                // items have one for the status index, but are not executions.
+                if !item.contains_key("status")
+                    || matches!(item.get("id"), Some(AttributeValue::S(id)) if id.starts_with("batch#"))
+                {
                     continue;
                 }
                 let e = self.decode_item(item)?;
@@ -833,5 +838,9 @@ impl ExecutionStore for DynamoExecutionStore {
             }
         }
         Ok(usage)
+    }
+
+    fn batches(&self) -> Option<&dyn super::batch::BatchStore> {
+        Some(self)
     }
 }

@@ -38,6 +38,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+pub mod batch;
 pub mod line;
 pub mod reconcile;
 pub mod submit;
@@ -64,6 +65,8 @@ pub enum ExecutionStatus {
     Waiting,
     /// An operator took it out of the waiting line (`executions cancel`).
     Cancelled,
+    /// A member of a batch (`batch_id`): the batch's own execution runs the job.
+    Batched,
 }
 
 /// Why an execution is `WAITING`.
@@ -77,6 +80,9 @@ pub enum WaitReason {
     /// Its invocation had too little time left to send the job request and record it: the
     /// next tracker pass submits it.
     Deadline,
+    /// A batch closed: its execution waits for its first dispatch (at once, by the closer;
+    /// the tracker's if the closer died).
+    Batch,
 }
 
 impl WaitReason {
@@ -85,6 +91,7 @@ impl WaitReason {
             WaitReason::Cap => "cap",
             WaitReason::Outage => "outage",
             WaitReason::Deadline => "deadline",
+            WaitReason::Batch => "batch",
         }
     }
 }
@@ -230,6 +237,9 @@ pub struct Execution {
     /// outputs), recorded by the tracker. Absent before the job ends and in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_report: Option<crate::job_report::JobReport>,
+    /// A `BATCHED` member's batch; on a batch's own execution (whose id it is), that batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -519,6 +529,11 @@ pub trait ExecutionStore: Send + Sync {
         &self,
         groups: &[String],
     ) -> Result<HashMap<String, GroupUsage>, ExecutionError>;
+
+    /// The store's batches ([`batch`]); `None` for a store that keeps none.
+    fn batches(&self) -> Option<&dyn batch::BatchStore> {
+        None
+    }
 }
 
 /// Unix seconds.
@@ -722,6 +737,13 @@ pub(crate) fn check_takeover(
             refuse(" (settle it with `executions resolve`)".into(), RERUN)
         }
         (Takeover::Rerun, ExecutionStatus::Cancelled) => Ok(()),
+        (Takeover::Rerun, ExecutionStatus::Batched) => refuse(
+            format!(
+                " (a member of batch {}: the batch's execution runs the job; `batches show` shows it)",
+                existing.batch_id.as_deref().unwrap_or("?")
+            ),
+            RERUN,
+        ),
         (Takeover::Rerun, ExecutionStatus::Waiting) => refuse(
             " (it is in the waiting line; the tracker submits it, or `executions cancel` takes it out)"
                 .into(),
@@ -769,6 +791,7 @@ impl ExecutionStatus {
             ExecutionStatus::Uncertain => "UNCERTAIN",
             ExecutionStatus::Waiting => "WAITING",
             ExecutionStatus::Cancelled => "CANCELLED",
+            ExecutionStatus::Batched => "BATCHED",
         }
     }
 
@@ -786,7 +809,8 @@ impl ExecutionStatus {
     }
 
     /// Every status, in the order of the life of an execution.
-    pub const ALL: [ExecutionStatus; 10] = [
+    pub const ALL: [ExecutionStatus; 11] = [
+        ExecutionStatus::Batched,
         ExecutionStatus::Waiting,
         ExecutionStatus::Claimed,
         ExecutionStatus::Submitting,
@@ -853,6 +877,7 @@ mod tests {
             waiting_since: None,
             next_attempt_at: None,
             job_report: None,
+            batch_id: None,
         }
     }
 

@@ -55,7 +55,23 @@ CREATE TABLE IF NOT EXISTS groups (
     running INTEGER NOT NULL,
     cap INTEGER
 );
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    rule_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    opened_at INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batches_state_opened ON batches (state, opened_at);
+CREATE TABLE IF NOT EXISTS batch_open (
+    rule_id TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    PRIMARY KEY (rule_id, grp)
+);
 ";
+
+mod batch;
 
 impl SqliteExecutionStore {
     /// Open (creating if needed) the store at `path`.
@@ -495,5 +511,9 @@ impl ExecutionStore for SqliteExecutionStore {
             Ok(usage)
         })
         .await
+    }
+
+    fn batches(&self) -> Option<&dyn super::batch::BatchStore> {
+        Some(self)
     }
 }

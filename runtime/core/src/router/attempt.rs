@@ -100,7 +100,24 @@ impl Router {
             record.group = rule.rule.cap().map(|c| c.group);
         }
         let claimed = ExecutionStatus::Claimed;
-        match self.questions_for(rule, object).await {
+        // A batch's own execution renders over its batch's members.
+        let batch = match record.batch_id.as_deref().filter(|b| *b == record.id) {
+            None => None,
+            Some(batch_id) => match self.batch_input(batch_id).await {
+                Ok(batch) => Some(batch),
+                Err(e) => {
+                    let failure = SubmitFailure::NotQueued(format!(
+                        "reading batch {batch_id}: {}",
+                        error_chain(&e)
+                    ));
+                    let record = after_failure(record, failure);
+                    return outcome_of_recorded(
+                        self.recorder().write(record, claimed, &deadline).await,
+                    );
+                }
+            },
+        };
+        match self.questions_for(rule, object, batch.as_ref()).await {
             Err(failure) => {
                 let failure = if failure.retryable {
                     SubmitFailure::NotQueued(failure.message)

@@ -15,7 +15,10 @@ impl Router {
         execution_id: &str,
         deadline: Deadline,
     ) -> Result<RuleOutcome, RouterError> {
-        self.take_over_and_run(execution_id, Takeover::Dispatch, deadline)
-            .await
+        let outcome = self
+            .take_over_and_run(execution_id, Takeover::Dispatch, deadline)
+            .await?;
+        self.requeue_batch_failure(&outcome).await;
+        Ok(outcome)
     }
 }

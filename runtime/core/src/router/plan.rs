@@ -93,7 +93,17 @@ impl Router {
                     }
                 }
             }
-            match self.questions_for(rule, object).await {
+            if let Some(batch) = rule.batch() {
+                plan.message = Some(match batch.key_of(rule, object) {
+                    Ok(group) => format!(
+                        "joins the open batch of group `{group}`; its job runs when the batch closes"
+                    ),
+                    Err(e) => crate::error_chain(&e),
+                });
+                planned.push(plan);
+                continue;
+            }
+            match self.questions_for(rule, object, None).await {
                 Ok(Questions::Values { questions, plugin }) => {
                     if let Some(workflow) = plugin.and_then(|p| p.workflow) {
                         plan.workflow = workflow;

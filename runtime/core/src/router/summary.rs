@@ -156,6 +156,7 @@ impl InvocationSummary {
                 (_, _, ExecutionStatus::Skipped) => c.skipped += 1,
                 (_, _, ExecutionStatus::Uncertain) => c.uncertain += 1,
                 (_, _, ExecutionStatus::Waiting) => c.waiting += 1,
+                (_, _, ExecutionStatus::Batched) => c.batched += 1,
                 (_, _, ExecutionStatus::Submitting) => c.unknown += 1,
                 _ => c.errors += 1,
             }
@@ -176,4 +177,6 @@ pub struct OutcomeCounts {
     pub uncertain: usize,
     /// Put in the waiting line (cap full, Alteryx unavailable): the tracker submits them.
     pub waiting: usize,
+    /// Joined a batch whose job starts when it closes.
+    pub batched: usize,
 }

@@ -8,6 +8,7 @@
 //! [`captures`]; rendering a matched rule's question values in [`questions`]; the job fields
 //! (worker tag, credential) and the job request in [`job`].
 
+pub mod batch;
 pub mod captures;
 pub mod glob;
 mod index;
@@ -110,6 +111,10 @@ pub struct Rule {
     /// member), `[A-Za-z0-9._-]+`. A rule capped without a group is the group named by its id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_group: Option<String>,
+    /// Collect matching objects into batches that start one job each when they close
+    /// (all `require`d files arrived, quiet for `quiet_seconds`, or `max_files`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<batch::BatchSpec>,
 }
 
 /// The most `max_concurrent_jobs` may say.
@@ -244,6 +249,7 @@ pub struct CompiledRule {
     questions: Vec<(String, Template)>,
     /// The key's captures; its glob (captures as `*`) is `key_glob`.
     key_pattern: KeyPattern,
+    batch: Option<batch::CompiledBatch>,
 }
 
 /// Path-aware globs: `*` and `?` never cross `/`, `**` does (`globset`'s syntax with
@@ -320,6 +326,7 @@ impl CompiledRule {
             }
             let scope = Scope {
                 captures: key_pattern.names(),
+                batch: rule.batch.is_some(),
             };
             let template = Template::parse_in(text, &scope)
                 .map_err(|e| invalid(&format!("questions.{name}"), e.to_string()))?;
@@ -360,14 +367,27 @@ impl CompiledRule {
             validate_plugin(plugin)
                 .map_err(|(field, message)| invalid(&format!("plugin.{field}"), message))?;
         }
+        let batch = match &rule.batch {
+            None => None,
+            Some(spec) => Some(
+                batch::CompiledBatch::compile(spec, key_pattern.names())
+                    .map_err(|(field, message)| invalid(&field, message))?,
+            ),
+        };
         Ok(CompiledRule {
             bucket,
             key_glob,
             exclude,
             questions,
             key_pattern,
+            batch,
             rule,
         })
+    }
+
+    /// The rule's validated `batch` block, when it batches.
+    pub fn batch(&self) -> Option<&batch::CompiledBatch> {
+        self.batch.as_ref()
     }
 }
 

@@ -110,12 +110,24 @@ impl CompiledRule {
         metadata: Option<&Metadata>,
         presigned_url: Option<&str>,
     ) -> Result<BTreeMap<String, String>, QuestionError> {
+        self.render_batch(obj, metadata, presigned_url, None)
+    }
+
+    /// The question values of a batch rule's job: `obj` is the member that closed `batch`.
+    pub fn render_batch(
+        &self,
+        obj: &ObjectCreated,
+        metadata: Option<&Metadata>,
+        presigned_url: Option<&str>,
+        batch: Option<&crate::plugin::BatchInput>,
+    ) -> Result<BTreeMap<String, String>, QuestionError> {
         let captures = self.capture_values(&obj.key)?;
         let facts = Facts {
             object: obj,
             captures: &captures,
             metadata,
             presigned_url,
+            batch,
         };
         self.questions
             .iter()
@@ -169,11 +181,21 @@ impl CompiledRule {
                     .collect();
             }
         };
+        // A batch rule's values are rendered when its batch closes; shown here as if this
+        // object alone closed it.
+        let batch_preview = self.batch.as_ref().map(|b| crate::plugin::BatchInput {
+            id: "‹batch id›".into(),
+            group: b
+                .key_of(self, obj)
+                .unwrap_or_else(|e| format!("‹error: {e}›")),
+            members: vec![obj.clone()],
+        });
         let facts = Facts {
             object: obj,
             captures: &captures,
             metadata: Some(&shown),
             presigned_url: Some(&url),
+            batch: batch_preview.as_ref(),
         };
         self.questions
             .iter()
@@ -181,6 +203,11 @@ impl CompiledRule {
                 let value = template
                     .render(&facts)
                     .unwrap_or_else(|e| format!("‹error: {}›", crate::error_chain(&e)));
+                let value = if template.uses_batch() {
+                    format!("‹when the batch closes; with this object alone: {value}›")
+                } else {
+                    value
+                };
                 (name.clone(), value)
             })
             .collect()

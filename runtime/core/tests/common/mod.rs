@@ -199,6 +199,7 @@ pub fn execution(
         rerun_at: None,
         history: Vec::new(),
         job_report: None,
+        batch_id: None,
     }
 }
 
