@@ -56,6 +56,10 @@ class DynamoFaultProxy:
         self.target = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.rules: list[Rule] = []
         self.seen: list[tuple[str, str]] = []  # (operation, action taken)
+        # With `record = True`: (operation, request body, answer body) of each forwarded
+        # request, for benchmarks that compute capacity units (moto does not report them).
+        self.record = False
+        self.exchanges: list[tuple[str, bytes, bytes]] = []
         self._lock = threading.Lock()
         proxy = self
 
@@ -74,7 +78,11 @@ class DynamoFaultProxy:
                 with proxy._lock:
                     proxy.seen.append((operation, action))
                 if rule is None:
-                    return self._relay(*proxy._forward("POST", self.path, self.headers, body))
+                    answer = proxy._forward("POST", self.path, self.headers, body)
+                    if proxy.record:
+                        with proxy._lock:
+                            proxy.exchanges.append((operation, body, answer[2]))
+                    return self._relay(*answer)
                 if action == "throttle":
                     return self._error(400, "ProvisionedThroughputExceededException", "Injected throttle")
                 if action == "error500":

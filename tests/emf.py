@@ -34,6 +34,11 @@ METRICS = {
     "JobDurationSeconds": "Seconds",
     "StaleClaims": "Count",
     "TrackerErrors": "Count",
+    "Dispatched": "Count",
+    "JobPolls": "Count",
+    "JobListCalls": "Count",
+    "DynamoDBReads": "Count",
+    "DynamoDBWrites": "Count",
 }
 
 UNITS = {

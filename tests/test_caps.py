@@ -158,3 +158,30 @@ def test_a_burst_from_several_functions_never_exceeds_the_cap_and_runs_every_upl
     [group] = cli_json(stack, "status")
     assert (group["running"], group["waiting"]) == (0, 0), group
     print(f"burst of {UPLOADS} with cap {CAP}: {rounds} tracker rounds, stats {stats}")
+
+
+def test_too_little_time_left_waits_in_line_and_the_tracker_submits_it(capped, start_lambda):
+    """A Lambda invocation with less time left than a job request and its record need does not
+    fail: the execution waits in line (`deadline`), the invocation succeeds (no retry, no
+    DLQ), and the next `track` pass submits it once."""
+    stack = capped
+    # 10 s left: enough to claim and record (2 × 2 s), not for a 30 s request and its record.
+    slow = dict(FAST, ALTERYX_REQUEST_TIMEOUT_SECONDS="30")
+    api = RuntimeApi(timeout_ms=10_000)
+    try:
+        start_lambda(api, dict(stack.env, **slow))
+        result = api.invoke(eventbridge("acme-landing", "burst/late.csv", sequencer="00C0001"))
+    finally:
+        api.close()
+    assert result.ok, result.body
+    [outcome] = result.body["objects"][0]["outcomes"]
+    assert outcome["status"] == "WAITING", outcome
+    [record] = [e for e in stack.executions() if e["key"] == "burst/late.csv"]
+    assert (record["status"], record["wait_reason"]) == ("WAITING", "deadline"), record
+    assert stack.emulator.stats()["jobs_received"] == 0, "nothing sent"
+
+    report = track(stack)
+    assert (report["dispatched"], report["errors"]) == (1, []), report
+    [record] = [e for e in stack.executions() if e["key"] == "burst/late.csv"]
+    assert record["status"] == "SUBMITTED", record
+    assert stack.emulator.stats()["jobs_received"] == 1

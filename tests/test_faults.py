@@ -550,11 +550,19 @@ def test_failed_invocations_say_what_kind_of_failure_they_were(stack, runtime_ap
            "detail": {"bucket": {"name": "acme-landing"}, "object": {"size": 3}}}
     body = failed_with(runtime_api.invoke(bad), "MalformedEvent")
     assert "key" in body["errorMessage"]
-    # Too little time left to start a job request (and its record): the event must come back.
-    runtime_api.timeout_ms = 20_000
-    body = failed_with(runtime_api.invoke(eventbridge("acme-landing", "incoming/sales/down.csv", sequencer="00F0301")), "RetryableFailure")
-    runtime_api.timeout_ms = 60_000
+    # Not even the time to claim and record a place in line (twice the 5 s write reserve): the
+    # event must come back.
+    late = eventbridge("acme-landing", "incoming/sales/down.csv", sequencer="00F0301")
+    runtime_api.timeout_ms = 5_000
+    body = failed_with(runtime_api.invoke(late), "RetryableFailure")
     assert "retryable error" in body["errorMessage"], body
+    # Time to record, not to send a job request and record it: it waits in line, acknowledged.
+    runtime_api.timeout_ms = 20_000
+    waiting = runtime_api.invoke(late)
+    runtime_api.timeout_ms = 60_000
+    assert waiting.ok, waiting.body
+    [outcome] = waiting.body["objects"][0]["outcomes"]
+    assert (outcome["status"], outcome["wait_reason"]) == ("WAITING", "deadline"), outcome
     # A classic notification with one unreadable record: the other is routed, the event kept.
     notification = json.loads((ROOT / "tests/events/s3-put.json").read_text())
     good, broken = notification["Records"][0], copy.deepcopy(notification["Records"][0])

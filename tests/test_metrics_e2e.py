@@ -210,7 +210,12 @@ def test_tracker_metrics_and_a_failure_notice_a_person_can_act_on(stack, runtime
     [duration] = emf.values(docs, "JobDurationSeconds", rule="sales-csv")
     assert 1 <= duration <= 60, duration
     assert emf.units(rules["sales-csv"])["JobDurationSeconds"] == "Seconds"
-    assert deployment_only(docs) == {"StaleClaims": 0, "TrackerErrors": 0, "Uncertain": 0}
+    deployment = deployment_only(docs)
+    assert {k: deployment.pop(k) for k in ("StaleClaims", "TrackerErrors", "Uncertain", "Dispatched")} == {
+        "StaleClaims": 0, "TrackerErrors": 0, "Uncertain": 0, "Dispatched": 0}
+    # Two jobs of two workflows: each read on its own (no list); the pass read and wrote DynamoDB.
+    assert (deployment.pop("JobPolls"), deployment.pop("JobListCalls")) == (2, 0), deployment
+    assert deployment.pop("DynamoDBReads") >= 1 and deployment.pop("DynamoDBWrites") >= 2 and not deployment
 
     # The execution keeps what Alteryx said.
     record = stack.execution("partner-feed")

@@ -627,6 +627,7 @@ fn print_line(list: &[Execution], places: &std::collections::HashMap<String, usi
             match e.wait_reason {
                 Some(WaitReason::Cap) => "a free slot".to_string(),
                 Some(WaitReason::Outage) => "Alteryx".to_string(),
+                Some(WaitReason::Deadline) => "the next tracker pass".to_string(),
                 Some(WaitReason::Batch) => "its first dispatch (a closed batch)".to_string(),
                 None => String::new(),
             },

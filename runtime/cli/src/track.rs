@@ -68,6 +68,26 @@ fn print_report(report: &TrackReport, json: bool) -> anyhow::Result<()> {
             report.waiting, report.dispatched, report.requeued, report.gave_up
         );
     }
+    println!(
+        "requests: Alteryx {} job poll(s), {} job-list page(s){}; DynamoDB {} read(s), {} write(s){}",
+        report.job_polls,
+        report.list_calls,
+        if report.list_failures > 0 {
+            format!(" ({} list(s) failed)", report.list_failures)
+        } else {
+            String::new()
+        },
+        report.dynamodb_reads,
+        report.dynamodb_writes,
+        if report.deferred > 0 {
+            format!(
+                "; {} job(s) not polled this pass (back-off by age)",
+                report.deferred
+            )
+        } else {
+            String::new()
+        }
+    );
     for e in &report.errors {
         println!("  error: {e}");
     }

@@ -175,6 +175,9 @@ pub struct Settings {
     /// `WAITING_GIVE_UP_SECONDS` (default 86400): an execution waiting for Alteryx (an outage)
     /// this long ends `ERROR` with a notice.
     pub waiting_give_up: Duration,
+    /// `WAITING_CAP_GIVE_UP_SECONDS` (default 604800, 7 days): an execution waiting for a
+    /// free slot of its concurrency group this long ends `ERROR` with a notice.
+    pub waiting_cap_give_up: Duration,
     /// Running inside AWS Lambda (`AWS_LAMBDA_RUNTIME_API` or `AWS_LAMBDA_FUNCTION_NAME`).
     pub in_lambda: bool,
     /// `METRICS` (`emf` by default inside Lambda, `off` elsewhere so the CLI's stdout stays
@@ -387,6 +390,8 @@ impl Settings {
             track_stale_after: env.seconds("TRACK_STALE_AFTER_SECONDS", 300)?,
             track_max_dispatch: env.number("TRACK_MAX_DISPATCH", 100)? as usize,
             waiting_give_up: env.positive_seconds("WAITING_GIVE_UP_SECONDS", 24 * 3600)?,
+            waiting_cap_give_up: env
+                .positive_seconds("WAITING_CAP_GIVE_UP_SECONDS", 7 * 24 * 3600)?,
             in_lambda,
             metrics,
         })
@@ -463,6 +468,7 @@ impl Settings {
                 .build();
             let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
                 .timeout_config(timeouts)
+                .interceptor(crate::aws::CountDynamoRequests)
                 .build();
             let client = aws_sdk_dynamodb::Client::from_conf(config);
             return Ok(Arc::new(DynamoExecutionStore::new(client, table.clone())));
@@ -644,6 +650,7 @@ impl Settings {
             reconcile: self.reconcile_settings(),
             max_dispatch: self.track_max_dispatch,
             waiting_give_up: self.waiting_give_up,
+            cap_give_up: self.waiting_cap_give_up,
             ..Default::default()
         };
         let tracker = Tracker::new(executions, pool, notifier, settings);
@@ -685,6 +692,7 @@ mod tests {
         assert_eq!(s.track_max_executions, 500);
         assert_eq!(s.track_max_dispatch, 100);
         assert_eq!(s.waiting_give_up, Duration::from_secs(86400));
+        assert_eq!(s.waiting_cap_give_up, Duration::from_secs(7 * 86400));
         assert_eq!(s.execution_ttl, Duration::from_secs(90 * 86400));
         assert_eq!(s.track_stuck_after, Duration::from_secs(3600));
         assert_eq!(s.home, PathBuf::from("/home/u/.alteryx-router"));

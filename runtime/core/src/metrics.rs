@@ -20,6 +20,11 @@
 //! | `JobDurationSeconds` | tracker | Seconds | submission → end recorded, one value per job |
 //! | `StaleClaims` | tracker | Count | claims whose invocation died, found by the pass's sweep (deployment only) |
 //! | `TrackerErrors` | tracker | Count | executions a pass could not check or repair (deployment only) |
+//! | `Dispatched` | tracker | Count | waiting executions a pass submitted (deployment only) |
+//! | `JobPolls` | tracker | Count | single-job requests to Alteryx in a pass (deployment only) |
+//! | `JobListCalls` | tracker | Count | job-list requests (pages) to Alteryx in a pass (deployment only) |
+//! | `DynamoDBReads` | tracker | Count | DynamoDB read requests of a pass (deployment only) |
+//! | `DynamoDBWrites` | tracker | Count | DynamoDB write requests of a pass (deployment only) |
 //!
 //! Every router outcome counts in `RulesMatched` and in at most one of the others; a plugin's
 //! `SKIPPED` only in `RulesMatched`. The tracker's sweep counts the stale claims it found and,
@@ -117,9 +122,14 @@ pub const JOB_DURATION_SECONDS: Metric = Metric {
 };
 pub const STALE_CLAIMS: Metric = count("StaleClaims");
 pub const TRACKER_ERRORS: Metric = count("TrackerErrors");
+pub const DISPATCHED: Metric = count("Dispatched");
+pub const JOB_POLLS: Metric = count("JobPolls");
+pub const JOB_LIST_CALLS: Metric = count("JobListCalls");
+pub const DYNAMODB_READS: Metric = count("DynamoDBReads");
+pub const DYNAMODB_WRITES: Metric = count("DynamoDBWrites");
 
 /// Every metric, for the template's and the docs' tests.
-pub const ALL: [Metric; 13] = [
+pub const ALL: [Metric; 18] = [
     RULES_MATCHED,
     JOBS_SUBMITTED,
     DUPLICATES,
@@ -133,6 +143,11 @@ pub const ALL: [Metric; 13] = [
     JOB_DURATION_SECONDS,
     STALE_CLAIMS,
     TRACKER_ERRORS,
+    DISPATCHED,
+    JOB_POLLS,
+    JOB_LIST_CALLS,
+    DYNAMODB_READS,
+    DYNAMODB_WRITES,
 ];
 
 /// The router's per-rule metrics: every rule an invocation touched reports each of them (zero
@@ -223,6 +238,11 @@ impl Metrics {
         deployment.add(STALE_CLAIMS, report.stale_claims as u64);
         deployment.add(UNCERTAIN, report.uncertain as u64);
         deployment.add(TRACKER_ERRORS, report.errors.len() as u64);
+        deployment.add(DISPATCHED, report.dispatched as u64);
+        deployment.add(JOB_POLLS, report.job_polls as u64);
+        deployment.add(JOB_LIST_CALLS, report.list_calls as u64);
+        deployment.add(DYNAMODB_READS, report.dynamodb_reads);
+        deployment.add(DYNAMODB_WRITES, report.dynamodb_writes);
         self.documents(groups, Some(deployment), timestamp_ms)
     }
 
@@ -589,6 +609,11 @@ mod tests {
         report.errors.push("execution x: credentials".into());
         report.stale_claims = 3;
         report.uncertain = 1;
+        report.dispatched = 2;
+        report.job_polls = 7;
+        report.list_calls = 4;
+        report.dynamodb_reads = 9;
+        report.dynamodb_writes = 5;
         let docs = metrics(true).tracker_documents(&report, 0);
         let big: Vec<&Value> = docs.iter().filter(|d| d["Rule"] == "big").collect();
         assert_eq!(big.len(), 2, "150 durations: two documents");
@@ -608,6 +633,11 @@ mod tests {
                 ("StaleClaims".to_string(), json!(3)),
                 ("TrackerErrors".to_string(), json!(1)),
                 ("Uncertain".to_string(), json!(1)),
+                ("Dispatched".to_string(), json!(2)),
+                ("JobPolls".to_string(), json!(7)),
+                ("JobListCalls".to_string(), json!(4)),
+                ("DynamoDBReads".to_string(), json!(9)),
+                ("DynamoDBWrites".to_string(), json!(5)),
             ])
         );
         // A pass with nothing finished still says how it went.

@@ -440,14 +440,15 @@ impl Router {
         }
         let claimant = Claimant::new(deadline.lease_until(self.settings.claim_lease_margin));
         let record = self.new_execution(rule, object, &claimant);
-        if deadline.left() < self.time_to_start() {
-            // Not even claimed: a claim now would only block the redelivery until it expires.
+        if deadline.left() < self.settings.write_reserve * 2 {
+            // Not even time to claim and record a place in line: a claim now would only
+            // block the redelivery until it expires.
             return RuleOutcome {
                 status: ExecutionStatus::Error,
                 message: Some(format!(
-                    "not started: {} ms left before the invocation's deadline, a job request and its record need {} ms",
+                    "not started: {} ms left before the invocation's deadline, a claim and its record need {} ms",
                     deadline.left().as_millis(),
-                    self.time_to_start().as_millis()
+                    (self.settings.write_reserve * 2).as_millis()
                 )),
                 retryable: true,
                 ..outcome_of(&record)
@@ -455,6 +456,13 @@ impl Router {
         }
         let claim = write_claim(self.executions.as_ref(), &deadline, record.clone()).await;
         match claim {
+            // Too little time for a job request: the line keeps it for the next tracker pass
+            // (one whose earlier request may have reached Alteryx reconciles first instead).
+            Ok(Claim::Acquired(claimed))
+                if deadline.left() < self.time_to_start() && !claimed.must_reconcile() =>
+            {
+                self.wait_for_time(claimed, rule, deadline).await
+            }
             Ok(Claim::Acquired(claimed)) => self.execute(claimed, rule, object, deadline).await,
             Ok(Claim::Duplicate(existing)) => RuleOutcome {
                 duplicate: true,

@@ -4,7 +4,12 @@
 //!    cursor kept by the process), and records `COMPLETED` (with the disposition) or `FAILED`
 //!    (with Alteryx's messages), keeping what Alteryx said about the finished job (its messages
 //!    and outputs) on the execution as a [`JobReport`]. Only Alteryx's own answer that it does not know a job (a JSON
-//!    404) closes an execution; a proxy's 404 page and 5xx answers are transient;
+//!    404) closes an execution; a proxy's 404 page and 5xx answers are transient.
+//!    A workflow with many jobs in the pass is asked once for its job list (one request per
+//!    100 jobs created since its oldest one) and only the jobs the list shows finished, or
+//!    does not show, are read one by one; a job the pass does not learn about from a list is
+//!    read every pass while young and then less often the older it gets ([`poll_interval`]),
+//!    so a pass where nothing changed makes no request per job;
 //! 2. **sweeps stale claims**: `CLAIMED`/`SUBMITTING` executions whose lease ran out (or was
 //!    released) more than `stale_after` ago — their invocation died and no redelivery took them
 //!    over. It counts them (`stale_claims` in the pass's log line feeds the stale-claim alarm),
@@ -28,6 +33,7 @@
 //! budget (kept below the function timeout) is spent; the rest waits for the next pass. The
 //! pass's [`TrackReport`] lists the jobs that finished, for the metrics ([`crate::metrics`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,6 +85,20 @@ pub struct TrackerSettings {
     /// `WAITING_GIVE_UP_SECONDS` (default 86400): an execution waiting for Alteryx (an outage)
     /// this long ends `ERROR`, with a `failed` notice.
     pub waiting_give_up: Duration,
+    /// `WAITING_CAP_GIVE_UP_SECONDS` (default 604800, 7 days): an execution waiting for a
+    /// slot of its group this long ends `ERROR`, with a `failed` notice.
+    pub cap_give_up: Duration,
+    /// A workflow (of one secret) with at least this many `SUBMITTED` executions in a pass is
+    /// asked for its job list instead of each job on its own.
+    pub list_from_jobs: usize,
+    /// The most jobs read from one workflow's list in a pass (100 per request); jobs the
+    /// list did not reach are polled one by one, with the back-off.
+    pub list_max_jobs: usize,
+    /// A job not learnt about from a list is polled every pass for this long after its
+    /// submission, then every minute, the interval doubling each time its age doubles ...
+    pub poll_every_pass_for: Duration,
+    /// ... up to this.
+    pub poll_max_interval: Duration,
 }
 
 impl Default for TrackerSettings {
@@ -95,8 +115,28 @@ impl Default for TrackerSettings {
             max_dispatch: 100,
             dispatch_scan: 500,
             waiting_give_up: Duration::from_secs(24 * 3600),
+            cap_give_up: Duration::from_secs(7 * 24 * 3600),
+            list_from_jobs: 10,
+            list_max_jobs: 10_000,
+            poll_every_pass_for: Duration::from_secs(5 * 60),
+            poll_max_interval: Duration::from_secs(15 * 60),
         }
     }
+}
+
+/// How long after its last poll a job of `age` (since its submission) is polled again when
+/// no job list says how it is: every pass (zero) while younger than `every_pass_for`, then
+/// one minute, doubling each time the age doubles (2 minutes from twice `every_pass_for`,
+/// 4 from four times ...), at most `max`.
+pub fn poll_interval(age: Duration, every_pass_for: Duration, max: Duration) -> Duration {
+    if age < every_pass_for {
+        return Duration::ZERO;
+    }
+    let doublings = (age.as_secs() / every_pass_for.as_secs().max(1))
+        .max(1)
+        .ilog2()
+        .min(20);
+    (Duration::from_secs(60) * 2u32.pow(doublings)).min(max)
 }
 
 /// What one tracking pass did.
@@ -126,8 +166,22 @@ pub struct TrackReport {
     /// Of those, the ones that went back in line (their group filled meanwhile, or Alteryx
     /// still unavailable).
     pub requeued: usize,
-    /// Of those, the ones that waited past `waiting_give_up` and ended `ERROR`.
+    /// Of those, the ones that waited past `waiting_give_up` (for Alteryx) or `cap_give_up`
+    /// (for a slot) and ended `ERROR`.
     pub gave_up: usize,
+    /// Requests for one job (`GET v3/jobs/{id}`, `GET v1/jobs/{id}/`).
+    pub job_polls: usize,
+    /// Requests for a workflow's job list (pages of 100).
+    pub list_calls: usize,
+    /// Workflows whose list request failed (their jobs were polled one by one).
+    pub list_failures: usize,
+    /// `SUBMITTED` executions not polled this pass: no list covered their job and their last
+    /// poll was recent for their age ([`poll_interval`]).
+    pub deferred: usize,
+    /// DynamoDB requests the process made during the pass (dispatch included): reads
+    /// (`GetItem`, `BatchGetItem`, `Query`, `Scan`) and writes (the rest). Zero with SQLite.
+    pub dynamodb_reads: u64,
+    pub dynamodb_writes: u64,
     /// Open batches looked at by the timers.
     pub open_batches: usize,
     /// Of those, the ones closed (their execution dispatched) and expired.
@@ -163,8 +217,38 @@ pub struct Tracker {
     router: Option<Arc<Router>>,
     /// Where the next pass's window over the waiting line (behind its head) starts.
     waiting_cursor: Mutex<Option<(i64, String)>>,
+    /// When each execution's job was last polled or seen in a list (for the back-off). Kept
+    /// by the process: a cold start polls every job once.
+    last_polled: std::sync::Mutex<HashMap<String, Instant>>,
     /// Where the next pass's batch timers continue (`opened_at`, batch id).
     batch_cursor: Mutex<Option<(i64, String)>>,
+}
+
+/// One workflow's jobs, as its job list showed them in this pass.
+struct Listing {
+    jobs: HashMap<String, Job>,
+    /// The list reached every job created since the oldest of the pass's executions.
+    complete: bool,
+}
+
+/// What the pass does about one `SUBMITTED` execution.
+enum Plan {
+    /// Read the job: it finished, vanished from a complete list, or is due for a poll.
+    Poll,
+    /// A list showed it queued or running.
+    Listed(Job),
+    /// Polled recently for its age; no list said anything about it.
+    Defer,
+}
+
+fn record_reason(record: &Execution) -> &'static str {
+    record.wait_reason.map_or("", WaitReason::as_str)
+}
+
+/// A list entry that says the job has not ended (anything else is read in full).
+fn unfinished(job: &Job) -> bool {
+    !job.is_finished()
+        && (job.status.eq_ignore_ascii_case("queued") || job.status.eq_ignore_ascii_case("running"))
 }
 
 /// How records written before [`Execution::stuck_at`] existed said "flagged as stuck": a
@@ -178,6 +262,8 @@ enum Checked {
     Failed(FinishedJob),
     Running,
     Stuck,
+    /// Not polled this pass (back-off).
+    Deferred,
     Error(String),
 }
 
@@ -196,6 +282,7 @@ impl Tracker {
             cursor: Mutex::new(None),
             router: None,
             waiting_cursor: Mutex::new(None),
+            last_polled: Default::default(),
             batch_cursor: Mutex::new(None),
         }
     }
@@ -224,10 +311,14 @@ impl Tracker {
         let started = Instant::now();
         let deadline = Deadline::after(self.settings.budget);
         let mut report = TrackReport::default();
+        let dynamodb = crate::aws::dynamodb_requests();
         self.poll(&mut report, started).await;
         self.sweep(&mut report, &deadline).await;
         self.batch_timers(&mut report, &deadline).await;
         self.dispatch(&mut report, &deadline).await;
+        let (reads, writes) = crate::aws::dynamodb_requests();
+        report.dynamodb_reads = reads.saturating_sub(dynamodb.0);
+        report.dynamodb_writes = writes.saturating_sub(dynamodb.1);
         tracing::info!(
             checked = report.checked,
             completed = report.completed,
@@ -245,6 +336,11 @@ impl Tracker {
             dispatched = report.dispatched,
             requeued = report.requeued,
             gave_up = report.gave_up,
+            job_polls = report.job_polls,
+            list_calls = report.list_calls,
+            deferred = report.deferred,
+            dynamodb_reads = report.dynamodb_reads,
+            dynamodb_writes = report.dynamodb_writes,
             batches_closed = report.batches_closed,
             batches_expired = report.batches_expired,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -278,13 +374,22 @@ impl Tracker {
             .map(|r| (r.created_at, r.id.clone()))
             .collect();
         let budget = self.poll_budget();
+        let listings = self.list_workflows(&pending, report).await;
+        let listings = &listings;
         // In order, so the cursor can move to the last execution checked.
-        let results: Vec<Option<Checked>> = futures::stream::iter(pending)
+        let results: Vec<Option<(bool, Checked)>> = futures::stream::iter(pending)
             .map(|record| async move {
                 if started.elapsed() >= budget {
                     return None;
                 }
-                Some(self.check(record).await)
+                Some(match self.plan(&record, listings) {
+                    Plan::Poll => (true, self.check(record).await),
+                    Plan::Listed(job) => {
+                        self.polled(&record.id);
+                        (false, self.running(record, &job).await)
+                    }
+                    Plan::Defer => (false, Checked::Deferred),
+                })
             })
             .buffered(self.settings.concurrency.max(1))
             .collect()
@@ -293,11 +398,12 @@ impl Tracker {
         for (i, result) in results.into_iter().enumerate() {
             match result {
                 None => report.out_of_budget = true,
-                Some(c) => {
+                Some((polled, c)) => {
                     if !report.out_of_budget {
                         last_checked = Some(i);
                     }
                     report.checked += 1;
+                    report.job_polls += usize::from(polled);
                     match c {
                         Checked::Completed(job) => {
                             report.completed += 1;
@@ -310,6 +416,7 @@ impl Tracker {
                         Checked::Running => report.still_running += 1,
                         Checked::Stuck => report.stuck += 1,
                         Checked::Error(e) => report.errors.push(e),
+                        Checked::Deferred => report.deferred += 1,
                         Checked::Raced => {}
                     }
                 }
@@ -319,12 +426,132 @@ impl Tracker {
         if reached_newest && !report.out_of_budget {
             report.wrapped = true;
             *cursor = None;
+            // Forget jobs not seen for long (ended, or taken by another tracker): at worst
+            // one of them is polled once more.
+            let keep = self.settings.poll_max_interval * 2;
+            self.last_polled_map().retain(|_, at| at.elapsed() < keep);
         } else if let Some(i) = last_checked {
             *cursor = Some(keys[i].clone());
         }
     }
 
+    fn last_polled_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        // A panic elsewhere while holding it leaves nothing half-written: keep using it.
+        self.last_polled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn polled(&self, execution_id: &str) {
+        self.last_polled_map()
+            .insert(execution_id.to_string(), Instant::now());
+    }
+
+    /// Ask each workflow (per secret) with at least `list_from_jobs` executions in `pending`
+    /// for the jobs created since its oldest one's submission (less the clock-skew
+    /// allowance). A list that fails is reported and its jobs are polled one by one.
+    async fn list_workflows(
+        &self,
+        pending: &[Execution],
+        report: &mut TrackReport,
+    ) -> HashMap<(Option<String>, String), Listing> {
+        let mut workflows: HashMap<(Option<String>, String), (usize, i64)> = HashMap::new();
+        for record in pending.iter().filter(|r| r.job_id.is_some()) {
+            let submitted = record.submitted_at.unwrap_or(record.created_at);
+            let entry = workflows
+                .entry((record.secret_id.clone(), record.workflow.clone()))
+                .or_insert((0, submitted));
+            entry.0 += 1;
+            entry.1 = entry.1.min(submitted);
+        }
+        let mut listings = HashMap::new();
+        let skew = self.settings.reconcile.clock_skew.as_secs() as i64;
+        for ((secret, workflow), (count, oldest)) in workflows {
+            if count < self.settings.list_from_jobs.max(1) {
+                continue;
+            }
+            let Ok(since) = time::OffsetDateTime::from_unix_timestamp(oldest - skew) else {
+                continue;
+            };
+            // At most 10 listed jobs per job of ours (a page per 10 jobs): an old job among
+            // them must not make every pass page through days of history; jobs past the
+            // cut are polled one by one, with the back-off.
+            let max = self
+                .settings
+                .list_max_jobs
+                .min(count.saturating_mul(10))
+                .max(100);
+            let listed = self
+                .alteryx
+                .with_client(secret.as_deref(), |client| {
+                    let workflow = workflow.clone();
+                    async move { client.jobs_created_since(&workflow, since, max).await }
+                })
+                .await;
+            match listed {
+                Ok(listed) => {
+                    report.list_calls += listed.pages;
+                    let jobs = listed
+                        .jobs
+                        .into_iter()
+                        .map(|job| (job.id.clone(), job))
+                        .collect();
+                    listings.insert(
+                        (secret, workflow),
+                        Listing {
+                            jobs,
+                            complete: listed.complete,
+                        },
+                    );
+                }
+                Err(e) => {
+                    // Not a tracker error: its jobs are polled one by one (with the back-off).
+                    report.list_calls += 1;
+                    report.list_failures += 1;
+                    tracing::warn!(%workflow, jobs = count, error = %error_chain(&e),
+                        "listing a workflow's jobs failed; polling them one by one");
+                }
+            }
+        }
+        listings
+    }
+
+    fn plan(
+        &self,
+        record: &Execution,
+        listings: &HashMap<(Option<String>, String), Listing>,
+    ) -> Plan {
+        let Some(job_id) = &record.job_id else {
+            return Plan::Poll;
+        };
+        if let Some(listing) = listings.get(&(record.secret_id.clone(), record.workflow.clone())) {
+            match listing.jobs.get(job_id) {
+                Some(job) if unfinished(job) => return Plan::Listed(job.clone()),
+                // Finished (its messages and outputs are read), or not where a complete
+                // list should show it (Alteryx may no longer know it).
+                Some(_) => return Plan::Poll,
+                None if listing.complete => return Plan::Poll,
+                None => {}
+            }
+        }
+        let age = Duration::from_secs(
+            (now_unix() - record.submitted_at.unwrap_or(record.created_at)).max(0) as u64,
+        );
+        let interval = poll_interval(
+            age,
+            self.settings.poll_every_pass_for,
+            self.settings.poll_max_interval,
+        );
+        let due = interval.is_zero()
+            || self
+                .last_polled_map()
+                .get(&record.id)
+                .is_none_or(|at| at.elapsed() >= interval);
+        if due { Plan::Poll } else { Plan::Defer }
+    }
+
     async fn check(&self, mut record: Execution) -> Checked {
+        self.polled(&record.id);
         let Some(job_id) = record.job_id.clone() else {
             return Checked::Error(format!(
                 "execution {} is SUBMITTED without a job id",
@@ -375,6 +602,12 @@ impl Tracker {
             record.job_report = Some(report);
             return self.finish(record, Some(&job)).await;
         }
+        self.running(record, &job).await
+    }
+
+    /// A job still queued or running: flag it as stuck (once) past `stuck_after`.
+    async fn running(&self, mut record: Execution, job: &Job) -> Checked {
+        let job_id = record.job_id.clone().unwrap_or_else(|| job.id.clone());
         let age = Duration::from_secs(
             (now_unix() - record.submitted_at.unwrap_or(record.created_at)).max(0) as u64,
         );
@@ -403,7 +636,7 @@ impl Tracker {
                 return Checked::Error(format!("execution {}: {}", record.id, error_chain(&e)));
             }
         }
-        self.publish(NoticeKind::Stuck, &record, Some(&job)).await;
+        self.publish(NoticeKind::Stuck, &record, Some(job)).await;
         Checked::Stuck
     }
 
@@ -527,27 +760,38 @@ impl Tracker {
                     return;
                 }
             };
-        let give_up = self.settings.waiting_give_up.as_secs() as i64;
+        // A closed batch waiting for its first dispatch never gives up (it is dispatched at
+        // once, and waits for a slot or for Alteryx under those reasons afterwards).
+        let give_up = |reason: Option<WaitReason>| match reason {
+            Some(WaitReason::Cap) => Some(self.settings.cap_give_up.as_secs() as i64),
+            Some(WaitReason::Outage | WaitReason::Deadline) => {
+                Some(self.settings.waiting_give_up.as_secs() as i64)
+            }
+            Some(WaitReason::Batch) | None => None,
+        };
         // Servers (by secret) found unavailable in this pass: their other waiting executions
         // wait for the next pass instead of each meeting the outage again.
         let mut unavailable: std::collections::HashSet<Option<String>> = Default::default();
         for record in line {
-            if report.dispatched >= self.settings.max_dispatch
-                || deadline.left() < router.time_to_start()
-            {
+            if deadline.left() < router.time_to_start() {
                 report.out_of_budget = true;
                 break;
             }
             let now = now_unix();
-            if record.wait_reason == Some(WaitReason::Outage)
-                && record
-                    .waiting_since
-                    .is_some_and(|since| since + give_up < now)
+            // Give-ups go on past `max_dispatch`: they send nothing to Alteryx.
+            if record
+                .waiting_since
+                .zip(give_up(record.wait_reason))
+                .is_some_and(|(since, age)| since + age < now)
             {
                 match self.give_up(record, deadline).await {
                     Ok(()) => report.gave_up += 1,
                     Err(e) => report.errors.push(e),
                 }
+                continue;
+            }
+            if report.dispatched >= self.settings.max_dispatch {
+                report.out_of_budget = true;
                 continue;
             }
             if record.next_attempt_at.is_some_and(|at| at > now)
@@ -601,18 +845,33 @@ impl Tracker {
         }
     }
 
-    /// End an execution that waited for Alteryx past `waiting_give_up`: `ERROR` (retryable by
-    /// hand), with a `failed` notice.
+    /// End an execution that waited past its give-up age (`waiting_give_up` for Alteryx,
+    /// `cap_give_up` for a slot): `ERROR` (retryable by hand), with a `failed` notice.
     async fn give_up(&self, mut record: Execution, deadline: &Deadline) -> Result<(), String> {
         let since = record.waiting_since.unwrap_or(record.created_at);
+        let (what, setting, age) = match record.wait_reason {
+            Some(WaitReason::Cap) => (
+                format!(
+                    "a free slot of concurrency group {}",
+                    record.group.as_deref().unwrap_or("?")
+                ),
+                "WAITING_CAP_GIVE_UP_SECONDS",
+                self.settings.cap_give_up,
+            ),
+            _ => (
+                "Alteryx to take it".to_string(),
+                "WAITING_GIVE_UP_SECONDS",
+                self.settings.waiting_give_up,
+            ),
+        };
         record.status = ExecutionStatus::Error;
         record.retryable = true;
         record.finished_at = Some(now_unix());
         record.next_attempt_at = None;
         record.message = Some(format!(
-            "gave up after waiting since {} (WAITING_GIVE_UP_SECONDS {}) for Alteryx to take it: {}; `executions retry` runs it",
+            "gave up after waiting since {} ({setting} {}) for {what}: {}; `executions retry` runs it",
             format_unix(since),
-            self.settings.waiting_give_up.as_secs(),
+            age.as_secs(),
             record.message.as_deref().unwrap_or("unavailable")
         ));
         let recorder = Recorder::new(Arc::clone(&self.executions), Arc::clone(&self.notifier));
@@ -629,7 +888,7 @@ impl Tracker {
             )),
             None => {
                 tracing::warn!(execution = %recorded.record.id, waited_ms = now_unix_ms() - since * 1000,
-                    "gave up waiting for Alteryx");
+                    reason = record_reason(&recorded.record), "gave up waiting");
                 self.publish(NoticeKind::Failed, &recorded.record, None)
                     .await;
                 Ok(())
@@ -738,5 +997,25 @@ impl Tracker {
         self.publish(NoticeKind::Stale, &recorded.record, None)
             .await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_slow_down_with_age_to_the_cap() {
+        let (fast, max) = (Duration::from_secs(300), Duration::from_secs(900));
+        let at = |minutes: u64| poll_interval(Duration::from_secs(minutes * 60), fast, max);
+        assert_eq!(at(0), Duration::ZERO);
+        assert_eq!(at(4), Duration::ZERO);
+        assert_eq!(at(5), Duration::from_secs(60));
+        assert_eq!(at(9), Duration::from_secs(60));
+        assert_eq!(at(10), Duration::from_secs(120));
+        assert_eq!(at(20), Duration::from_secs(240));
+        assert_eq!(at(40), Duration::from_secs(480));
+        assert_eq!(at(80), max);
+        assert_eq!(at(60 * 24 * 365), max);
     }
 }

@@ -684,3 +684,120 @@ async fn the_tracker_reads_a_rotated_secret_again() {
     assert!(report.errors.is_empty(), "{report:?}");
     emu.shutdown().await;
 }
+
+/// A workflow with many jobs in flight is asked for its job list once a pass: jobs the list
+/// shows running are not read on their own, finished ones are (their messages), and so is a
+/// job a complete list does not show (Alteryx no longer knows it: recorded, not lost). A pass
+/// where nothing changed reads one list page and no job. A list that fails falls back to one
+/// poll per job, and is not a tracker error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_asks_each_busy_workflow_for_its_job_list_instead_of_each_job() {
+    let (_dir, store, emu, pool) = small_world(vec![
+        workflow(OK_WF, JobOutcome::Success),
+        workflow(STUCK_WF, JobOutcome::Stuck),
+    ])
+    .await;
+    let client = pool.client(None).await.unwrap();
+    for (wf, n) in [(OK_WF, 12), (STUCK_WF, 11)] {
+        for i in 0..n {
+            let job = client.submit_job(wf, &JobRequest::default()).await.unwrap();
+            let record = submitted(wf, &format!("{i}.csv"), wf, &job.id);
+            record_submitted(store.as_ref(), record).await;
+        }
+    }
+    let forgotten = submitted(STUCK_WF, "forgotten.csv", STUCK_WF, "no-such-job");
+    record_submitted(store.as_ref(), forgotten.clone()).await;
+    tokio::time::sleep(Duration::from_millis(400)).await; // the OK_WF jobs end
+    let tracker = Tracker::new(
+        store.clone(),
+        pool,
+        Arc::new(alteryx_router_core::tracker::LogNotifier),
+        TrackerSettings::default(),
+    );
+    let before = emu.stats().operations;
+    let report = tracker.run_once().await;
+    let after = emu.stats().operations;
+    assert_eq!(report.checked, 24, "{report:?}");
+    assert_eq!(
+        (report.completed, report.failed, report.still_running),
+        (12, 1, 11)
+    );
+    assert_eq!((report.list_calls, report.job_polls), (2, 13), "{report:?}");
+    assert_eq!(after.list_jobs - before.list_jobs, 2);
+    assert_eq!(after.get_job - before.get_job, 13);
+    assert!(report.errors.is_empty(), "{report:?}");
+    let gone = store.get(&forgotten.id).await.unwrap().unwrap();
+    assert_eq!(gone.status, ExecutionStatus::Failed, "{gone:?}");
+
+    // Nothing changed: one list page, no job read.
+    let report = tracker.run_once().await;
+    assert_eq!(
+        (report.checked, report.still_running),
+        (11, 11),
+        "{report:?}"
+    );
+    assert_eq!(
+        (report.list_calls, report.job_polls, report.deferred),
+        (1, 0, 0)
+    );
+    assert_eq!(emu.stats().operations.get_job, after.get_job);
+
+    // The list request fails: each job is polled on its own (young jobs: every pass).
+    emu.inject(alteryx_router_emulator::Fault::Status {
+        status: 400,
+        count: 1,
+    });
+    let report = tracker.run_once().await;
+    assert_eq!(
+        (report.list_failures, report.job_polls),
+        (1, 11),
+        "{report:?}"
+    );
+    assert_eq!(report.still_running, 11);
+    assert!(report.errors.is_empty(), "{report:?}");
+    emu.shutdown().await;
+}
+
+/// Jobs no list covers are polled less often the older they get: every pass while young;
+/// an hour-old job once, then not again within its interval — and a cold start (a new
+/// process) polls it once more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_jobs_are_polled_less_often() {
+    let (_dir, store, emu, pool) = small_world(vec![workflow(STUCK_WF, JobOutcome::Stuck)]).await;
+    let client = pool.client(None).await.unwrap();
+    for i in 0..3 {
+        let job = client
+            .submit_job(STUCK_WF, &JobRequest::default())
+            .await
+            .unwrap();
+        let mut r = submitted("rule", &format!("{i}.csv"), STUCK_WF, &job.id);
+        if i > 0 {
+            r.submitted_at = Some(now_unix() - 3600);
+        }
+        record_submitted(store.as_ref(), r).await;
+    }
+    let tracker = |store: Arc<dyn ExecutionStore>| {
+        Tracker::new(
+            store,
+            pool.clone(),
+            Arc::new(alteryx_router_core::tracker::LogNotifier),
+            TrackerSettings::default(),
+        )
+    };
+    let warm = tracker(store.clone());
+    let first = warm.run_once().await;
+    assert_eq!(
+        (first.job_polls, first.deferred, first.list_calls),
+        (3, 0, 0),
+        "{first:?}"
+    );
+    let second = warm.run_once().await;
+    assert_eq!((second.job_polls, second.deferred), (1, 2), "{second:?}");
+    assert_eq!(
+        second.still_running, 1,
+        "deferred ones are not counted as checked running"
+    );
+    let cold = tracker(store.clone()).run_once().await;
+    assert_eq!((cold.job_polls, cold.deferred), (3, 0), "{cold:?}");
+    emu.shutdown().await;
+}

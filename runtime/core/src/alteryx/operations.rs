@@ -30,6 +30,8 @@ pub struct JobsSince {
     /// False when the listing was cut at the limit before it reached older jobs (or the
     /// server did not sort, so older jobs could not be told apart): jobs may be missing.
     pub complete: bool,
+    /// List requests made (pages read).
+    pub pages: usize,
 }
 
 impl std::fmt::Debug for AlteryxClient {
@@ -225,7 +227,9 @@ impl AlteryxClient {
         const PAGE: u32 = 100;
         let mut jobs = Vec::new();
         let mut offset = 0u32;
+        let mut pages = 0;
         loop {
+            pages += 1;
             let page = self
                 .list_jobs(
                     workflow_id,
@@ -256,12 +260,14 @@ impl AlteryxClient {
                 return Ok(JobsSince {
                     jobs,
                     complete: false,
+                    pages,
                 });
             }
             if !full || (sorted && reached_older) {
                 return Ok(JobsSince {
                     jobs,
                     complete: true,
+                    pages,
                 });
             }
             offset += PAGE;

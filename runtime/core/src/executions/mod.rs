@@ -77,6 +77,9 @@ pub enum WaitReason {
     Cap,
     /// Alteryx was unreachable or answered 429/503: tried again at `next_attempt_at`.
     Outage,
+    /// Its invocation had too little time left to send the job request and record it: the
+    /// next tracker pass submits it.
+    Deadline,
     /// A batch closed: its execution waits for its first dispatch (at once, by the closer;
     /// the tracker's if the closer died).
     Batch,
@@ -87,6 +90,7 @@ impl WaitReason {
         match self {
             WaitReason::Cap => "cap",
             WaitReason::Outage => "outage",
+            WaitReason::Deadline => "deadline",
             WaitReason::Batch => "batch",
         }
     }

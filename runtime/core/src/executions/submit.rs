@@ -89,7 +89,7 @@ pub enum SubmitFailure {
     },
     /// It may have queued a job whose answer never came: the next attempt reconciles.
     OutcomeUnknown(String),
-    /// Not sent: too little time was left before the deadline.
+    /// Not sent: too little time was left before the deadline (the execution waits in line).
     NoTime(String),
 }
 
@@ -146,9 +146,19 @@ pub fn after_failure(mut record: Execution, failure: SubmitFailure) -> Execution
             ));
         }
         SubmitFailure::NoTime(message) => {
-            record.status = ExecutionStatus::Error;
-            record.retryable = true;
-            record.message = Some(format!("not submitted: {message}"));
+            // Nothing was sent: the line keeps it (in its place), the invocation succeeds,
+            // and the next tracker pass submits it with a fresh time budget.
+            let now = now_unix();
+            record.status = ExecutionStatus::Waiting;
+            record.wait_reason = Some(super::WaitReason::Deadline);
+            record.waiting_since = record.waiting_since.or(Some(now));
+            record.next_attempt_at = None;
+            record.retryable = false;
+            record.submit_started_at = None;
+            record.reconcile_after = None;
+            record.message = Some(format!(
+                "waiting: not submitted by its invocation ({message}); the next tracker pass submits it"
+            ));
         }
         SubmitFailure::OutcomeUnknown(message) => {
             // Released, still SUBMITTING: whoever takes it over reconciles first.

@@ -36,6 +36,32 @@ impl Router {
         self.render_and_submit(record, rule, object, deadline).await
     }
 
+    /// A claimed record its invocation has no time to submit: `WAITING (deadline)`, in its
+    /// place in line; the next tracker pass dispatches it.
+    pub(super) async fn wait_for_time(
+        &self,
+        mut record: Execution,
+        rule: &CompiledRule,
+        deadline: Deadline,
+    ) -> RuleOutcome {
+        record.workflow = rule.rule.workflow.clone();
+        record.secret_id = rule.rule.secret_id.clone();
+        if !record.slot_held {
+            record.group = rule.rule.cap().map(|c| c.group);
+        }
+        let failure = SubmitFailure::NoTime(format!(
+            "{} ms left before the invocation's deadline; a job request and its record need {} ms",
+            deadline.left().as_millis(),
+            self.time_to_start().as_millis()
+        ));
+        let record = after_failure(record, failure);
+        outcome_of_recorded(
+            self.recorder()
+                .write(record, ExecutionStatus::Claimed, &deadline)
+                .await,
+        )
+    }
+
     /// Reconcile a claimed record: `Ok` with it when it may submit, else the outcome.
     pub(super) async fn settle(
         &self,

@@ -359,8 +359,9 @@ impl Router {
         Ok(batch.input())
     }
 
-    /// A batch's execution that a dispatch left in a retryable `ERROR` (no time left, Alteryx
-    /// or the store unreachable before the job request) goes back in line: no event will come
+    /// A batch's execution that a dispatch left in a retryable `ERROR` (Alteryx or the store
+    /// unreachable before the job request; too little time left is `WAITING` already) goes
+    /// back in line: no event will come
     /// back for it (its members' deliveries are duplicates), so the tracker must.
     pub(super) async fn requeue_batch_failure(&self, outcome: &RuleOutcome) {
         if !(outcome.status == ExecutionStatus::Error && outcome.retryable) {

@@ -1,0 +1,65 @@
+"""moto's server answering one request at a time (as tests/moto_serial.py), with one change
+for benchmarks that hold thousands of items: a `TransactWriteItems` no longer deep-copies every
+table it touches before it starts (so it can restore them if cancelled) — an O(table) copy per
+transaction that made a 10,000-upload burst quadratic and measured moto, not us. Requests are
+served one at a time here, so nothing else can change a table during a transaction: saving and
+restoring only the items the transaction names is the same rollback. Tables with a sort key
+keep moto's own snapshot.
+
+Usage: python bench/moto_serial_fast.py PORT
+"""
+
+import copy
+import sys
+
+from moto.dynamodb.exceptions import TransactionCanceledException
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import run_simple
+
+_original = DynamoDBBackend.transact_write_items
+
+
+def transact_write_items(self, transact_items):
+    saved = []
+    for entry in transact_items:
+        _, op = next(iter(entry.items()))
+        table = self.tables.get(op.get("TableName"))
+        if table is None:
+            continue
+        if table.range_key_attr is not None:
+            return _original(self, transact_items)
+        attrs = op.get("Key") or op.get("Item") or {}
+        if table.hash_key_attr not in attrs:
+            return _original(self, transact_items)
+        key = DynamoType(attrs[table.hash_key_attr])
+        existed = key in table.items
+        saved.append((table, key, copy.deepcopy(table.items[key]) if existed else None, existed))
+    deepcopy = copy.deepcopy
+    copy.deepcopy = lambda x, memo=None: x if isinstance(x, Table) else deepcopy(x, memo)
+    try:
+        return _original(self, transact_items)
+    except (TransactionCanceledException, Exception):
+        for table, key, item, existed in reversed(saved):
+            if existed:
+                table.items[key] = item
+            else:
+                table.items.pop(key, None)
+        raise
+    finally:
+        copy.deepcopy = deepcopy
+
+
+DynamoDBBackend.transact_write_items = transact_write_items
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple("127.0.0.1", port, app, threaded=False)
+
+
+if __name__ == "__main__":
+    main()
