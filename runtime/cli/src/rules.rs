@@ -558,13 +558,17 @@ impl Tested {
     }
 }
 
+/// Every rule's verdict in evaluation order, and the matching rules (what runs their plugins)
+/// with their positions in it.
+type Verdicts<'a> = (Vec<Tested>, Vec<(usize, RuleRef<'a>)>);
+
 /// Every rule's verdict in evaluation order, with the exact values of the matches, and the
 /// matching rules (what runs their plugins) with their positions.
 fn in_order<'a>(
     seen: impl Iterator<Item = Seen<'a>>,
     obj: &ObjectCreated,
     metadata: &Metadata,
-) -> (Vec<Tested>, Vec<(usize, RuleRef<'a>)>) {
+) -> Verdicts<'a> {
     let mut out = Vec::with_capacity(seen.size_hint().0);
     let mut matches = Vec::new();
     let mut final_rule = None;
@@ -596,11 +600,7 @@ fn in_order<'a>(
 }
 
 /// [`in_order`] over a rule set (from the configured table).
-fn verdicts<'a>(
-    set: &'a RuleSet,
-    obj: &ObjectCreated,
-    metadata: &Metadata,
-) -> (Vec<Tested>, Vec<(usize, RuleRef<'a>)>) {
+fn verdicts<'a>(set: &'a RuleSet, obj: &ObjectCreated, metadata: &Metadata) -> Verdicts<'a> {
     let seen = set.rules().iter().map(|rule| match first_look(rule, obj) {
         Some(tested) => Seen::Verdict(tested),
         None => Seen::Matches(RuleRef::Borrowed(rule)),
@@ -615,7 +615,7 @@ fn streamed_verdicts(
     path: &Path,
     obj: &ObjectCreated,
     metadata: &Metadata,
-) -> anyhow::Result<(Vec<Tested>, Vec<(usize, RuleRef<'static>)>)> {
+) -> anyhow::Result<Verdicts<'static>> {
     let kept = alteryx_router_core::rules::load::checked(
         std::slice::from_ref(&path.to_path_buf()),
         |rule| match first_look(&rule, obj) {
