@@ -21,7 +21,8 @@ use alteryx_router_core::plugin::{
 };
 use alteryx_router_core::rules::job::{DEFAULT_SECRET_PREFIX, secret_warning};
 use alteryx_router_core::rules::{
-    CompiledRule, DynamoRuleStore, FileRuleSource, MatchVerdict, Rule, RuleSet, RuleSource,
+    CompiledRule, DynamoRuleStore, FileRuleSource, MatchVerdict, Rule, RuleRef, RuleSet,
+    RuleSource, matcher,
 };
 use alteryx_router_core::template::Metadata;
 
@@ -163,6 +164,26 @@ fn rules_table(command: &str, location: Option<&RulesLocation>) -> anyhow::Resul
             "`rules {command}` needs RULES_TABLE (the DynamoDB table of rules); it is not set"
         ),
     }
+}
+
+/// Where `rules test` reads the rules: a file (`--rules` or `RULES_FILE`), checked one rule at
+/// a time, or the whole set from the configured store.
+enum TestRules {
+    Files(PathBuf),
+    Set(Arc<RuleSet>),
+}
+
+async fn test_rules(override_path: Option<&Path>) -> anyhow::Result<TestRules> {
+    if let Some(p) = override_path {
+        return Ok(TestRules::Files(p.to_path_buf()));
+    }
+    let settings = Settings::from_env()?;
+    if let Some(RulesLocation::File(p)) = &settings.rules {
+        return Ok(TestRules::Files(p.clone()));
+    }
+    Ok(TestRules::Set(
+        settings.rule_source().await?.rule_set().await?,
+    ))
 }
 
 async fn configured_rules(override_path: Option<&Path>) -> anyhow::Result<Arc<RuleSet>> {
@@ -355,7 +376,7 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
             id,
         } => {
             let id_filter = filter(id.as_deref(), "--id")?;
-            let set = configured_rules(rules.as_deref()).await?;
+            let source = test_rules(rules.as_deref()).await?;
             let now = time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
@@ -376,16 +397,21 @@ pub async fn run(cmd: RulesCmd, json: bool) -> anyhow::Result<()> {
                 source: "cli".into(),
             };
             let metadata: Metadata = meta.into_iter().collect();
+            let (out, matches) = match &source {
+                TestRules::Files(path) => streamed_verdicts(path, &object_facts, &metadata)?,
+                TestRules::Set(set) => verdicts(set, &object_facts, &metadata),
+            };
             let tested = test(
-                &set,
+                out,
+                &matches,
                 &object_facts,
                 object.as_deref(),
-                &metadata,
                 id_filter.as_ref(),
                 json,
             )
             .await;
-            forget_at_exit(set);
+            forget_at_exit(matches);
+            forget_at_exit(source);
             tested
         }
     }
@@ -501,44 +527,114 @@ fn batch_join(rule: &CompiledRule, obj: &ObjectCreated) -> Option<BatchJoin> {
     })
 }
 
-/// Every rule's verdict, in evaluation order, with the exact values of the matches.
-/// `explain` lists the rules in `rules()` order, and its Matched verdicts are exactly
-/// `matching`'s result.
-fn verdicts(set: &RuleSet, obj: &ObjectCreated, metadata: &Metadata) -> Vec<Tested> {
-    set.rules()
-        .iter()
-        .zip(set.explain(obj))
-        .map(|(rule, (id, verdict))| {
-            let is_match = verdict == MatchVerdict::Matched;
-            Tested {
-                rule: id,
-                verdict,
-                workflow: is_match.then(|| rule.rule.workflow.clone()),
-                questions: is_match.then(|| rule.preview_questions(obj, metadata)),
-                plugin: None,
-                cap: rule.rule.cap(),
-                worker_tag: is_match.then(|| rule.rule.worker_tag.clone()).flatten(),
-                credential_id: is_match.then(|| rule.rule.credential_id.clone()).flatten(),
-                batch: is_match.then(|| batch_join(rule, obj)).flatten(),
+/// A rule seen on its own: its verdict, or (matching the object) the rule itself, whose
+/// verdict depends on the rules before it (a `final` one).
+// Unboxed: nearly every rule is a `Verdict`, and a box each would be 100,000 allocations more.
+#[allow(clippy::large_enum_variant)]
+enum Seen<'a> {
+    Verdict(Tested),
+    Matches(RuleRef<'a>),
+}
+
+/// The verdict of a rule that does not match, from the rule alone; `None` when it matches.
+fn first_look(rule: &CompiledRule, obj: &ObjectCreated) -> Option<Tested> {
+    rule.verdict_alone(obj)
+        .map(|verdict| Tested::not_matched(rule, verdict))
+}
+
+impl Tested {
+    fn not_matched(rule: &CompiledRule, verdict: MatchVerdict) -> Self {
+        Tested {
+            rule: rule.rule.id.clone(),
+            verdict,
+            workflow: None,
+            questions: None,
+            plugin: None,
+            cap: rule.rule.cap(),
+            worker_tag: None,
+            credential_id: None,
+            batch: None,
+        }
+    }
+}
+
+/// Every rule's verdict in evaluation order, and the matching rules (what runs their plugins)
+/// with their positions in it.
+type Verdicts<'a> = (Vec<Tested>, Vec<(usize, RuleRef<'a>)>);
+
+/// Every rule's verdict in evaluation order, with the exact values of the matches, and the
+/// matching rules (what runs their plugins) with their positions.
+fn in_order<'a>(
+    seen: impl Iterator<Item = Seen<'a>>,
+    obj: &ObjectCreated,
+    metadata: &Metadata,
+) -> Verdicts<'a> {
+    let mut out = Vec::with_capacity(seen.size_hint().0);
+    let mut matches = Vec::new();
+    let mut final_rule = None;
+    for s in seen {
+        match s {
+            Seen::Verdict(tested) => out.push(tested),
+            Seen::Matches(rule) => {
+                let verdict = matcher::in_order(None, &rule.rule, &mut final_rule);
+                if verdict != MatchVerdict::Matched {
+                    out.push(Tested::not_matched(&rule, verdict));
+                    continue;
+                }
+                out.push(Tested {
+                    rule: rule.rule.id.clone(),
+                    verdict,
+                    workflow: Some(rule.rule.workflow.clone()),
+                    questions: Some(rule.preview_questions(obj, metadata)),
+                    plugin: None,
+                    cap: rule.rule.cap(),
+                    worker_tag: rule.rule.worker_tag.clone(),
+                    credential_id: rule.rule.credential_id.clone(),
+                    batch: batch_join(&rule, obj),
+                });
+                matches.push((out.len() - 1, rule));
             }
-        })
-        .collect()
+        }
+    }
+    (out, matches)
+}
+
+/// [`in_order`] over a rule set (from the configured table).
+fn verdicts<'a>(set: &'a RuleSet, obj: &ObjectCreated, metadata: &Metadata) -> Verdicts<'a> {
+    let seen = set.rules().iter().map(|rule| match first_look(rule, obj) {
+        Some(tested) => Seen::Verdict(tested),
+        None => Seen::Matches(RuleRef::Borrowed(rule)),
+    });
+    in_order(seen, obj, metadata)
+}
+
+/// [`in_order`] over rules files, checked as strictly as loading them for the router, with
+/// each rule looked at as it is compiled and then dropped unless it matches: at 100,000 rules
+/// this holds their verdicts, not their compiled globs and templates.
+fn streamed_verdicts(
+    path: &Path,
+    obj: &ObjectCreated,
+    metadata: &Metadata,
+) -> anyhow::Result<Verdicts<'static>> {
+    let kept = alteryx_router_core::rules::load::checked(
+        std::slice::from_ref(&path.to_path_buf()),
+        |rule| match first_look(&rule, obj) {
+            Some(tested) => Seen::Verdict(tested),
+            None => Seen::Matches(RuleRef::Decoded(Arc::new(rule))),
+        },
+    )?;
+    Ok(in_order(kept.into_iter().map(|k| k.value), obj, metadata))
 }
 
 async fn test(
-    set: &RuleSet,
+    mut out: Vec<Tested>,
+    matches: &[(usize, RuleRef<'_>)],
     obj: &ObjectCreated,
     object: Option<&Path>,
-    metadata: &Metadata,
     id_filter: Option<&globset::GlobMatcher>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let mut out = verdicts(set, obj, metadata);
-    let a_match_has_a_plugin = set
-        .rules()
-        .iter()
-        .zip(&out)
-        .any(|(r, t)| t.verdict == MatchVerdict::Matched && r.rule.plugin.is_some());
+    let a_match_has_a_plugin = matches.iter().any(|(_, r)| r.rule.plugin.is_some());
     let host = match object {
         Some(_) if a_match_has_a_plugin => match Settings::from_env()?.plugin_store().await? {
             Some(store) => Some(PluginHost::new(store, PluginLimits::default())?),
@@ -548,11 +644,9 @@ async fn test(
         },
         _ => None,
     };
-    for (rule, tested) in set.rules().iter().zip(out.iter_mut()) {
-        let is_match = tested.verdict == MatchVerdict::Matched;
-        if let (true, Some(spec), Some(host), Some(path)) =
-            (is_match, &rule.rule.plugin, &host, object)
-        {
+    for (position, rule) in matches {
+        let tested = &mut out[*position];
+        if let (Some(spec), Some(host), Some(path)) = (&rule.rule.plugin, &host, object) {
             let reader: Arc<dyn ObjectReader> = Arc::new(FileObjectReader::new(path.to_path_buf()));
             let mut facts = obj.clone();
             facts.size = std::fs::metadata(path)
@@ -735,7 +829,7 @@ mod tests {
         let yaml = "- {id: month-end, key: 'closing/<period>/*.csv', workflow: w, batch: {by: '{key.dir}', require: ['orders.csv', 'ledger*.csv']}, questions: {Files: '{batch.keys:,}', Period: '{period}'}}";
         let set = RuleSet::new(parse_rules_document(yaml, "t").unwrap()).unwrap();
         let obj = object("closing/2026-11/ledger-eu.csv", 10);
-        let tested = verdicts(&set, &obj, &Metadata::new());
+        let tested = verdicts(&set, &obj, &Metadata::new()).0;
         let report = human_report(&obj, &tested);
         assert!(
             report.contains(
@@ -769,7 +863,7 @@ mod tests {
         }
         let set = RuleSet::new(parse_rules_document(&yaml, "t").unwrap()).unwrap();
         let obj = object("incoming/sales/2026/eu.csv", 2048);
-        let report = human_report(&obj, &verdicts(&set, &obj, &Metadata::new()));
+        let report = human_report(&obj, &verdicts(&set, &obj, &Metadata::new()).0);
         assert!(report.starts_with("s3://acme-landing/incoming/sales/2026/eu.csv (2048 bytes)\n"));
         assert!(
             report.contains("MATCH") && report.contains("wf-sales"),
@@ -796,14 +890,14 @@ mod tests {
             "{report}"
         );
         let nothing = object("elsewhere/x.bin", 1);
-        let report = human_report(&nothing, &verdicts(&set, &nothing, &Metadata::new()));
+        let report = human_report(&nothing, &verdicts(&set, &nothing, &Metadata::new()).0);
         assert!(
             report.contains("no rule matches (28 rule(s) checked)"),
             "{report}"
         );
         let empty = RuleSet::new(Vec::new()).unwrap();
         assert!(
-            human_report(&obj, &verdicts(&empty, &obj, &Metadata::new()))
+            human_report(&obj, &verdicts(&empty, &obj, &Metadata::new()).0)
                 .contains("no rules are configured")
         );
     }
@@ -820,7 +914,7 @@ mod tests {
         .unwrap();
         let obj = object("in/eu/a.csv", 10);
         let metadata = Metadata::from([("customer".to_string(), "ACME".to_string())]);
-        let tested = verdicts(&set, &obj, &metadata);
+        let tested = verdicts(&set, &obj, &metadata).0;
         let report = human_report(&obj, &tested);
         for want in [
             "Region=eu",
@@ -841,6 +935,93 @@ mod tests {
             ("customer".into(), "a=b".into())
         );
         assert!(parse_meta("novalue").is_err());
+    }
+
+    /// `rules test` over a file looks at each rule alone as it is compiled; its verdicts are
+    /// those of the whole set's `explain` (the router's index), match values included.
+    #[test]
+    fn a_file_streamed_gives_the_verdicts_of_the_whole_set() {
+        let mut yaml = String::from(
+            "- {id: late-final, priority: 90, key: 'in/**', final: true, workflow: w9}\n\
+             - {id: first-final, priority: 5, key: 'in/a/**/*.csv', final: true, workflow: w1, questions: {P: '{key.name}'}}\n\
+             - {id: before, priority: 1, key: 'in/**/*.csv', workflow: w0, max_concurrent_jobs: 2}\n\
+             - {id: after, priority: 7, key: 'in/**', workflow: w7, worker_tag: gpu, credential_id: c1}\n\
+             - {id: off, priority: 3, enabled: false, key: 'in/**', workflow: w}\n\
+             - {id: eu-only, priority: 4, bucket: 'acme-eu', key: 'in/**', workflow: w}\n\
+             - {id: no-tmp, priority: 6, key: 'in/**', exclude: ['**/tmp/**'], workflow: w}\n\
+             - {id: big, priority: 6, key: 'in/**', min_size: 100, workflow: w}\n\
+             - {id: small, priority: 6, key: 'in/**', max_size: 10, workflow: w}\n",
+        );
+        for i in 0..40 {
+            yaml.push_str(&format!(
+                "- {{id: p{i:02}, priority: {}, key: 'in/p{i}/**/*.csv', workflow: w}}\n",
+                i % 3
+            ));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.yaml");
+        std::fs::write(&path, &yaml).unwrap();
+        let set = RuleSet::new(parse_rules_document(&yaml, "t").unwrap()).unwrap();
+        for key in [
+            "in/a/x/f.csv",
+            "in/b/f.csv",
+            "in/tmp/f.txt",
+            "in/p7/2026/x.csv",
+            "nothing/here",
+        ] {
+            for size in [1, 50, 1000] {
+                let obj = object(key, size);
+                let (want, want_matches) = verdicts(&set, &obj, &Metadata::new());
+                let (got, got_matches) = streamed_verdicts(&path, &obj, &Metadata::new()).unwrap();
+                let explained: Vec<(String, MatchVerdict)> = set.explain(&obj);
+                let from_set: Vec<(String, MatchVerdict)> = want
+                    .iter()
+                    .map(|t| (t.rule.clone(), t.verdict.clone()))
+                    .collect();
+                assert_eq!(explained.len(), from_set.len());
+                for ((id, e), (id2, o)) in explained.iter().zip(&from_set) {
+                    assert_eq!(id, id2);
+                    // The index files `eu-only` under its bucket, so for another bucket
+                    // `explain` calls it a key miss; looked at alone, the bucket is what fails.
+                    let bucket = matches!((e, o), (MatchVerdict::Key(_), MatchVerdict::Bucket(_)));
+                    assert!(e == o || bucket, "{key} {size}: {id} {e:?} {o:?}");
+                }
+                assert_eq!(
+                    serde_json::to_value(&want).unwrap(),
+                    serde_json::to_value(&got).unwrap(),
+                    "{key} {size}"
+                );
+                let positions = |m: &[(usize, RuleRef<'_>)]| {
+                    m.iter()
+                        .map(|(i, r)| (*i, r.rule.id.clone()))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(positions(&want_matches), positions(&got_matches));
+            }
+        }
+        // Matched by several rules, in priority order, up to the first `final` one.
+        let (tested, _) = verdicts(&set, &object("in/a/x/f.csv", 50), &Metadata::new());
+        let matched: Vec<&str> = tested
+            .iter()
+            .filter(|t| t.verdict == MatchVerdict::Matched)
+            .map(|t| t.rule.as_str())
+            .collect();
+        assert_eq!(matched, ["before", "first-final"]);
+        // The same errors as loading the file for the router.
+        for bad in [
+            format!("{yaml}- {{id: p03, key: 'x/*', workflow: w}}\n"),
+            format!("{yaml}- {{id: broken, key: 'x/[', workflow: w}}\n"),
+            format!(
+                "{yaml}- {{id: capped, key: 'x/*', workflow: w, concurrency_group: before, max_concurrent_jobs: 3}}\n"
+            ),
+        ] {
+            std::fs::write(&path, &bad).unwrap();
+            let want = RuleSet::new(parse_rules_document(&bad, "t").unwrap()).unwrap_err();
+            let got = streamed_verdicts(&path, &object("in/b", 1), &Metadata::new())
+                .err()
+                .unwrap();
+            assert_eq!(want.to_string(), got.to_string());
+        }
     }
 
     #[test]
@@ -893,7 +1074,7 @@ mod tests {
         )
         .unwrap();
         let value =
-            serde_json::to_value(verdicts(&set, &object("a/b", 1), &Metadata::new())).unwrap();
+            serde_json::to_value(verdicts(&set, &object("a/b", 1), &Metadata::new()).0).unwrap();
         assert_eq!(
             value,
             serde_json::json!([{"rule": "r", "verdict": {"verdict": "too_small", "detail": 10}, "workflow": null, "questions": null, "plugin": null}])

@@ -9,12 +9,14 @@
 //!
 //! The outcome is exactly [`RuleSet::new`] over [`super::parse_rules_document`] of every file:
 //! a file that does not parse is that error (whatever rules before it were), then the first
-//! invalid rule in file order, then the checks across rules.
+//! invalid rule in file order, then the checks across rules. [`strict`] keeps every rule
+//! compiled (the router), [`validate`] only the rules (`rules validate`), [`checked`] what its
+//! caller makes of each (`rules test`: a verdict, and the few matching rules whole).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use super::{CompiledRule, Parsed, Rule, RuleError, RuleSet, parse_rules_into};
+use super::{Cap, CompiledRule, Parsed, Rule, RuleError, RuleSet, parse_rules_into};
 
 /// Rules per message: enough that the channel costs nothing next to the parsing.
 const BATCH: usize = 256;
@@ -56,9 +58,46 @@ pub fn validate(paths: &[PathBuf]) -> Result<Vec<Rule>, RuleError> {
     Ok(rules)
 }
 
+/// A rule checked by [`checked`]: what the checks across rules need of it, and what the
+/// caller kept.
+#[derive(Debug)]
+pub struct Kept<T> {
+    pub id: String,
+    pub priority: i64,
+    cap: Option<Cap>,
+    pub value: T,
+}
+
+/// Check every rule of these files exactly as [`strict`] does (the same error comes first),
+/// keeping of each only what `keep` makes of it once it is validated and compiled, in
+/// evaluation order: for a command that needs a little of every rule and all of a few
+/// (`rules test` keeps each rule's verdict for one object and only the matches whole).
+pub fn checked<T>(
+    paths: &[PathBuf],
+    keep: impl Fn(CompiledRule) -> T,
+) -> Result<Vec<Kept<T>>, RuleError> {
+    let mut kept = parse_and_compile(paths, |compiled| Kept {
+        id: compiled.rule.id.clone(),
+        priority: compiled.rule.priority,
+        cap: compiled.rule.cap(),
+        value: keep(compiled),
+    })?;
+    // The checks across rules as `RuleSet::from_valid` makes them: groups in file order,
+    // then ids in evaluation order.
+    super::matcher::check_caps(kept.iter().map(|k| (k.id.as_str(), k.cap.clone())))?;
+    kept.sort_unstable_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
+    let mut ids = std::collections::HashSet::with_capacity(kept.len());
+    if let Some(duplicate) = kept.iter().find(|k| !ids.insert(k.id.as_str())) {
+        return Err(RuleError::Duplicate {
+            id: duplicate.id.clone(),
+        });
+    }
+    Ok(kept)
+}
+
 /// Parse on a second thread while validating and compiling here; `keep` says what of each
 /// compiled rule is kept.
-fn parse_and_compile<T: Send>(
+fn parse_and_compile<T>(
     paths: &[PathBuf],
     keep: impl Fn(CompiledRule) -> T,
 ) -> Result<Vec<T>, RuleError> {
@@ -246,18 +285,24 @@ mod tests {
         for paths in cases {
             let want = one_thread(&paths);
             let got = strict(&paths);
-            let checked = validate(&paths);
-            match (want, got, checked) {
-                (Ok(w), Ok(g), Ok(c)) => {
+            let checked_rules = validate(&paths);
+            let kept = checked(&paths, |c| c.rule);
+            match (want, got, checked_rules, kept) {
+                (Ok(w), Ok(g), Ok(c), Ok(k)) => {
                     assert_eq!(ids(&w), ids(&g), "{paths:?}");
                     let want: Vec<&Rule> = w.rules().iter().map(|r| &r.rule).collect();
                     assert_eq!(want, c.iter().collect::<Vec<_>>(), "{paths:?}");
+                    assert_eq!(want, k.iter().map(|k| &k.value).collect::<Vec<_>>());
+                    assert!(k.iter().all(|k| k.id == k.value.id));
                 }
-                (Err(w), Err(g), Err(c)) => {
+                (Err(w), Err(g), Err(c), Err(k)) => {
                     assert_eq!(w.to_string(), g.to_string(), "{paths:?}");
                     assert_eq!(w.to_string(), c.to_string(), "{paths:?}");
+                    assert_eq!(w.to_string(), k.to_string(), "{paths:?}");
                 }
-                (w, g, c) => panic!("{paths:?}: one thread {w:?}, two {g:?}, validate {c:?}"),
+                (w, g, c, k) => {
+                    panic!("{paths:?}: one thread {w:?}, two {g:?}, validate {c:?}, checked {k:?}")
+                }
             }
         }
         // The alias file is read as a whole: its third rule is a copy of the first.

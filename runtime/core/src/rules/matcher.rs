@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::index::{self, KeyIndex};
 use super::snapshot::LazyRules;
-use super::{CompiledRule, Rule, RuleError};
+use super::{Cap, CompiledRule, Rule, RuleError};
 use crate::event::ObjectCreated;
 
 /// A validated, ordered set of rules. Share it in an `Arc`.
@@ -56,13 +56,20 @@ impl std::ops::Deref for RuleRef<'_> {
 /// (A set loaded leniently at run time is not refused for it: each rule's jobs then count
 /// against the group with the rule's own cap, so the group's jobs stay under the largest.)
 pub(crate) fn check_groups<'a>(rules: impl IntoIterator<Item = &'a Rule>) -> Result<(), RuleError> {
+    check_caps(rules.into_iter().map(|r| (r.id.as_str(), r.cap())))
+}
+
+/// [`check_groups`] over each rule's id and cap, in the order given.
+pub(crate) fn check_caps<'a>(
+    rules: impl IntoIterator<Item = (&'a str, Option<Cap>)>,
+) -> Result<(), RuleError> {
     let mut caps: std::collections::HashMap<String, (&str, u32)> = Default::default();
-    for rule in rules {
-        let Some(cap) = rule.cap() else { continue };
+    for (id, cap) in rules {
+        let Some(cap) = cap else { continue };
         match caps.get(&cap.group) {
             Some((first, max)) if *max != cap.max_concurrent_jobs => {
                 return Err(RuleError::Invalid {
-                    rule: rule.id.clone(),
+                    rule: id.to_string(),
                     field: "max_concurrent_jobs".into(),
                     message: format!(
                         "{} differs from {max} on rule `{first}` of the same concurrency group `{}`; every rule of a group gives it the same cap",
@@ -72,7 +79,7 @@ pub(crate) fn check_groups<'a>(rules: impl IntoIterator<Item = &'a Rule>) -> Res
             }
             Some(_) => {}
             None => {
-                caps.insert(cap.group, (rule.id.as_str(), cap.max_concurrent_jobs));
+                caps.insert(cap.group, (id, cap.max_concurrent_jobs));
             }
         }
     }
@@ -286,23 +293,52 @@ impl RuleSet {
         (0..self.len())
             .filter_map(|i| self.at(i).map(|r| (i, r)))
             .map(|(i, r)| {
-                let verdict = if !r.rule.enabled {
-                    MatchVerdict::Disabled
+                let alone = if !r.rule.enabled {
+                    Some(MatchVerdict::Disabled)
                 } else if key_matched.binary_search(&i).is_err() {
-                    MatchVerdict::Key(r.rule.key.clone())
-                } else if let Some(v) = secondary_verdict(&r, obj) {
-                    v
-                } else if let Some(f) = &final_rule {
-                    MatchVerdict::AfterFinal(f.clone())
+                    Some(MatchVerdict::Key(r.rule.key.clone()))
                 } else {
-                    if r.rule.is_final {
-                        final_rule = Some(r.rule.id.clone());
-                    }
-                    MatchVerdict::Matched
+                    secondary_verdict(&r, obj)
                 };
-                (r.rule.id.clone(), verdict)
+                (r.rule.id.clone(), in_order(alone, &r.rule, &mut final_rule))
             })
             .collect()
+    }
+}
+
+impl CompiledRule {
+    /// This rule's verdict for `obj` on its own, `None` when it matches: whether it is
+    /// [`MatchVerdict::Matched`] or [`MatchVerdict::AfterFinal`] depends on the rules before
+    /// it ([`in_order`]). The same checks as [`RuleSet::explain`], without the index: for a
+    /// caller that looks at rules one by one (`rules test` over a file).
+    pub fn verdict_alone(&self, obj: &ObjectCreated) -> Option<MatchVerdict> {
+        if !self.rule.enabled {
+            Some(MatchVerdict::Disabled)
+        } else if !self.key_glob.is_match(&obj.key) {
+            Some(MatchVerdict::Key(self.rule.key.clone()))
+        } else {
+            secondary_verdict(self, obj)
+        }
+    }
+}
+
+/// A rule's verdict in evaluation order, from its verdict alone: a match after a `final` rule
+/// that matched is [`MatchVerdict::AfterFinal`]. `final_rule` carries the first such rule
+/// from one call to the next (start with `None`, call for every rule in order).
+pub fn in_order(
+    alone: Option<MatchVerdict>,
+    rule: &Rule,
+    final_rule: &mut Option<String>,
+) -> MatchVerdict {
+    match (alone, &*final_rule) {
+        (Some(verdict), _) => verdict,
+        (None, Some(f)) => MatchVerdict::AfterFinal(f.clone()),
+        (None, None) => {
+            if rule.is_final {
+                *final_rule = Some(rule.id.clone());
+            }
+            MatchVerdict::Matched
+        }
     }
 }
 
