@@ -85,6 +85,46 @@ impl Expect<'_> {
 }
 
 impl DynamoExecutionStore {
+    /// The items with these ids (consistent reads, 100 per `BatchGetItem`); missing ones are
+    /// simply absent. Unprocessed keys (throttling) are asked again.
+    async fn get_items(&self, ids: Vec<String>) -> Result<Vec<Item>, ExecutionError> {
+        let mut items = Vec::new();
+        for chunk in ids.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| HashMap::from([("id".to_string(), AttributeValue::S(id.clone()))]))
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| ExecutionError::store("building BatchGetItem", &self.table, e))?,
+            );
+            while let Some(keys) = request.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| ExecutionError::store("BatchGetItem", &self.table, e))?;
+                items.extend(
+                    out.responses
+                        .and_then(|mut r| r.remove(&self.table))
+                        .unwrap_or_default(),
+                );
+                request = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
+                if request.is_some() {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+        Ok(items)
+    }
     pub fn new(client: Client, table: String) -> Self {
         Self { client, table }
     }
@@ -667,49 +707,15 @@ impl ExecutionStore for DynamoExecutionStore {
         &self,
         job_ids: &[String],
     ) -> Result<HashMap<String, String>, ExecutionError> {
-        let mut owners = HashMap::new();
-        let mut ids: Vec<&String> = job_ids.iter().collect();
+        let mut ids: Vec<String> = job_ids.iter().map(|job| job_item_id(job)).collect();
         ids.sort();
         ids.dedup();
-        for chunk in ids.chunks(100) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|job| HashMap::from([("id".to_string(), AttributeValue::S(job_item_id(job)))]))
-                .collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| ExecutionError::store("building BatchGetItem", &self.table, e))?,
-            );
-            // Unprocessed keys (throttling) come back to be asked again.
-            while let Some(keys) = request.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| ExecutionError::store("BatchGetItem", &self.table, e))?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    if let (Some(AttributeValue::S(job)), Some(AttributeValue::S(owner))) =
-                        (item.get("job_id"), item.get("execution_id"))
-                    {
-                        owners.insert(job.clone(), owner.clone());
-                    }
-                }
-                request = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys.is_empty());
-                if request.is_some() {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
+        let mut owners = HashMap::new();
+        for item in self.get_items(ids).await? {
+            if let (Some(AttributeValue::S(job)), Some(AttributeValue::S(owner))) =
+                (item.get("job_id"), item.get("execution_id"))
+            {
+                owners.insert(job.clone(), owner.clone());
             }
         }
         Ok(owners)
@@ -784,57 +790,24 @@ impl ExecutionStore for DynamoExecutionStore {
         &self,
         groups: &[String],
     ) -> Result<HashMap<String, GroupUsage>, ExecutionError> {
+        let mut ids: Vec<String> = groups.iter().map(|g| group_item_id(g)).collect();
+        ids.sort();
+        ids.dedup();
         let mut usage = HashMap::new();
-        let mut names: Vec<&String> = groups.iter().collect();
-        names.sort();
-        names.dedup();
-        for chunk in names.chunks(100) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|g| HashMap::from([("id".to_string(), AttributeValue::S(group_item_id(g)))]))
-                .collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| ExecutionError::store("building BatchGetItem", &self.table, e))?,
-            );
-            while let Some(keys) = request.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| ExecutionError::store("BatchGetItem", &self.table, e))?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    let number = |name: &str| match item.get(name) {
-                        Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
-                        _ => None,
-                    };
-                    if let Some(AttributeValue::S(group)) = item.get("group_name") {
-                        usage.insert(
-                            group.clone(),
-                            GroupUsage {
-                                group: group.clone(),
-                                running: number("running").unwrap_or(0),
-                                cap: number("cap").and_then(|c| u32::try_from(c).ok()),
-                            },
-                        );
-                    }
-                }
-                request = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys.is_empty());
-                if request.is_some() {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
+        for item in self.get_items(ids).await? {
+            let number = |name: &str| match item.get(name) {
+                Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
+                _ => None,
+            };
+            if let Some(AttributeValue::S(group)) = item.get("group_name") {
+                usage.insert(
+                    group.clone(),
+                    GroupUsage {
+                        group: group.clone(),
+                        running: number("running").unwrap_or(0),
+                        cap: number("cap").and_then(|c| u32::try_from(c).ok()),
+                    },
+                );
             }
         }
         Ok(usage)
