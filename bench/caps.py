@@ -91,6 +91,8 @@ class World:
         }
         self.ddb = boto3.client("dynamodb", endpoint_url=self.endpoint, region_name="us-east-1")
         self.redelivered = 0
+        # Outcomes of the invocations by status: SUBMITTED ones took a slot at their arrival.
+        self.routed: dict[str, int] = {}
         self.cli("tables", "create")
 
     def cli(self, *args: str, router_bin: str | None = None) -> subprocess.CompletedProcess:
@@ -137,6 +139,11 @@ class World:
             for attempt in range(3):
                 ids = [(i, k, api.submit(event(k, i))) for i, k in pending]
                 results = [(i, k, api.wait(rid, timeout=1800)) for i, k, rid in ids]
+                for _, _, r in results:
+                    if r.ok:
+                        for obj in r.body.get("objects", []):
+                            for o in obj.get("outcomes", []):
+                                self.routed[o["status"]] = self.routed.get(o["status"], 0) + 1
                 failed = [(i, k, r.body) for i, k, r in results if not r.ok]
                 if not failed:
                     break
@@ -223,6 +230,8 @@ def burst(args) -> list[str]:
             "| | |", "|---|---|",
             f"| routed by {args.functions} functions (tracker running meanwhile) | {routed:.1f} s ({args.uploads / routed:.0f} uploads/s), "
             f"{w.redelivered} invocation(s) failed and were delivered again |",
+            f"| submitted by their own invocation / put in line | {w.routed.get('SUBMITTED', 0)} / {w.routed.get('WAITING', 0)} |",
+            f"| submitted from the line by the tracker | {sum(s.get('dispatched', 0) for s in summaries)} |",
             f"| most unfinished jobs at the emulator | {stats['max_unfinished']} (cap {args.cap}) |",
             f"| every upload exactly once | {'yes' if once else 'NO'} ({stats['jobs_received']} jobs for {args.uploads} uploads) |",
             f"| makespan | {makespan:.1f} s |",

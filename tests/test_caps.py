@@ -185,3 +185,50 @@ def test_too_little_time_left_waits_in_line_and_the_tracker_submits_it(capped, s
     [record] = [e for e in stack.executions() if e["key"] == "burst/late.csv"]
     assert record["status"] == "SUBMITTED", record
     assert stack.emulator.stats()["jobs_received"] == 1
+
+
+def test_slots_freed_while_executions_wait_go_to_the_line_not_to_new_uploads(capped, start_lambda):
+    """Fairness of the line through the real binaries: while executions wait, a new upload
+    that finds a slot free (here: the cap was raised under a waiting line) joins the line's
+    end instead of taking it — its invocation succeeds, `WAITING` — and `track` submits the
+    executions that waited first before it."""
+    stack = capped
+    api = RuntimeApi(timeout_ms=60_000)
+    try:
+        for _ in range(2):
+            start_lambda(api, dict(stack.env, **FAST))
+        api.wait_for_next_calls(2, timeout=60)
+        first = [f"burst/first-{i}.csv" for i in range(CAP + 3)]
+        results = [api.wait(i, timeout=120) for i in
+                   [api.submit(eventbridge("acme-landing", k, sequencer=f"00D{n:04}")) for n, k in enumerate(first)]]
+        statuses = [o["status"] for r in results for obj in r.body["objects"] for o in obj["outcomes"]]
+        assert sorted(statuses) == ["SUBMITTED"] * CAP + ["WAITING"] * 3, statuses
+        # Twice the slots now: CAP free, 3 waiting. The rules are read on every invocation here.
+        stack.put_rules(RULES.replace(f"max_concurrent_jobs: {CAP}", f"max_concurrent_jobs: {2 * CAP}"))
+        time.sleep(1.1)  # the line is ordered by arrival second: the late ones arrive after
+        late = [f"burst/late-{i}.csv" for i in range(2)]
+        results = [api.invoke(eventbridge("acme-landing", k, sequencer=f"00E{n:04}")) for n, k in enumerate(late)]
+    finally:
+        api.close()
+    for r in results:
+        assert r.ok, r.body
+        [outcome] = r.body["objects"][0]["outcomes"]
+        assert outcome["status"] == "WAITING", f"a free slot, but executions wait ahead: {outcome}"
+    records = {e["key"]: e for e in stack.executions()}
+    assert "waiting ahead of it" in records[late[0]]["message"], records[late[0]]
+    assert stack.emulator.stats()["jobs_received"] == CAP, "nothing submitted past the line"
+    [group] = cli_json(stack, "status")
+    assert (group["running"], group["waiting"]) == (CAP, 5) and group["line_at"], group
+    assert "new uploads join the line" in stack.cli("status").stdout
+
+    for _ in range(30):
+        report = track(stack)
+        assert report["errors"] == [], report
+        records = [e for e in stack.executions() if e["rule_id"] == "burst"]
+        if all(e["status"] == "COMPLETED" for e in records):
+            break
+        time.sleep(0.5)
+    assert {e["status"] for e in records} == {"COMPLETED"}, [(e["key"], e["status"]) for e in records]
+    order = [v.rsplit("/", 1)[-1] for j in stack.emulator.jobs() for name, v in j["questions"] if name == "InputPath"]
+    assert sorted(order) == sorted(k.rsplit("/", 1)[-1] for k in first + late), "every upload once"
+    assert all(name.startswith("first-") for name in order[:CAP + 3]), f"the line first, then the late ones: {order}"

@@ -48,10 +48,10 @@ pub async fn run(json: bool) -> anyhow::Result<()> {
             g.group.clone(),
             g.cap.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
             g.running.to_string(),
-            if g.waiting_for_alteryx > 0 {
-                format!("{} ({} for Alteryx)", g.waiting, g.waiting_for_alteryx)
-            } else {
-                g.waiting.to_string()
+            match (g.waiting_for_alteryx, g.line_at) {
+                (0, None) => g.waiting.to_string(),
+                (0, Some(_)) => format!("{} (new uploads join the line)", g.waiting),
+                (n, _) => format!("{} ({n} for Alteryx)", g.waiting),
             },
             g.oldest_waiting_since
                 .map(|s| format!("{} ({}s)", format_unix(s), now - s))

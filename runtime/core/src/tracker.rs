@@ -17,13 +17,10 @@
 //!    `UNCERTAIN`), and otherwise leaves a retryable `ERROR` that a redelivery, `drain-dlq` or
 //!    `executions retry` runs — with a `stale` notice, since its event may be gone — except a
 //!    batch's own execution, which no event brings back: it goes back in the waiting line;
-//! 3. **dispatches the waiting line** (with a [`Router`]): `WAITING` executions, oldest first,
-//!    while their concurrency group has free slots and their `next_attempt_at` passed, each
-//!    through the router's claim → intent → submit → record path ([`Router::dispatch`]). Every
-//!    pass reads the head of the line and, when the line is longer, a window that moves on
-//!    from pass to pass (a cursor), so a group whose line is long never hides another's
-//!    executions behind it. An execution waiting for Alteryx longer than `waiting_give_up`
-//!    ends `ERROR` with a `failed` notice.
+//! 3. **dispatches the waiting line** (with a [`Router`], [`dispatch`]): `WAITING`
+//!    executions, oldest first, while their concurrency group has free slots, each through the
+//!    router's path, keeping the groups' line marks (which make new uploads queue behind a
+//!    line) true.
 //!
 //! 4. **closes due batches** ([`batch_timers`]): open batches quiet for their rule's
 //!    `quiet_seconds` or open past `max_wait_seconds`, a bounded number per pass.
@@ -44,18 +41,19 @@ use tokio::sync::Mutex;
 
 use crate::alteryx::{AlteryxError, Job};
 use crate::error_chain;
+use crate::executions::WaitReason;
 use crate::executions::reconcile::{ReconcileSettings, Reconciler, Settled};
 use crate::executions::submit::{Deadline, Recorder};
 use crate::executions::{
     Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, LeaseState, ListFilter,
     Takeover, format_unix, now_unix,
 };
-use crate::executions::{WaitReason, now_unix_ms};
 use crate::job_report::JobReport;
 use crate::router::Router;
 use crate::secrets::{ClientPool, PoolError};
 
 mod batch_timers;
+mod dispatch;
 
 pub use crate::notify::{
     FailureNotice, LogNotifier, NoticeKind, Notifier, NotifyError, SnsNotifier, notifier,
@@ -101,6 +99,9 @@ pub struct TrackerSettings {
     pub poll_every_pass_for: Duration,
     /// ... up to this.
     pub poll_max_interval: Duration,
+    /// A group's line mark is removed only when it was set this long before the pass read
+    /// the line ([`crate::executions::line::LINE_CLEAR_AFTER`]).
+    pub line_clear_after: Duration,
 }
 
 impl Default for TrackerSettings {
@@ -122,6 +123,7 @@ impl Default for TrackerSettings {
             list_max_jobs: 10_000,
             poll_every_pass_for: Duration::from_secs(5 * 60),
             poll_max_interval: Duration::from_secs(15 * 60),
+            line_clear_after: crate::executions::line::LINE_CLEAR_AFTER,
         }
     }
 }
@@ -227,6 +229,9 @@ pub struct Tracker {
     last_polled: std::sync::Mutex<HashMap<String, Instant>>,
     /// Where the next pass's batch timers continue (`opened_at`, batch id).
     batch_cursor: Mutex<Option<(i64, String)>>,
+    /// Groups whose line mark this process saw or set and has not removed: read each pass
+    /// until the mark goes, also after their line emptied ([`crate::executions::line`]).
+    line_marks: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// One workflow's jobs, as its job list showed them in this pass.
@@ -289,6 +294,7 @@ impl Tracker {
             waiting_cursor: Mutex::new(None),
             last_polled: Default::default(),
             batch_cursor: Mutex::new(None),
+            line_marks: Default::default(),
         }
     }
 
@@ -676,229 +682,6 @@ impl Tracker {
     async fn publish(&self, kind: NoticeKind, record: &Execution, job: Option<&Job>) {
         let notice = FailureNotice::with_job(kind, record, job);
         crate::notify::publish(self.notifier.as_ref(), &notice).await;
-    }
-
-    /// The head of the waiting line and, when it is longer than a scan, the window behind it
-    /// where the last pass's stopped (wrapping to the head at the end).
-    async fn waiting_line(&self, report: &mut TrackReport) -> Vec<Execution> {
-        let scan = self.settings.dispatch_scan.max(1);
-        let listing = |after: Option<(i64, String)>| ListFilter {
-            status: Some(ExecutionStatus::Waiting),
-            oldest_first: true,
-            limit: Some(scan),
-            after,
-            ..ListFilter::default()
-        };
-        let mut line = match self.executions.list(&listing(None)).await {
-            Ok(head) => head,
-            Err(e) => {
-                report
-                    .errors
-                    .push(format!("listing WAITING executions: {}", error_chain(&e)));
-                return Vec::new();
-            }
-        };
-        if line.len() < scan {
-            return line;
-        }
-        let mut cursor = self.waiting_cursor.lock().await;
-        let from = match cursor.clone() {
-            Some(c)
-                if line
-                    .last()
-                    .is_some_and(|r| (r.created_at, &r.id) < (c.0, &c.1)) =>
-            {
-                c
-            }
-            // The window starts behind the head.
-            _ => line
-                .last()
-                .map(|r| (r.created_at, r.id.clone()))
-                .unwrap_or_default(),
-        };
-        match self.executions.list(&listing(Some(from))).await {
-            Ok(window) => {
-                *cursor = match window.last() {
-                    Some(last) if window.len() == scan => Some((last.created_at, last.id.clone())),
-                    _ => None,
-                };
-                line.extend(window);
-            }
-            Err(e) => report
-                .errors
-                .push(format!("listing WAITING executions: {}", error_chain(&e))),
-        }
-        line
-    }
-
-    /// Submit waiting executions, oldest first, while their groups have free slots.
-    async fn dispatch(&self, report: &mut TrackReport, deadline: &Deadline) {
-        let Some(router) = &self.router else {
-            return;
-        };
-        let line = self.waiting_line(report).await;
-        report.waiting = line.len();
-        if line.is_empty() {
-            return;
-        }
-        let rule_set = match router.rules().rule_set().await {
-            Ok(set) => set,
-            Err(e) => {
-                report.errors.push(format!(
-                    "loading rules to dispatch the waiting line: {}",
-                    error_chain(&e)
-                ));
-                return;
-            }
-        };
-        let mut groups: Vec<String> = line.iter().filter_map(|r| r.group.clone()).collect();
-        groups.sort();
-        groups.dedup();
-        // Slots taken per group, as of now; counted up as this pass takes them.
-        let mut taken: std::collections::HashMap<String, i64> =
-            match self.executions.group_usage(&groups).await {
-                Ok(usage) => usage.into_iter().map(|(g, u)| (g, u.running)).collect(),
-                Err(e) => {
-                    report
-                        .errors
-                        .push(format!("reading concurrency groups: {}", error_chain(&e)));
-                    return;
-                }
-            };
-        // A closed batch waiting for its first dispatch never gives up (it is dispatched at
-        // once, and waits for a slot or for Alteryx under those reasons afterwards).
-        let give_up = |reason: Option<WaitReason>| match reason {
-            Some(WaitReason::Cap) => Some(self.settings.cap_give_up.as_secs() as i64),
-            Some(WaitReason::Outage | WaitReason::Deadline | WaitReason::Stale) => {
-                Some(self.settings.waiting_give_up.as_secs() as i64)
-            }
-            Some(WaitReason::Batch) | None => None,
-        };
-        // Servers (by secret) found unavailable in this pass: their other waiting executions
-        // wait for the next pass instead of each meeting the outage again.
-        let mut unavailable: std::collections::HashSet<Option<String>> = Default::default();
-        for record in line {
-            if deadline.left() < router.time_to_start() {
-                report.out_of_budget = true;
-                break;
-            }
-            let now = now_unix();
-            // Give-ups go on past `max_dispatch`: they send nothing to Alteryx.
-            if record
-                .waiting_since
-                .zip(give_up(record.wait_reason))
-                .is_some_and(|(since, age)| since + age < now)
-            {
-                match self.give_up(record, deadline).await {
-                    Ok(()) => report.gave_up += 1,
-                    Err(e) => report.errors.push(e),
-                }
-                continue;
-            }
-            if report.dispatched >= self.settings.max_dispatch {
-                report.out_of_budget = true;
-                continue;
-            }
-            if record.next_attempt_at.is_some_and(|at| at > now)
-                || unavailable.contains(&record.secret_id)
-            {
-                continue;
-            }
-            // The cap as the rule says now (a rule that is gone ends in the dispatch itself).
-            let cap = rule_set.get(&record.rule_id).and_then(|r| r.rule.cap());
-            if let Some(cap) = &cap
-                && taken.get(&cap.group).copied().unwrap_or(0) >= i64::from(cap.max_concurrent_jobs)
-            {
-                continue;
-            }
-            match router.dispatch(&record.id, *deadline).await {
-                Ok(outcome) => match outcome.status {
-                    ExecutionStatus::Submitted => {
-                        report.dispatched += 1;
-                        if let Some(cap) = &cap {
-                            *taken.entry(cap.group.clone()).or_default() += 1;
-                        }
-                    }
-                    ExecutionStatus::Waiting => {
-                        report.requeued += 1;
-                        match (outcome.wait_reason, &cap) {
-                            (Some(WaitReason::Cap), Some(cap)) => {
-                                taken.insert(cap.group.clone(), i64::from(cap.max_concurrent_jobs));
-                            }
-                            (Some(WaitReason::Outage), _) => {
-                                unavailable.insert(record.secret_id.clone());
-                            }
-                            _ => {}
-                        }
-                    }
-                    status => report.errors.push(format!(
-                        "dispatching {}: {status}: {}",
-                        record.id,
-                        outcome.message.unwrap_or_default()
-                    )),
-                },
-                // Another dispatcher, or an operator's cancel, changed it first.
-                Err(crate::router::RouterError::Execution(
-                    ExecutionError::NotRetryable { .. } | ExecutionError::Conflict { .. },
-                )) => {}
-                Err(e) => {
-                    report
-                        .errors
-                        .push(format!("dispatching {}: {}", record.id, error_chain(&e)))
-                }
-            }
-        }
-    }
-
-    /// End an execution that waited past its give-up age (`waiting_give_up` for Alteryx,
-    /// `cap_give_up` for a slot): `ERROR` (retryable by hand), with a `failed` notice.
-    async fn give_up(&self, mut record: Execution, deadline: &Deadline) -> Result<(), String> {
-        let since = record.waiting_since.unwrap_or(record.created_at);
-        let (what, setting, age) = match record.wait_reason {
-            Some(WaitReason::Cap) => (
-                format!(
-                    "a free slot of concurrency group {}",
-                    record.group.as_deref().unwrap_or("?")
-                ),
-                "WAITING_CAP_GIVE_UP_SECONDS",
-                self.settings.cap_give_up,
-            ),
-            _ => (
-                "Alteryx to take it".to_string(),
-                "WAITING_GIVE_UP_SECONDS",
-                self.settings.waiting_give_up,
-            ),
-        };
-        record.status = ExecutionStatus::Error;
-        record.retryable = true;
-        record.finished_at = Some(now_unix());
-        record.next_attempt_at = None;
-        record.message = Some(format!(
-            "gave up after waiting since {} ({setting} {}) for {what}: {}; `executions retry` runs it",
-            format_unix(since),
-            age.as_secs(),
-            record.message.as_deref().unwrap_or("unavailable")
-        ));
-        let recorder = Recorder::new(Arc::clone(&self.executions), Arc::clone(&self.notifier));
-        let recorded = recorder
-            .write(record, ExecutionStatus::Waiting, deadline)
-            .await;
-        match recorded.error {
-            // Dispatched or cancelled meanwhile: not ours to end.
-            Some(ExecutionError::Conflict { .. }) => Ok(()),
-            Some(e) => Err(format!(
-                "giving up on {}: {}",
-                recorded.record.id,
-                error_chain(&e)
-            )),
-            None => {
-                tracing::warn!(execution = %recorded.record.id, waited_ms = now_unix_ms() - since * 1000,
-                    reason = record_reason(&recorded.record), "gave up waiting");
-                self.publish(NoticeKind::Failed, &recorded.record, None)
-                    .await;
-                Ok(())
-            }
-        }
     }
 
     /// Find stale claims, count them, and repair as many as the pass allows.

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use alteryx_router_core::executions::{
     Claim, Claimant, DynamoExecutionStore, Execution, ExecutionError, ExecutionStatus,
-    ExecutionStore, LeaseState, ListFilter, SlotGrant, SqliteExecutionStore, Takeover, WaitReason,
-    line, now_unix, now_unix_ms,
+    ExecutionStore, LeaseState, LinePlace, ListFilter, SlotGrant, SqliteExecutionStore, Takeover,
+    WaitReason, line, now_unix, now_unix_ms,
 };
 
 fn record(rule: &str, key: &str, created_at: i64) -> Execution {
@@ -596,24 +596,27 @@ async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, 
     );
     assert_eq!(
         store
-            .acquire_slot(&ia, ExecutionStatus::Claimed, 2)
+            .acquire_slot(&ia, ExecutionStatus::Claimed, 2, LinePlace::Arrival)
             .await
             .unwrap(),
         SlotGrant::Acquired
     );
     assert_eq!(
         second
-            .acquire_slot(&ib, ExecutionStatus::Claimed, 2)
+            .acquire_slot(&ib, ExecutionStatus::Claimed, 2, LinePlace::Arrival)
             .await
             .unwrap(),
         SlotGrant::Acquired
     );
     assert_eq!(
         store
-            .acquire_slot(&ic, ExecutionStatus::Claimed, 2)
+            .acquire_slot(&ic, ExecutionStatus::Claimed, 2, LinePlace::Arrival)
             .await
             .unwrap(),
-        SlotGrant::Full { running: 2 }
+        SlotGrant::Full {
+            running: 2,
+            line_at: None
+        }
     );
     let stored_c = store.get(&c.id).await.unwrap().unwrap();
     assert_eq!(
@@ -624,7 +627,7 @@ async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, 
     // The same acquire again (its answer lost): its own write, not a second slot.
     assert_eq!(
         second
-            .acquire_slot(&ia, ExecutionStatus::Claimed, 2)
+            .acquire_slot(&ia, ExecutionStatus::Claimed, 2, LinePlace::Arrival)
             .await
             .unwrap(),
         SlotGrant::Acquired
@@ -679,7 +682,7 @@ async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, 
     // The freed slot goes to the next intent; a definite failure gives its slot back.
     assert_eq!(
         store
-            .acquire_slot(&ic, ExecutionStatus::Claimed, 2)
+            .acquire_slot(&ic, ExecutionStatus::Claimed, 2, LinePlace::Arrival)
             .await
             .unwrap(),
         SlotGrant::Acquired
@@ -890,9 +893,12 @@ async fn slots(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, 
         tasks.push(tokio::spawn(async move {
             let try_once = || async {
                 loop {
-                    match s.acquire_slot(&intent, ExecutionStatus::Claimed, CAP).await {
+                    match s
+                        .acquire_slot(&intent, ExecutionStatus::Claimed, CAP, LinePlace::Arrival)
+                        .await
+                    {
                         Ok(SlotGrant::Acquired) => return true,
-                        Ok(SlotGrant::Full { running }) => {
+                        Ok(SlotGrant::Full { running, .. }) => {
                             assert!(running >= i64::from(CAP));
                             return false;
                         }
@@ -969,7 +975,8 @@ async fn sqlite_store_conforms_across_two_connections() {
     let a: Arc<dyn ExecutionStore> = Arc::new(SqliteExecutionStore::open(&path).unwrap());
     let b: Arc<dyn ExecutionStore> = Arc::new(SqliteExecutionStore::open(&path).unwrap());
     conformance(Arc::clone(&a), Arc::clone(&b)).await;
-    slots(a, b, "g1").await;
+    slots(Arc::clone(&a), Arc::clone(&b), "g1").await;
+    line_marks(a, b, "g2").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1064,6 +1071,125 @@ async fn dynamodb_store_conforms() {
     );
 }
 
+/// A group's line mark: while it is set an arrival joins the line even with a slot free, an
+/// execution served from the line takes the slot, and only a mark set before the given time
+/// is removed.
+async fn line_marks(store: Arc<dyn ExecutionStore>, second: Arc<dyn ExecutionStore>, group: &str) {
+    let now = alteryx_router_core::executions::now_unix();
+    let first = acquire(
+        store.as_ref(),
+        &record("capped", &format!("{group}-m1"), now),
+    )
+    .await;
+    let arrival = acquire(
+        store.as_ref(),
+        &record("capped", &format!("{group}-m2"), now),
+    )
+    .await;
+    let mut waited = acquire(
+        store.as_ref(),
+        &record("capped", &format!("{group}-m3"), now - 60),
+    )
+    .await;
+    waited.waiting_since = Some(now - 50);
+    let (first, arrival, waited) = (
+        intent_in(&first, group),
+        intent_in(&arrival, group),
+        intent_in(&waited, group),
+    );
+    assert_eq!(LinePlace::of(&arrival), LinePlace::Arrival);
+    assert_eq!(LinePlace::of(&waited), LinePlace::InLine);
+    // No mark: an arrival takes a free slot.
+    assert_eq!(
+        store
+            .acquire_slot(&first, ExecutionStatus::Claimed, 3, LinePlace::of(&first))
+            .await
+            .unwrap(),
+        SlotGrant::Acquired
+    );
+    let before = alteryx_router_core::executions::now_unix_ms();
+    second.mark_line(group).await.unwrap();
+    let after = alteryx_router_core::executions::now_unix_ms();
+    let usage = store.group_usage(&[group.to_string()]).await.unwrap();
+    let line_at = usage[group].line_at.expect("marked");
+    assert!(
+        (before..=after).contains(&line_at),
+        "{before} <= {line_at} <= {after}"
+    );
+    // Marked: the arrival waits although 1 of 3 slots is taken, and nothing is written.
+    assert_eq!(
+        second
+            .acquire_slot(
+                &arrival,
+                ExecutionStatus::Claimed,
+                3,
+                LinePlace::of(&arrival)
+            )
+            .await
+            .unwrap(),
+        SlotGrant::Full {
+            running: 1,
+            line_at: Some(line_at)
+        }
+    );
+    let stored = store.get(&arrival.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.slot_held),
+        (ExecutionStatus::Claimed, false)
+    );
+    assert_eq!(running(store.as_ref(), group).await, 1);
+    // The one served from the line takes the slot the mark kept.
+    assert_eq!(
+        second
+            .acquire_slot(&waited, ExecutionStatus::Claimed, 3, LinePlace::of(&waited))
+            .await
+            .unwrap(),
+        SlotGrant::Acquired
+    );
+    assert_eq!(running(store.as_ref(), group).await, 2);
+    // Only a mark older than the given time goes; removing twice is removing once.
+    assert!(
+        !store.clear_line(group, line_at).await.unwrap(),
+        "set at, not before, line_at"
+    );
+    assert!(
+        store.group_usage(&[group.to_string()]).await.unwrap()[group]
+            .line_at
+            .is_some()
+    );
+    assert!(second.clear_line(group, line_at + 1).await.unwrap());
+    assert!(!store.clear_line(group, line_at + 1).await.unwrap());
+    assert_eq!(
+        store.group_usage(&[group.to_string()]).await.unwrap()[group].line_at,
+        None
+    );
+    // Unmarked again: the arrival takes the last slot.
+    assert_eq!(
+        store
+            .acquire_slot(
+                &arrival,
+                ExecutionStatus::Claimed,
+                3,
+                LinePlace::of(&arrival)
+            )
+            .await
+            .unwrap(),
+        SlotGrant::Acquired
+    );
+    assert_eq!(running(store.as_ref(), group).await, 3);
+    // A group only ever marked (never acquired) is known by its mark.
+    let lonely = format!("{group}-lonely");
+    store.mark_line(&lonely).await.unwrap();
+    let usage = second
+        .group_usage(std::slice::from_ref(&lonely))
+        .await
+        .unwrap();
+    assert_eq!(
+        (usage[&lonely].running, usage[&lonely].line_at.is_some()),
+        (0, true)
+    );
+}
+
 /// Concurrency groups' slots on DynamoDB, against a moto that answers one request at a time
 /// (a cancelled transaction in moto restores the whole table, undoing concurrent writes;
 /// DynamoDB isolates transactions). Many acquirers are still in flight at once.
@@ -1079,7 +1205,8 @@ async fn dynamodb_slots_are_exact() {
         Arc::new(DynamoExecutionStore::new(client.clone(), table.clone()));
     let b: Arc<dyn ExecutionStore> =
         Arc::new(DynamoExecutionStore::new(client.clone(), table.clone()));
-    slots(a, b, "g1").await;
+    slots(Arc::clone(&a), Arc::clone(&b), "g1").await;
+    line_marks(a, b, "g2").await;
     // Group items are not executions: no status, so the status index never holds them.
     let item = client
         .get_item()

@@ -1668,8 +1668,15 @@ impl ExecutionStore for FailingRecords {
         record: &Execution,
         expected: ExecutionStatus,
         cap: u32,
+        place: alteryx_router_core::executions::LinePlace,
     ) -> Result<alteryx_router_core::executions::SlotGrant, ExecutionError> {
-        self.inner.acquire_slot(record, expected, cap).await
+        self.inner.acquire_slot(record, expected, cap, place).await
+    }
+    async fn mark_line(&self, group: &str) -> Result<(), ExecutionError> {
+        self.inner.mark_line(group).await
+    }
+    async fn clear_line(&self, group: &str, marked_before: i64) -> Result<bool, ExecutionError> {
+        self.inner.clear_line(group, marked_before).await
     }
     async fn group_usage(
         &self,
@@ -1965,6 +1972,124 @@ async fn caps_put_uploads_in_line_and_the_tracker_dispatches_them(backend: Backe
     h.finish().await;
 }
 both_stores!(caps_put_uploads_in_line_and_the_tracker_dispatches_them);
+
+/// A slot freed while executions wait goes to the oldest of them, not to a new upload: with
+/// the line marked, an upload that finds a slot free joins the line's end (its invocation
+/// succeeds), the tracker submits the line in arrival order, and once the line is empty and
+/// its mark removed, a new upload takes a free slot at once again.
+async fn a_freed_slot_goes_to_the_line_not_to_a_new_upload(backend: Backend) {
+    let h = Harness::new(backend, CAPPED_RULE).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let summary = h
+            .deliver(&event(
+                &format!("incoming/capped/{i}.csv"),
+                &format!("0{i}"),
+            ))
+            .await;
+        ids.push(only_outcome(&summary).execution_id.clone());
+    }
+    assert_eq!(h.emu.jobs().len(), 2, "two at Alteryx, two in line");
+    let usage = h.store.group_usage(&["capped".to_string()]).await.unwrap();
+    assert!(
+        usage["capped"].line_at.is_some(),
+        "the first to wait marks the line: {usage:?}"
+    );
+    // A tracker that only records finished jobs frees both slots while the line still waits.
+    let recorder_only = Tracker::new(
+        h.store.clone(),
+        h.pool.clone(),
+        Arc::new(LogNotifier),
+        TrackerSettings {
+            concurrency: 1,
+            ..TrackerSettings::default()
+        },
+    );
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        recorder_only.run_once().await;
+        if group_running(&h, "capped").await == 0 {
+            break;
+        }
+    }
+    assert_eq!(group_running(&h, "capped").await, 0);
+    // A new upload finds both slots free, and queues behind the two that waited first (the
+    // line is ordered by arrival to the second: it arrives in a later one).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let late = h.deliver(&event("incoming/capped/4.csv", "04")).await;
+    assert_eq!(late.failure(), None, "{late:?}");
+    let late = only_outcome(&late);
+    assert_eq!(late.status, ExecutionStatus::Waiting, "{late:?}");
+    ids.push(late.execution_id.clone());
+    let record = h.record(&late.execution_id).await;
+    assert_eq!(record.wait_reason, Some(WaitReason::Cap));
+    assert!(
+        record
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("waiting ahead of it (0 of 2"),
+        "{:?}",
+        record.message
+    );
+    assert_eq!(h.emu.jobs().len(), 2, "nothing submitted ahead of the line");
+
+    let tracker = Tracker::new(
+        h.store.clone(),
+        h.pool.clone(),
+        Arc::new(LogNotifier),
+        TrackerSettings {
+            budget: Duration::from_secs(20),
+            concurrency: 1,
+            // Removing the mark as soon as a pass saw the line empty (not 15 s later).
+            line_clear_after: Duration::ZERO,
+            ..TrackerSettings::default()
+        },
+    )
+    .with_dispatch(h.router.clone());
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let report = tracker.run_once().await;
+        assert!(report.errors.is_empty(), "{report:?}");
+        let usage = h.store.group_usage(&["capped".to_string()]).await.unwrap();
+        if report.waiting == 0 && usage["capped"].running == 0 && usage["capped"].line_at.is_none()
+        {
+            break;
+        }
+    }
+    let inputs: Vec<String> = h
+        .jobs()
+        .into_iter()
+        .map(|(_, q, _)| q["InputPath"].clone())
+        .collect();
+    let mut line = Vec::new();
+    for id in &ids[2..4] {
+        let r = h.record(id).await;
+        line.push((r.created_at, r.id, format!("s3://{BUCKET}/{}", r.key)));
+    }
+    line.sort();
+    let mut want: Vec<String> = (0..2)
+        .map(|i| format!("s3://{BUCKET}/incoming/capped/{i}.csv"))
+        .collect();
+    want.extend(line.into_iter().map(|(_, _, input)| input));
+    want.push(format!("s3://{BUCKET}/incoming/capped/4.csv"));
+    assert_eq!(inputs, want, "every upload once, in the line's order");
+    let usage = h.store.group_usage(&["capped".to_string()]).await.unwrap();
+    assert_eq!(
+        (usage["capped"].running, usage["capped"].line_at),
+        (0, None),
+        "line empty, mark removed"
+    );
+    // No line: a new upload takes a free slot at once.
+    let next = h.deliver(&event("incoming/capped/5.csv", "05")).await;
+    assert_eq!(
+        only_outcome(&next).status,
+        ExecutionStatus::Submitted,
+        "{next:?}"
+    );
+    h.finish().await;
+}
+both_stores!(a_freed_slot_goes_to_the_line_not_to_a_new_upload);
 
 /// Notices a tracker published, kept for the test to read.
 #[derive(Default)]

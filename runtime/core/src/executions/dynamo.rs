@@ -25,8 +25,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWr
 
 use super::{
     Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, Found, GroupUsage,
-    ListFilter, SlotGrant, Takeover, check_takeover, group_item_id, job_item_id, now_unix,
-    on_claim, retried, same_write, taken_over,
+    LinePlace, ListFilter, SlotGrant, Takeover, check_takeover, group_item_id, job_item_id,
+    now_unix, now_unix_ms, on_claim, retried, same_write, taken_over,
 };
 use crate::tables::EXECUTIONS_STATUS_INDEX;
 
@@ -262,7 +262,7 @@ impl DynamoExecutionStore {
     fn group_update(
         &self,
         group: &str,
-        acquire_cap: Option<u32>,
+        acquire: Option<(u32, LinePlace)>,
     ) -> Result<TransactWriteItem, ExecutionError> {
         let mut update = Update::builder()
             .table_name(&self.table)
@@ -270,12 +270,17 @@ impl DynamoExecutionStore {
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":group", AttributeValue::S(group.to_string()));
-        update = match acquire_cap {
-            Some(cap) => update
+        update = match acquire {
+            Some((cap, place)) => update
                 .update_expression(
                     "SET running = if_not_exists(running, :zero) + :one, cap = :cap, group_name = :group",
                 )
-                .condition_expression("attribute_not_exists(running) OR running < :cap")
+                .condition_expression(match place {
+                    LinePlace::InLine => "attribute_not_exists(running) OR running < :cap",
+                    LinePlace::Arrival => {
+                        "(attribute_not_exists(running) OR running < :cap) AND attribute_not_exists(line_at)"
+                    }
+                })
                 .expression_attribute_values(":cap", AttributeValue::N(cap.to_string())),
             None => update.update_expression(
                 "SET running = if_not_exists(running, :one) - :one, group_name = :group",
@@ -733,6 +738,7 @@ impl ExecutionStore for DynamoExecutionStore {
         record: &Execution,
         expected_status: ExecutionStatus,
         cap: u32,
+        place: LinePlace,
     ) -> Result<SlotGrant, ExecutionError> {
         let Some(group) = record.group.clone() else {
             return Err(ExecutionError::Inconsistent(format!(
@@ -755,7 +761,7 @@ impl ExecutionStore for DynamoExecutionStore {
                 " AND NOT slot_held = :held",
                 vec![(":held", AttributeValue::Bool(true))],
             )?,
-            self.group_update(&group, Some(cap))?,
+            self.group_update(&group, Some((cap, place)))?,
         ];
         if self.transact(items).await? {
             return Ok(SlotGrant::Acquired);
@@ -766,8 +772,14 @@ impl ExecutionStore for DynamoExecutionStore {
             Some(stored) if expect.matches(&stored) => {
                 let usage = self.group_usage(std::slice::from_ref(&group)).await?;
                 match usage.get(&group) {
-                    Some(u) if u.running >= i64::from(cap) => {
-                        Ok(SlotGrant::Full { running: u.running })
+                    Some(u)
+                        if u.running >= i64::from(cap)
+                            || (place == LinePlace::Arrival && u.line_at.is_some()) =>
+                    {
+                        Ok(SlotGrant::Full {
+                            running: u.running,
+                            line_at: u.line_at,
+                        })
                     }
                     // Not full: the transaction met a concurrent one. Try again.
                     _ => Err(ExecutionError::store(
@@ -806,11 +818,49 @@ impl ExecutionStore for DynamoExecutionStore {
                         group: group.clone(),
                         running: number("running").unwrap_or(0),
                         cap: number("cap").and_then(|c| u32::try_from(c).ok()),
+                        line_at: number("line_at"),
                     },
                 );
             }
         }
         Ok(usage)
+    }
+
+    async fn mark_line(&self, group: &str) -> Result<(), ExecutionError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(group_item_id(group)))
+            .update_expression("SET line_at = :now, group_name = :group")
+            .expression_attribute_values(":now", AttributeValue::N(now_unix_ms().to_string()))
+            .expression_attribute_values(":group", AttributeValue::S(group.to_string()))
+            .send()
+            .await
+            .map_err(|e| ExecutionError::store("UpdateItem", &self.table, e))?;
+        Ok(())
+    }
+
+    async fn clear_line(&self, group: &str, marked_before: i64) -> Result<bool, ExecutionError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(group_item_id(group)))
+            .update_expression("REMOVE line_at")
+            .condition_expression("line_at < :before")
+            .expression_attribute_values(":before", AttributeValue::N(marked_before.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(ExecutionError::store("UpdateItem", &self.table, e)),
+        }
     }
 
     fn batches(&self) -> Option<&dyn super::batch::BatchStore> {

@@ -1,9 +1,23 @@
 //! The waiting line as operators see it: where each `WAITING` execution stands in its group's
 //! line ([`places`]), what each concurrency group is doing ([`group_status`]: cap, slots
 //! taken, executions waiting, the oldest wait), and taking a waiting execution out
-//! ([`cancel`]).
+//! ([`cancel`]); and the line's mark, which keeps it fair during a burst.
+//!
+//! **The line mark.** A slot freed while executions wait belongs to the oldest of them, not
+//! to whichever upload arrives next. So a group's counter item carries `line_at` while its
+//! line is not empty: an execution that goes `WAITING` for a slot sets it (unless it was set
+//! less than [`LINE_MARK_REFRESH`] ago), and an arrival's intent ([`super::LinePlace`])
+//! takes a slot only while it is absent — an arrival that finds it joins the line's end.
+//! Executions dispatched from the line ignore it. The tracker removes it when a pass saw the
+//! whole line without any execution of the group left in it, and only if it was last set
+//! more than [`LINE_CLEAR_AFTER`] before the pass read the line, so an execution that joined
+//! while the pass read (or that the status index did not show yet) keeps it; and it sets it
+//! again for a group whose executions it saw waiting without it (a router killed between its
+//! `WAITING` write and the mark). Either slip costs fairness for at most one pass, never the
+//! cap.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -13,6 +27,20 @@ use super::{
 
 /// The group name used for waiting executions of uncapped rules (they wait for Alteryx only).
 pub const NO_GROUP: &str = "(no cap)";
+
+/// An execution that joins the line sets the mark again when it is older than this (so a
+/// burst writes it about once per this interval, not once per upload).
+pub const LINE_MARK_REFRESH: Duration = Duration::from_secs(5);
+
+/// The tracker removes a mark only when it was last set this long before the pass read the
+/// line: longer than [`LINE_MARK_REFRESH`] plus the status index's lag.
+pub const LINE_CLEAR_AFTER: Duration = Duration::from_secs(15);
+
+/// Whether an execution that just joined `group`'s line should (re)set the mark last set at
+/// `line_at` (Unix ms), at `now_ms`.
+pub fn mark_is_due(line_at: Option<i64>, now_ms: i64) -> bool {
+    line_at.is_none_or(|at| now_ms - at >= LINE_MARK_REFRESH.as_millis() as i64)
+}
 
 /// One concurrency group, now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,6 +58,9 @@ pub struct GroupStatus {
     pub oldest_waiting_since: Option<i64>,
     /// Unix seconds: the earliest next attempt of an execution waiting for Alteryx.
     pub next_attempt_at: Option<i64>,
+    /// Unix milliseconds: the group's line mark (new uploads join the line even with a slot
+    /// free), absent while the line is unmarked.
+    pub line_at: Option<i64>,
 }
 
 /// Each execution's place in its group's line (1 for the head), for a list in line order
@@ -85,6 +116,7 @@ pub async fn group_status(
         if let Some(g) = groups.get_mut(&name) {
             g.running = usage.running;
             g.cap = g.cap.or(usage.cap);
+            g.line_at = usage.line_at;
         }
     }
     Ok(groups.into_values().collect())
@@ -99,6 +131,7 @@ fn empty(group: &str, cap: Option<u32>) -> GroupStatus {
         waiting_for_alteryx: 0,
         oldest_waiting_since: None,
         next_attempt_at: None,
+        line_at: None,
     }
 }
 

@@ -105,8 +105,31 @@ impl WaitReason {
 pub enum SlotGrant {
     /// The record is `SUBMITTING` and holds a slot of its group.
     Acquired,
-    /// The group had `running` slots taken of its cap: nothing was written.
-    Full { running: i64 },
+    /// Nothing was written: the group had `running` slots taken of its cap, or (for an
+    /// [`LinePlace::Arrival`]) its line was marked not empty since `line_at`.
+    Full { running: i64, line_at: Option<i64> },
+}
+
+/// Where an execution asking for a slot stands in its group's line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinePlace {
+    /// It never waited: while its group's line is marked not empty it joins the line's end
+    /// even when a slot is free, so a burst of uploads cannot take every freed slot ahead of
+    /// the executions that waited first.
+    Arrival,
+    /// It has waited (`waiting_since`): it is being served from the line in its place, and
+    /// only the cap limits it.
+    InLine,
+}
+
+impl LinePlace {
+    pub fn of(record: &Execution) -> Self {
+        if record.waiting_since.is_some() {
+            LinePlace::InLine
+        } else {
+            LinePlace::Arrival
+        }
+    }
 }
 
 /// A concurrency group's counter.
@@ -117,6 +140,10 @@ pub struct GroupUsage {
     pub running: i64,
     /// The cap of the last acquire.
     pub cap: Option<u32>,
+    /// Unix milliseconds: when an execution last joined the group's line with the mark
+    /// absent or old ([`line::LINE_MARK_REFRESH`]); absent while the line is empty. While
+    /// present, new arrivals queue behind the line ([`LinePlace::Arrival`]).
+    pub line_at: Option<i64>,
 }
 
 /// The item of the executions table that counts a concurrency group's slots. Like job
@@ -519,14 +546,25 @@ pub trait ExecutionStore: Send + Sync {
     /// The intent of a capped execution: write `record` (`SUBMITTING`, its `group` set, not
     /// holding a slot yet) over the stored `expected_status` record of the same attempt and
     /// token, and take one of the group's slots, in one transaction, only while fewer than
-    /// `cap` are taken. A full group writes nothing. A try whose earlier try was applied (its
-    /// answer lost) finds its own record: `Acquired`.
+    /// `cap` are taken and, for an [`LinePlace::Arrival`], the group's line is not marked. A
+    /// full group writes nothing. A try whose earlier try was applied (its answer lost) finds
+    /// its own record: `Acquired`.
     async fn acquire_slot(
         &self,
         record: &Execution,
         expected_status: ExecutionStatus,
         cap: u32,
+        place: LinePlace,
     ) -> Result<SlotGrant, ExecutionError>;
+
+    /// Mark `group`'s line not empty (`line_at` = now, in milliseconds): arrivals queue
+    /// behind it until [`ExecutionStore::clear_line`].
+    async fn mark_line(&self, group: &str) -> Result<(), ExecutionError>;
+
+    /// Remove `group`'s line mark if it was last set before `marked_before` (Unix ms), the
+    /// tracker having seen the line empty of the group; `Ok(false)` when it is newer (or
+    /// absent) and stays as it is.
+    async fn clear_line(&self, group: &str, marked_before: i64) -> Result<bool, ExecutionError>;
 
     /// The counters of these groups (groups never used are absent).
     async fn group_usage(

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 
 use super::{
     Claim, Claimant, Execution, ExecutionError, ExecutionStatus, ExecutionStore, Found, GroupUsage,
-    ListFilter, SlotGrant, Takeover, check_takeover, now_unix, on_claim, retried, same_write,
-    taken_over,
+    LinePlace, ListFilter, SlotGrant, Takeover, check_takeover, now_unix, now_unix_ms, on_claim,
+    retried, same_write, taken_over,
 };
 
 pub struct SqliteExecutionStore {
@@ -54,6 +54,12 @@ CREATE TABLE IF NOT EXISTS groups (
     name TEXT PRIMARY KEY,
     running INTEGER NOT NULL,
     cap INTEGER
+);
+-- A group's line mark (Unix ms) while executions wait in its line; a table of its own so a
+-- store created before it needs no migration.
+CREATE TABLE IF NOT EXISTS group_lines (
+    name TEXT PRIMARY KEY,
+    line_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS batches (
     id TEXT PRIMARY KEY,
@@ -188,6 +194,16 @@ fn running(tx: &Connection, table: &str, group: &str) -> Result<i64, ExecutionEr
         .optional()
         .map_err(db_err("SELECT", table))?
         .unwrap_or(0))
+}
+
+fn line_at(tx: &Connection, table: &str, group: &str) -> Result<Option<i64>, ExecutionError> {
+    tx.query_row(
+        "SELECT line_at FROM group_lines WHERE name = ?1",
+        [group],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()
+    .map_err(db_err("SELECT", table))
 }
 
 /// The stored record, checked against what the writer read: `expected` status, and the
@@ -447,6 +463,7 @@ impl ExecutionStore for SqliteExecutionStore {
         record: &Execution,
         expected_status: ExecutionStatus,
         cap: u32,
+        place: LinePlace,
     ) -> Result<SlotGrant, ExecutionError> {
         let mut record = record.clone();
         record.slot_held = true;
@@ -470,8 +487,9 @@ impl ExecutionStore for SqliteExecutionStore {
                 )));
             }
             let running = running(&tx, table, &group)?;
-            if running >= i64::from(cap) {
-                return Ok(SlotGrant::Full { running });
+            let line_at = line_at(&tx, table, &group)?;
+            if running >= i64::from(cap) || (place == LinePlace::Arrival && line_at.is_some()) {
+                return Ok(SlotGrant::Full { running, line_at });
             }
             change_group(&tx, table, &group, 1, Some(cap))?;
             record.updated_at = now_unix();
@@ -497,18 +515,49 @@ impl ExecutionStore for SqliteExecutionStore {
                     .query_row([&group], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()
                     .map_err(db_err("SELECT", table))?;
-                if let Some((running, cap)) = row {
+                let line_at = line_at(conn, table, &group)?;
+                if row.is_some() || line_at.is_some() {
+                    let (running, cap) = row.unwrap_or((0, None));
                     usage.insert(
                         group.clone(),
                         GroupUsage {
                             group,
                             running,
                             cap: cap.and_then(|c| u32::try_from(c).ok()),
+                            line_at,
                         },
                     );
                 }
             }
             Ok(usage)
+        })
+        .await
+    }
+
+    async fn mark_line(&self, group: &str) -> Result<(), ExecutionError> {
+        let group = group.to_string();
+        self.with_conn(move |conn, table| {
+            conn.execute(
+                "INSERT INTO group_lines (name, line_at) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET line_at = ?2",
+                params![group, now_unix_ms()],
+            )
+            .map_err(db_err("INSERT", table))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear_line(&self, group: &str, marked_before: i64) -> Result<bool, ExecutionError> {
+        let group = group.to_string();
+        self.with_conn(move |conn, table| {
+            let removed = conn
+                .execute(
+                    "DELETE FROM group_lines WHERE name = ?1 AND line_at < ?2",
+                    params![group, marked_before],
+                )
+                .map_err(db_err("DELETE", table))?;
+            Ok(removed > 0)
         })
         .await
     }

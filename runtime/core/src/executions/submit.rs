@@ -202,9 +202,15 @@ pub fn wait_for_slot(mut record: Execution, running: i64, cap: u32) -> Execution
     record.submit_started_at = None;
     record.reconcile_after = None;
     record.retryable = false;
-    record.message = Some(format!(
-        "waiting: concurrency group {group} has {running} of {cap} jobs at Alteryx; the tracker submits it when a slot frees"
-    ));
+    record.message = Some(if running < i64::from(cap) {
+        format!(
+            "waiting: concurrency group {group} has executions waiting ahead of it ({running} of {cap} jobs at Alteryx); the tracker submits it in its place in line"
+        )
+    } else {
+        format!(
+            "waiting: concurrency group {group} has {running} of {cap} jobs at Alteryx; the tracker submits it when a slot frees"
+        )
+    });
     record
 }
 

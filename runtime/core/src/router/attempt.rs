@@ -7,11 +7,12 @@ use std::time::Instant;
 use super::{Questions, Router, RuleOutcome, outcome_of};
 use crate::error_chain;
 use crate::event::ObjectCreated;
+use crate::executions::line::mark_is_due;
 use crate::executions::reconcile::Settled;
 use crate::executions::submit::{
     Deadline, Recorded, SubmitFailure, after_failure, intent, wait_for_slot, write_within,
 };
-use crate::executions::{Execution, ExecutionStatus, SlotGrant, now_unix, now_unix_ms};
+use crate::executions::{Execution, ExecutionStatus, LinePlace, SlotGrant, now_unix, now_unix_ms};
 use crate::rules::CompiledRule;
 use crate::secrets::PoolError;
 
@@ -191,8 +192,14 @@ impl Router {
         let cap = rule.rule.cap().filter(|_| !record.slot_held);
         let written = match &cap {
             Some(cap) => {
+                let place = LinePlace::of(&record);
                 write_within(&deadline, "recording the intent", || {
-                    store.acquire_slot(&record, ExecutionStatus::Claimed, cap.max_concurrent_jobs)
+                    store.acquire_slot(
+                        &record,
+                        ExecutionStatus::Claimed,
+                        cap.max_concurrent_jobs,
+                        place,
+                    )
                 })
                 .await
             }
@@ -204,15 +211,24 @@ impl Router {
         };
         let mut record = record;
         match (&written, &cap) {
-            (Ok(SlotGrant::Full { running }), Some(cap)) => {
+            (Ok(SlotGrant::Full { running, line_at }), Some(cap)) => {
                 let waiting = wait_for_slot(record, *running, cap.max_concurrent_jobs);
                 tracing::info!(execution = %waiting.id, group = %cap.group, running,
-                    cap = cap.max_concurrent_jobs, "concurrency group full; execution waits in line");
-                return outcome_of_recorded(
-                    recorder
-                        .write(waiting, ExecutionStatus::Claimed, &deadline)
-                        .await,
-                );
+                    cap = cap.max_concurrent_jobs, line = line_at.is_some(),
+                    "concurrency group full or its line not empty; execution waits in line");
+                let recorded = recorder
+                    .write(waiting, ExecutionStatus::Claimed, &deadline)
+                    .await;
+                // After the write, so a tracker that did not see this execution in the line
+                // finds a mark too recent to remove.
+                if recorded.error.is_none()
+                    && mark_is_due(*line_at, now_unix_ms())
+                    && let Err(e) = store.mark_line(&cap.group).await
+                {
+                    tracing::warn!(group = %cap.group, error = %error_chain(&e),
+                        "could not mark the group's line; the next tracker pass marks it");
+                }
+                return outcome_of_recorded(recorded);
             }
             (Ok(_), Some(_)) => record.slot_held = true,
             _ => {}
