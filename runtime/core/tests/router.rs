@@ -2091,6 +2091,37 @@ async fn a_freed_slot_goes_to_the_line_not_to_a_new_upload(backend: Backend) {
 }
 both_stores!(a_freed_slot_goes_to_the_line_not_to_a_new_upload);
 
+/// A router killed between its `WAITING` write and the line mark leaves a line nobody marked:
+/// the tracker's next pass sees the group's executions waiting and marks it, so new uploads
+/// queue behind them again.
+async fn the_tracker_marks_a_line_its_router_died_before_marking(backend: Backend) {
+    let h = Harness::new(backend, CAPPED_RULE).await;
+    h.emu.set_job_duration(Duration::from_secs(60));
+    for i in 0..3 {
+        h.deliver(&event(
+            &format!("incoming/capped/{i}.csv"),
+            &format!("0{i}"),
+        ))
+        .await;
+    }
+    let groups = ["capped".to_string()];
+    assert!(
+        h.store.group_usage(&groups).await.unwrap()["capped"]
+            .line_at
+            .is_some()
+    );
+    // As if the router had died right after its WAITING write.
+    assert!(h.store.clear_line("capped", i64::MAX).await.unwrap());
+    let report = dispatching_tracker(&h).run_once().await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!((report.waiting, report.dispatched), (1, 0), "{report:?}");
+    let usage = &h.store.group_usage(&groups).await.unwrap()["capped"];
+    assert!(usage.line_at.is_some(), "marked again: {usage:?}");
+    assert_eq!(usage.running, 2);
+    h.finish().await;
+}
+both_stores!(the_tracker_marks_a_line_its_router_died_before_marking);
+
 /// Notices a tracker published, kept for the test to read.
 #[derive(Default)]
 struct KeptNotices(std::sync::Mutex<Vec<(String, alteryx_router_core::tracker::FailureNotice)>>);
