@@ -283,11 +283,9 @@ impl Tracker {
                 self.remember_mark(group, false);
                 continue;
             };
-            if !whole_line || left.contains(group) {
-                continue;
-            }
-            if line_at >= before {
-                // Too recent to tell; a later pass looks again.
+            // Part of the line unread, executions left, or too recent to tell: a later pass
+            // looks again.
+            if !whole_line || left.contains(group) || line_at >= before {
                 self.remember_mark(group, true);
                 continue;
             }
