@@ -232,3 +232,46 @@ def test_slots_freed_while_executions_wait_go_to_the_line_not_to_new_uploads(cap
     order = [v.rsplit("/", 1)[-1] for j in stack.emulator.jobs() for name, v in j["questions"] if name == "InputPath"]
     assert sorted(order) == sorted(k.rsplit("/", 1)[-1] for k in first + late), "every upload once"
     assert all(name.startswith("first-") for name in order[:CAP + 3]), f"the line first, then the late ones: {order}"
+
+
+def test_a_scheduled_tracker_invocation_repeats_its_pass_while_a_line_waits(capped, start_lambda):
+    """`TRACK_REPEAT_SECONDS`: the tracker function (the real `bootstrap`, ROUTER_MODE=tracker)
+    runs another pass after one that left executions in line, so one scheduled invocation
+    frees and refills a capped group's slots several times; without it, one pass per
+    invocation. Never more than the cap at Alteryx either way."""
+    stack = capped
+    uploads = 3 * CAP
+    api = RuntimeApi(timeout_ms=60_000)
+    try:
+        for _ in range(2):
+            start_lambda(api, dict(stack.env, **FAST))
+        api.wait_for_next_calls(2, timeout=60)
+        results = [api.wait(i, timeout=120) for i in
+                   [api.submit(eventbridge("acme-landing", f"burst/r-{n}.csv", sequencer=f"00F{n:04}")) for n in range(uploads)]]
+        assert all(r.ok for r in results), [r.body for r in results if not r.ok]
+    finally:
+        api.close()
+    assert stack.emulator.stats()["jobs_received"] == CAP
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    tracker_env = dict(stack.env, **dict(FAST, ROUTER_MODE="tracker", TRACK_BUDGET_SECONDS="10"))
+
+    once_api = RuntimeApi(timeout_ms=60_000)
+    try:
+        start_lambda(once_api, tracker_env)
+        once = once_api.invoke(scheduled)
+    finally:
+        once_api.close()
+    assert once.ok and once.body["passes"] == 1, once.body
+
+    api = RuntimeApi(timeout_ms=60_000)
+    try:
+        start_lambda(api, dict(tracker_env, TRACK_REPEAT_SECONDS="1", TRACK_REPEAT_FOR_SECONDS="40"))
+        result = api.invoke(scheduled)
+    finally:
+        api.close()
+    assert result.ok, result.body
+    assert result.body["passes"] >= 3, result.body
+    assert result.body["waiting"] == 0 and result.body["errors"] == [], "stops once the line is empty"
+    stats = stack.emulator.stats()
+    assert stats["jobs_received"] == uploads, f"the whole line in one invocation: {stats}"
+    assert stats["max_unfinished"] <= CAP, stats

@@ -336,7 +336,13 @@ def test_the_tracker_may_dispatch_the_waiting_line():
     assert any(s.get("Sid") == "ReadObjectsForPlugins" for s in found)
     env = template()["Resources"]["TrackerFunction"]["Properties"]["Environment"]["Variables"]
     assert int(env["TRACK_MAX_DISPATCH"]) > 0 and int(env["WAITING_GIVE_UP_SECONDS"]) >= 3600
-    assert int(env["TRACK_BUDGET_SECONDS"]) < template()["Resources"]["TrackerFunction"]["Properties"]["Timeout"]
+    timeout = template()["Resources"]["TrackerFunction"]["Properties"]["Timeout"]
+    assert int(env["TRACK_BUDGET_SECONDS"]) < timeout
+    # Repeated passes while a line waits: the last one starts before TRACK_REPEAT_FOR_SECONDS
+    # and must still fit a whole budget in the timeout, within the one-minute schedule.
+    repeat, repeat_for = int(env["TRACK_REPEAT_SECONDS"]), int(env["TRACK_REPEAT_FOR_SECONDS"])
+    assert 0 < repeat < repeat_for <= 60
+    assert repeat_for - repeat + int(env["TRACK_BUDGET_SECONDS"]) <= timeout
 
 
 def test_the_router_has_a_reserved_concurrency_by_default():

@@ -166,6 +166,12 @@ pub struct Settings {
     pub track_stuck_after: Duration,
     /// `TRACK_BUDGET_SECONDS` (default 45): a tracker pass stops starting work after this.
     pub track_budget: Duration,
+    /// `TRACK_REPEAT_SECONDS` (default 0: one pass per invocation): the scheduled tracker
+    /// function runs another pass this long after one that left executions in the waiting
+    /// line, ...
+    pub track_repeat: Duration,
+    /// ... while it has run less than `TRACK_REPEAT_FOR_SECONDS` (default 50).
+    pub track_repeat_for: Duration,
     /// `TRACK_MAX_EXECUTIONS` (default 500): `SUBMITTED` executions polled per pass.
     pub track_max_executions: usize,
     /// `TRACK_STALE_AFTER_SECONDS` (default 300): a claim this long past its lease is stale.
@@ -386,6 +392,8 @@ impl Settings {
                 env.number("TRACK_STUCK_AFTER_MINUTES", 60)? * 60,
             ),
             track_budget: env.seconds("TRACK_BUDGET_SECONDS", 45)?,
+            track_repeat: env.seconds("TRACK_REPEAT_SECONDS", 0)?,
+            track_repeat_for: env.seconds("TRACK_REPEAT_FOR_SECONDS", 50)?,
             track_max_executions: env.positive("TRACK_MAX_EXECUTIONS", 500)? as usize,
             track_stale_after: env.seconds("TRACK_STALE_AFTER_SECONDS", 300)?,
             track_max_dispatch: env.number("TRACK_MAX_DISPATCH", 100)? as usize,
@@ -651,6 +659,8 @@ impl Settings {
             max_dispatch: self.track_max_dispatch,
             waiting_give_up: self.waiting_give_up,
             cap_give_up: self.waiting_cap_give_up,
+            repeat: self.track_repeat,
+            repeat_for: self.track_repeat_for,
             ..Default::default()
         };
         let tracker = Tracker::new(executions, pool, notifier, settings);
@@ -773,6 +783,8 @@ mod tests {
             "EXECUTION_TTL_DAYS",
             "TRACK_STUCK_AFTER_MINUTES",
             "TRACK_BUDGET_SECONDS",
+            "TRACK_REPEAT_SECONDS",
+            "TRACK_REPEAT_FOR_SECONDS",
         ] {
             let e = settings(&[(name, "ten")]).unwrap_err();
             assert_eq!(

@@ -102,6 +102,12 @@ pub struct TrackerSettings {
     /// A group's line mark is removed only when it was set this long before the pass read
     /// the line ([`crate::executions::line::LINE_CLEAR_AFTER`]).
     pub line_clear_after: Duration,
+    /// `TRACK_REPEAT_SECONDS` (default 0: off): [`Tracker::run_passes`] runs another pass
+    /// this long after one that left executions in the waiting line ...
+    pub repeat: Duration,
+    /// ... while it has run less than this (`TRACK_REPEAT_FOR_SECONDS`, default 50) and the
+    /// time left still holds a whole pass (`budget`).
+    pub repeat_for: Duration,
 }
 
 impl Default for TrackerSettings {
@@ -124,6 +130,8 @@ impl Default for TrackerSettings {
             poll_every_pass_for: Duration::from_secs(5 * 60),
             poll_max_interval: Duration::from_secs(15 * 60),
             line_clear_after: crate::executions::line::LINE_CLEAR_AFTER,
+            repeat: Duration::ZERO,
+            repeat_for: Duration::from_secs(50),
         }
     }
 }
@@ -326,6 +334,37 @@ impl Tracker {
                 .saturating_sub(router.time_to_start())
                 .max(self.settings.budget / 4),
             None => self.settings.budget,
+        }
+    }
+
+    /// Passes for one scheduled invocation that must end by `until`: one, and with `repeat`
+    /// set, another `repeat` after each that left executions in the waiting line, while less
+    /// than `repeat_for` has passed and the time left after the pause still holds a whole
+    /// pass's `budget`. A slot is freed when a pass records its job's end, so for short jobs
+    /// this is what lets a capped group's line move faster than once per schedule interval.
+    /// `each` sees every pass's report as it ends (for its metrics); the last is returned,
+    /// with the number of passes.
+    pub async fn run_passes(
+        &self,
+        until: Instant,
+        mut each: impl FnMut(&TrackReport),
+    ) -> (TrackReport, usize) {
+        let started = Instant::now();
+        let mut passes = 0;
+        loop {
+            let report = self.run_once().await;
+            passes += 1;
+            each(&report);
+            let repeat = self.settings.repeat;
+            let resume = Instant::now() + repeat;
+            let again = !repeat.is_zero()
+                && report.waiting > 0
+                && resume.duration_since(started) < self.settings.repeat_for
+                && until.saturating_duration_since(resume) >= self.settings.budget;
+            if !again {
+                return (report, passes);
+            }
+            tokio::time::sleep(repeat).await;
         }
     }
 

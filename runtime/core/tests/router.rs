@@ -1881,6 +1881,26 @@ async fn group_running(h: &Harness, group: &str) -> i64 {
         .map_or(0, |u| u.running)
 }
 
+/// The `InputPath` of every job Alteryx received, in the order it received them.
+fn submitted_inputs(h: &Harness) -> Vec<String> {
+    h.jobs()
+        .into_iter()
+        .map(|(_, q, _)| q["InputPath"].clone())
+        .collect()
+}
+
+/// The `InputPath`s of these executions in the line's order: by arrival to the second, then
+/// by id.
+async fn in_line_order(h: &Harness, ids: &[String]) -> Vec<String> {
+    let mut line = Vec::new();
+    for id in ids {
+        let r = h.record(id).await;
+        line.push((r.created_at, r.id, format!("s3://{BUCKET}/{}", r.key)));
+    }
+    line.sort();
+    line.into_iter().map(|(_, _, input)| input).collect()
+}
+
 /// A capped rule: uploads past the cap wait in line and their invocation succeeds; a
 /// redelivery of a waiting one adds nothing; the tracker records finished jobs, which frees
 /// their slots, then submits the line oldest first, never more than the cap at Alteryx.
@@ -1952,22 +1972,11 @@ async fn caps_put_uploads_in_line_and_the_tracker_dispatches_them(backend: Backe
     }
     // Oldest first — by arrival to the second, then by id (the line's order) — each upload
     // exactly once: the two that found free slots, then the line.
-    let inputs: Vec<String> = h
-        .jobs()
-        .into_iter()
-        .map(|(_, q, _)| q["InputPath"].clone())
-        .collect();
-    let mut line = Vec::new();
-    for id in &ids[2..] {
-        let r = h.record(id).await;
-        line.push((r.created_at, r.id, format!("s3://{BUCKET}/{}", r.key)));
-    }
-    line.sort();
     let mut want: Vec<String> = (0..2)
         .map(|i| format!("s3://{BUCKET}/incoming/capped/{i}.csv"))
         .collect();
-    want.extend(line.into_iter().map(|(_, _, input)| input));
-    assert_eq!(inputs, want);
+    want.extend(in_line_order(&h, &ids[2..]).await);
+    assert_eq!(submitted_inputs(&h), want);
     assert_eq!(group_running(&h, "capped").await, 0);
     h.finish().await;
 }
@@ -2057,23 +2066,16 @@ async fn a_freed_slot_goes_to_the_line_not_to_a_new_upload(backend: Backend) {
             break;
         }
     }
-    let inputs: Vec<String> = h
-        .jobs()
-        .into_iter()
-        .map(|(_, q, _)| q["InputPath"].clone())
-        .collect();
-    let mut line = Vec::new();
-    for id in &ids[2..4] {
-        let r = h.record(id).await;
-        line.push((r.created_at, r.id, format!("s3://{BUCKET}/{}", r.key)));
-    }
-    line.sort();
     let mut want: Vec<String> = (0..2)
         .map(|i| format!("s3://{BUCKET}/incoming/capped/{i}.csv"))
         .collect();
-    want.extend(line.into_iter().map(|(_, _, input)| input));
+    want.extend(in_line_order(&h, &ids[2..4]).await);
     want.push(format!("s3://{BUCKET}/incoming/capped/4.csv"));
-    assert_eq!(inputs, want, "every upload once, in the line's order");
+    assert_eq!(
+        submitted_inputs(&h),
+        want,
+        "every upload once, in the line's order"
+    );
     let usage = h.store.group_usage(&["capped".to_string()]).await.unwrap();
     assert_eq!(
         (usage["capped"].running, usage["capped"].line_at),
@@ -2090,6 +2092,37 @@ async fn a_freed_slot_goes_to_the_line_not_to_a_new_upload(backend: Backend) {
     h.finish().await;
 }
 both_stores!(a_freed_slot_goes_to_the_line_not_to_a_new_upload);
+
+/// A router killed between its `WAITING` write and the line mark leaves a line nobody marked:
+/// the tracker's next pass sees the group's executions waiting and marks it, so new uploads
+/// queue behind them again.
+async fn the_tracker_marks_a_line_its_router_died_before_marking(backend: Backend) {
+    let h = Harness::new(backend, CAPPED_RULE).await;
+    h.emu.set_job_duration(Duration::from_secs(60));
+    for i in 0..3 {
+        h.deliver(&event(
+            &format!("incoming/capped/{i}.csv"),
+            &format!("0{i}"),
+        ))
+        .await;
+    }
+    let groups = ["capped".to_string()];
+    assert!(
+        h.store.group_usage(&groups).await.unwrap()["capped"]
+            .line_at
+            .is_some()
+    );
+    // As if the router had died right after its WAITING write.
+    assert!(h.store.clear_line("capped", i64::MAX).await.unwrap());
+    let report = dispatching_tracker(&h).run_once().await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!((report.waiting, report.dispatched), (1, 0), "{report:?}");
+    let usage = &h.store.group_usage(&groups).await.unwrap()["capped"];
+    assert!(usage.line_at.is_some(), "marked again: {usage:?}");
+    assert_eq!(usage.running, 2);
+    h.finish().await;
+}
+both_stores!(the_tracker_marks_a_line_its_router_died_before_marking);
 
 /// Notices a tracker published, kept for the test to read.
 #[derive(Default)]

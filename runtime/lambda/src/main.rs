@@ -35,10 +35,10 @@ async fn main() -> Result<(), Error> {
     let metrics = Arc::new(settings.metrics());
     if settings.mode == Mode::Tracker {
         let tracker = Arc::new(settings.tracker().await.map_err(|e| init_failed(&e))?);
-        return lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
+        return lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
             let tracker = Arc::clone(&tracker);
             let metrics = Arc::clone(&metrics);
-            async move { track(&tracker, &metrics).await }
+            async move { track(&tracker, &metrics, &event.context).await }
         }))
         .await;
     }
@@ -123,8 +123,21 @@ async fn route(
     })
 }
 
-async fn track(tracker: &Tracker, metrics: &Metrics) -> Result<Value, Error> {
-    let report = tracker.run_once().await;
-    metrics.record_tracker_pass(&report);
-    Ok(serde_json::to_value(&report)?)
+/// The invocation's passes (one, or more with `TRACK_REPEAT_SECONDS` while a line waits),
+/// each pass's metrics written as it ends; the answer is the last pass's report and how many
+/// passes there were.
+async fn track(
+    tracker: &Tracker,
+    metrics: &Metrics,
+    context: &lambda_runtime::Context,
+) -> Result<Value, Error> {
+    let until = Deadline::at_system_time(context.deadline()).instant();
+    let (report, passes) = tracker
+        .run_passes(until, |report| metrics.record_tracker_pass(report))
+        .await;
+    let mut answer = serde_json::to_value(&report)?;
+    if let Some(object) = answer.as_object_mut() {
+        object.insert("passes".into(), json!(passes));
+    }
+    Ok(answer)
 }
