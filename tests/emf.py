@@ -39,6 +39,9 @@ METRICS = {
     "JobListCalls": "Count",
     "DynamoDBReads": "Count",
     "DynamoDBWrites": "Count",
+    "BatchMembersJoined": "Count",
+    "BatchesClosed": "Count",
+    "BatchesExpired": "Count",
 }
 
 UNITS = {

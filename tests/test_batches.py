@@ -12,7 +12,10 @@
   through an SQS subscription), `run` closes it and starts its job;
 - a closer killed (SIGKILL) right after its close transaction was applied: the tracker starts
   the batch's job, once; killed after its dispatch's claim: the tracker's stale sweep puts the
-  batch's execution back in line and submits its job, once.
+  batch's execution back in line and submits its job, once;
+- metrics: the router's EMF documents count the members that joined and the batch the
+  completing member closed, the tracker's the batches its timers closed and expired, per rule
+  (each line checked against the EMF specification, tests/emf.py).
 
 The concurrent cases run against moto answering one request at a time (tests/moto_serial.py):
 moto's cancelled transactions restore a snapshot of the whole table."""
@@ -24,6 +27,7 @@ import json
 import time
 
 import boto3
+import emf
 import pytest
 from conftest import unique
 from dynamo_fault_proxy import DynamoFaultProxy
@@ -31,6 +35,7 @@ from lambda_runtime_api import RuntimeApi
 from test_caps import serial_moto  # noqa: F401 - fixture
 from test_lambda_e2e import SALES_WORKFLOW, Stack, eventbridge
 from test_lambda_e2e import stack  # noqa: F401 - fixture
+from test_metrics_e2e import Stdout, by_rule, counts
 
 FAST = {
     "ALTERYX_REQUEST_TIMEOUT_SECONDS": "3",
@@ -209,6 +214,72 @@ def test_quiet_max_files_and_timeouts_are_driven_by_the_tracker(stack, runtime_a
     closed = cli_json(stack, "batches", "close", expired["id"])
     assert closed["batch"]["close_reason"] == "operator" and closed["outcome"]["status"] == "SUBMITTED", closed
     assert len(stack.emulator.wait_for_jobs(4)) == 4
+
+
+BATCH_METRICS = {"BatchMembersJoined", "BatchesClosed", "BatchesExpired"}
+
+
+def test_batch_metrics_count_joins_and_closes_in_the_router_and_closes_and_expiries_in_the_tracker(stack, runtime_api, start_lambda):  # noqa: F811
+    stack.put_rules(RULES + f"""
+- id: plain
+  key: "plain/**"
+  workflow: "{SALES_WORKFLOW}"
+  questions:
+    InputPath: "{{s3_uri}}"
+""")
+    fn = start_lambda(runtime_api, dict(stack.env, **FAST))
+    out = Stdout(fn)
+    deliver = lambda key, seq: outcome(runtime_api.invoke(eventbridge("acme-landing", key, sequencer=seq)))  # noqa: E731
+
+    # Two members join (max_files: 3): joined, nothing closed.
+    for i in range(2):
+        assert deliver(f"tens/m1/{i}.csv", f"00G{i:03}")["status"] == "BATCHED"
+        docs = by_rule(out.new_documents())
+        assert set(docs) == {"tens"}, docs
+        tens = counts(docs["tens"])
+        assert (tens["RulesMatched"], tens["BatchMembersJoined"], tens["BatchesClosed"], tens["JobsSubmitted"]) == (
+            1, 1, 0, 0), tens
+    # The third completes it: its invocation joins, closes and submits the batch's job.
+    closing = eventbridge("acme-landing", "tens/m1/2.csv", sequencer="00G002")
+    o = outcome(runtime_api.invoke(closing))
+    assert o["status"] == "SUBMITTED" and o["batch"]["closed"] == [o["execution_id"]], o
+    docs = by_rule(out.new_documents())
+    tens = counts(docs["tens"])
+    assert (tens["BatchMembersJoined"], tens["BatchesClosed"], tens["JobsSubmitted"]) == (1, 1, 1), tens
+    assert docs["tens"]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Deployment", "Rule"], ["Deployment"]]
+    assert emf.units(docs["tens"])["BatchesClosed"] == "Count"
+    # Its redelivery is a duplicate: no join, no close.
+    assert outcome(runtime_api.invoke(copy.deepcopy(closing)))["duplicate"]
+    tens = counts(by_rule(out.new_documents())["tens"])
+    assert (tens["Duplicates"], tens["BatchMembersJoined"], tens["BatchesClosed"]) == (1, 0, 0), tens
+    # A rule that does not batch has no batch series.
+    assert deliver("plain/x.csv", "00G100")["status"] == "SUBMITTED"
+    plain = by_rule(out.new_documents())["plain"]
+    assert not emf.metric_names(plain) & BATCH_METRICS, plain
+    assert len(stack.emulator.wait_for_jobs(2)) == 2
+
+    # The tracker (the real bootstrap, ROUTER_MODE=tracker): a quiet batch closed, one expired.
+    assert deliver("drops/m2/a.csv", "00G200")["status"] == "BATCHED"
+    assert deliver("expiring/m3/a.csv", "00G201")["status"] == "BATCHED"
+    out.new_documents()
+    time.sleep(2.5)
+    tracker_api = RuntimeApi()
+    try:
+        tracker = start_lambda(tracker_api, dict(stack.env, ROUTER_MODE="tracker", **FAST))
+        scheduled = {"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+                     "time": "2026-11-26T07:00:00Z", "region": "us-east-1", "resources": [], "detail": {}}
+        report = tracker_api.invoke(scheduled)
+        assert report.ok and (report.body["batches_closed"], report.body["batches_expired"]) == (1, 1), report.body
+        tracker_docs = Stdout(tracker).new_documents()
+    finally:
+        tracker_api.close()
+    rules = by_rule(tracker_docs)
+    assert (counts(rules["drops"])["BatchesClosed"], counts(rules["drops"])["BatchesExpired"]) == (1, 0), rules
+    assert (counts(rules["expiring"])["BatchesClosed"], counts(rules["expiring"])["BatchesExpired"]) == (0, 1), rules
+    assert emf.total(tracker_docs, "BatchesClosed") == 1 and emf.total(tracker_docs, "BatchesExpired") == 1
+    # With tests/test_metrics_e2e.py (every other metric), every metric is written somewhere.
+    written = set().union(*(emf.metric_names(d) for d in emf.documents(fn.stdout_lines()) + tracker_docs))
+    assert BATCH_METRICS <= written, written
 
 
 def test_a_closer_killed_right_after_the_close_leaves_the_job_to_the_tracker_once(stack, start_lambda):  # noqa: F811

@@ -242,6 +242,42 @@ def test_malformed_event_fails_the_invocation_with_a_clear_message_and_the_proce
     assert good[0]["status"] == "SUBMITTED"
 
 
+def test_keys_and_bucket_names_beyond_s3_limits_are_refused_naming_the_field_and_the_good_records_run(stack, runtime_api, function):
+    # EventBridge: a 1,300-byte key is a malformed event; the message names the field, the size
+    # and the limit, and shows only the start of the key.
+    long_key = "incoming/sales/" + "k" * 1285
+    result = runtime_api.invoke(eventbridge("acme-landing", long_key))
+    assert not result.ok and result.body["errorType"] == "MalformedEvent", result.body
+    message = result.body["errorMessage"]
+    assert "detail.object.key is 1,300 bytes; S3 keys are at most 1024" in message, message
+    assert len(message) < 400 and long_key not in message, message
+    result = runtime_api.invoke(eventbridge("ab", "incoming/sales/short-bucket.csv"))
+    assert not result.ok and "detail.bucket.name is 2 characters; S3 bucket names are 3 to 63" in result.body["errorMessage"]
+    assert stack.executions() == [] and stack.emulator.jobs() == []
+    # A classic notification: the key is measured after URL-decoding (1,024 bytes exactly runs),
+    # the record over the limit is named by its index, the others run.
+    notification = load_event("s3-put.json")
+    template = notification["Records"][0]
+    template["s3"]["bucket"]["name"] = "acme-landing"
+    records = []
+    for key in ["incoming/sales/" + "%C3%A9" * 504 + "a.csv",  # 15 + 1008 + 5 = 1,028 bytes decoded
+                "incoming/sales/" + "%C3%A9" * 502 + "a.csv",  # 1,024 bytes decoded
+                "incoming/sales/neighbour.csv"]:
+        record = copy.deepcopy(template)
+        record["s3"]["object"]["key"] = key
+        records.append(record)
+    notification["Records"] = records
+    result = runtime_api.invoke(notification)
+    assert not result.ok and result.body["errorType"] == "MalformedRecords", result.body
+    message = result.body["errorMessage"]
+    assert "1 record(s) could not be read" in message, message
+    assert "record 0: s3.object.key is 1,028 bytes after URL-decoding; S3 keys are at most 1024" in message, message
+    assert len(message) < 600, message
+    routed = sorted(e["key"] for e in stack.executions())
+    assert routed == sorted(["incoming/sales/" + "é" * 502 + "a.csv", "incoming/sales/neighbour.csv"]), routed
+    assert len(stack.emulator.wait_for_jobs(2)) == 2
+
+
 def test_events_that_are_not_object_creation_are_skipped_with_a_reason(stack, runtime_api, function):
     deleted = load_event("eventbridge-object-deleted.json")
     result = runtime_api.invoke(deleted)

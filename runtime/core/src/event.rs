@@ -16,6 +16,12 @@
 //! key that does not decode, a missing bucket) is reported by index and reason
 //! ([`Decoded::Partial`]) while the others are routed.
 //!
+//! S3's own limits are checked here, so nothing downstream (execution ids, batch member lists,
+//! templates, logs) sees a key or bucket name S3 could never have produced: a key is at most
+//! [`MAX_KEY_BYTES`] bytes of UTF-8 (after URL-decoding, for notifications), a bucket name
+//! 3 to 63 characters ([`BUCKET_NAME_CHARS`]). A value over the limit is malformed; the error
+//! names the field, its length and the limit, and shows only the start of the value.
+//!
 //! Inputs are read as `serde_json::Value` rather than `aws_lambda_events` structs. Checked
 //! against aws_lambda_events 1.2.1: its `S3EventRecord` requires `eventTime` (as a timestamp),
 //! `userIdentity` and `requestParameters`, which replayed or hand-made notifications often lack
@@ -98,6 +104,62 @@ pub enum EventError {
     Json { detail: String },
     #[error("malformed {input}: {detail}")]
     Malformed { input: &'static str, detail: String },
+}
+
+/// S3 object keys are at most 1024 bytes of UTF-8 ("Naming Amazon S3 objects").
+pub const MAX_KEY_BYTES: usize = 1024;
+/// S3 bucket names are 3 to 63 characters long ("Bucket naming rules").
+pub const BUCKET_NAME_CHARS: std::ops::RangeInclusive<usize> = 3..=63;
+/// How many characters of an over-long value an error message shows.
+const SHOWN_CHARS: usize = 80;
+
+/// `text` as a message shows it: quoted, and cut after [`SHOWN_CHARS`] characters with `…`.
+fn shown(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        Some((end, _)) => format!("{:?}…", &text[..end]),
+        None => format!("{text:?}"),
+    }
+}
+
+/// `n` with thousands separators (`1,300`).
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Whether `bucket` (read from `field`) is a length S3 allows.
+fn check_bucket(field: &str, bucket: &str) -> Result<(), String> {
+    let chars = bucket.chars().count();
+    if BUCKET_NAME_CHARS.contains(&chars) {
+        return Ok(());
+    }
+    Err(format!(
+        "{field} is {} characters; S3 bucket names are {} to {} ({})",
+        thousands(chars),
+        BUCKET_NAME_CHARS.start(),
+        BUCKET_NAME_CHARS.end(),
+        shown(bucket)
+    ))
+}
+
+/// Whether `key` (read from `field`; `decoded`: after URL-decoding) is a length S3 allows.
+fn check_key(field: &str, key: &str, decoded: bool) -> Result<(), String> {
+    if key.len() <= MAX_KEY_BYTES {
+        return Ok(());
+    }
+    let after = if decoded { " after URL-decoding" } else { "" };
+    Err(format!(
+        "{field} is {} bytes{after}; S3 keys are at most {MAX_KEY_BYTES} ({})",
+        thousands(key.len()),
+        shown(key)
+    ))
 }
 
 fn malformed(input: &'static str, detail: impl Into<String>) -> EventError {
@@ -221,6 +283,8 @@ fn decode_eventbridge(event: &Value) -> Result<Decoded, EventError> {
         .ok_or_else(|| malformed(SRC, "detail.bucket.name is missing"))?;
     let key = str_at(detail, &["object", "key"])
         .ok_or_else(|| malformed(SRC, "detail.object.key is missing"))?;
+    check_bucket("detail.bucket.name", bucket).map_err(|d| malformed(SRC, d))?;
+    check_key("detail.object.key", key, false).map_err(|d| malformed(SRC, d))?;
     if let Some(skip) = folder_placeholder(bucket, key) {
         return Ok(skip);
     }
@@ -391,7 +455,9 @@ fn decode_s3_records(list: &[Value]) -> Result<Decoded, EventError> {
 fn decode_s3_record(record: &Value, name: &str) -> Result<Decoded, String> {
     let bucket = str_at(record, &["s3", "bucket", "name"]).ok_or("s3.bucket.name is missing")?;
     let raw_key = str_at(record, &["s3", "object", "key"]).ok_or("s3.object.key is missing")?;
+    check_bucket("s3.bucket.name", bucket)?;
     let key = decode_notification_key(raw_key)?;
+    check_key("s3.object.key", &key, true)?;
     if let Some(skip) = folder_placeholder(bucket, &key) {
         return Ok(skip);
     }
@@ -417,7 +483,7 @@ pub fn decode_notification_key(raw: &str) -> Result<String, String> {
     percent_decode_str(&spaced)
         .decode_utf8()
         .map(|k| k.into_owned())
-        .map_err(|_| format!("object key {raw:?} does not percent-decode to UTF-8"))
+        .map_err(|_| format!("object key {} does not percent-decode to UTF-8", shown(raw)))
 }
 
 #[cfg(test)]
@@ -478,5 +544,145 @@ mod tests {
         assert_eq!(normalize_etag("\"abc-2\"").as_deref(), Some("abc-2"));
         assert_eq!(normalize_etag("abc").as_deref(), Some("abc"));
         assert_eq!(normalize_etag("\"\""), None);
+    }
+
+    fn eventbridge(bucket: &str, key: &str) -> Value {
+        json!({"version": "0", "source": "aws.s3", "detail-type": "Object Created",
+            "time": "2026-11-26T07:00:00Z",
+            "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1}}})
+    }
+
+    fn notification(records: &[(&str, &str)]) -> Value {
+        let records: Vec<Value> = records
+            .iter()
+            .map(|(bucket, key)| {
+                json!({"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                    "eventTime": "2026-11-26T07:00:00.000Z",
+                    "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1}}})
+            })
+            .collect();
+        json!({ "Records": records })
+    }
+
+    fn error_of(payload: &Value) -> String {
+        match decode(payload) {
+            Err(e) => e.to_string(),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_eventbridge_key_over_1024_bytes_is_malformed_and_shown_short() {
+        let at_limit = "é".repeat(512); // 1024 bytes, 512 characters
+        match decode(&eventbridge("acme-landing", &at_limit)) {
+            Ok(Decoded::Objects(o)) => assert_eq!(o[0].key.len(), 1024),
+            other => panic!("{other:?}"),
+        }
+        let over = format!("{at_limit}x"); // 1025 bytes
+        let e = error_of(&eventbridge("acme-landing", &over));
+        assert!(
+            e.starts_with("malformed EventBridge event: detail.object.key is 1,025 bytes; S3 keys are at most 1024 (\"ééé"),
+            "{e}"
+        );
+        let e = error_of(&eventbridge("acme-landing", &"k".repeat(1300)));
+        assert!(
+            e.contains("detail.object.key is 1,300 bytes; S3 keys are at most 1024"),
+            "{e}"
+        );
+        assert!(e.ends_with("…)") && e.len() < 250, "the key is cut: {e}");
+    }
+
+    #[test]
+    fn an_eventbridge_bucket_name_must_be_3_to_63_characters() {
+        for ok in ["abc", &"b".repeat(63)] {
+            assert!(
+                matches!(decode(&eventbridge(ok, "k.csv")), Ok(Decoded::Objects(_))),
+                "{ok}"
+            );
+        }
+        let e = error_of(&eventbridge("ab", "k.csv"));
+        assert_eq!(
+            e,
+            "malformed EventBridge event: detail.bucket.name is 2 characters; S3 bucket names are 3 to 63 (\"ab\")"
+        );
+        let e = error_of(&eventbridge(&"b".repeat(64), "k.csv"));
+        assert!(e.contains("detail.bucket.name is 64 characters"), "{e}");
+        let e = error_of(&eventbridge(&"b".repeat(5000), "k.csv"));
+        assert!(
+            e.contains("detail.bucket.name is 5,000 characters") && e.len() < 250,
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_notification_key_is_measured_after_url_decoding_and_only_its_record_is_refused() {
+        // 512 x "é" escaped: 3,072 characters in the event, 1,024 bytes once decoded.
+        let at_limit = "%C3%A9".repeat(512);
+        let over = format!("{at_limit}%2B"); // 1,025 bytes decoded ("+")
+        match decode(&notification(&[
+            ("acme-landing", &at_limit),
+            ("acme-landing", &over),
+        ])) {
+            Ok(Decoded::Partial { objects, rejected }) => {
+                assert_eq!(objects.len(), 1);
+                assert_eq!(objects[0].key, "é".repeat(512));
+                assert_eq!(rejected.len(), 1, "{rejected:?}");
+                assert!(
+                    rejected[0].starts_with(
+                        "malformed S3 notification: record 1: s3.object.key is 1,025 bytes after URL-decoding; S3 keys are at most 1024 (\"ééé"
+                    ),
+                    "{rejected:?}"
+                );
+                assert!(rejected[0].len() < 300, "{rejected:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A notification of one record over the limit is a malformed event.
+        let e = error_of(&notification(&[("acme-landing", &over)]));
+        assert!(e.contains("record 0: s3.object.key is 1,025 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_notification_bucket_name_out_of_range_refuses_its_record() {
+        let long = "b".repeat(64);
+        match decode(&notification(&[
+            ("acme-landing", "a.csv"),
+            (&long, "b.csv"),
+            ("ab", "c.csv"),
+            (&"c".repeat(63), "d.csv"),
+        ])) {
+            Ok(Decoded::Partial { objects, rejected }) => {
+                let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+                assert_eq!(keys, ["a.csv", "d.csv"]);
+                assert_eq!(
+                    rejected,
+                    [
+                        format!(
+                            "malformed S3 notification: record 1: s3.bucket.name is 64 characters; S3 bucket names are 3 to 63 (\"{long}\")"
+                        ),
+                        "malformed S3 notification: record 2: s3.bucket.name is 2 characters; S3 bucket names are 3 to 63 (\"ab\")".to_string(),
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_undecodable_key_is_shown_short() {
+        let raw = format!("{}%FF", "k".repeat(5000));
+        let e = decode_notification_key(&raw).unwrap_err();
+        assert!(
+            e.len() < 200 && e.ends_with("does not percent-decode to UTF-8"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

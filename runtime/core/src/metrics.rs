@@ -25,11 +25,19 @@
 //! | `JobListCalls` | tracker | Count | job-list requests (pages) to Alteryx in a pass (deployment only) |
 //! | `DynamoDBReads` | tracker | Count | DynamoDB read requests of a pass (deployment only) |
 //! | `DynamoDBWrites` | tracker | Count | DynamoDB write requests of a pass (deployment only) |
+//! | `BatchMembersJoined` | router | Count | objects that joined a batch (batch rules only; duplicates not) |
+//! | `BatchesClosed` | router, tracker | Count | batches closed: by the member that completed them (or found them full, or complete after their closer died), or by the tracker's quiet, `max_files` and `on_timeout: run` closes (batch rules only) |
+//! | `BatchesExpired` | tracker | Count | batches expired with a `batch_expired` notice (`on_timeout: notify`, or their rule gone or no longer batching) |
 //!
 //! Every router outcome counts in `RulesMatched` and in at most one of the others; a plugin's
 //! `SKIPPED` only in `RulesMatched`. The tracker's sweep counts the stale claims it found and,
 //! of the ones it repaired, those it had to leave `UNCERTAIN` (deployment only: the report
 //! does not say which rule, and the deployment's `Uncertain` total adds both sources).
+//! The batch metrics are per rule (a batch knows its rule, also when the rule is gone) and only
+//! for the rules they concern: the router reports `BatchMembersJoined` and `BatchesClosed` (zero
+//! included) for every rule with a `batch` block it touched, the tracker `BatchesClosed` and
+//! `BatchesExpired` for every rule whose batches it closed or expired; rules that do not batch
+//! get no batch series (none to pay for). `batches close` (the CLI) writes no metrics.
 //!
 //! Dimensions: `Deployment` (`METRICS_DEPLOYMENT`, the stack name in AWS) and `Rule`. Each
 //! document declares two dimension sets, `[Deployment, Rule]` and `[Deployment]`, so CloudWatch
@@ -50,6 +58,7 @@ use std::io::Write;
 use serde_json::{Map, Value, json};
 
 use crate::executions::ExecutionStatus;
+use crate::executions::batch::BatchState;
 use crate::router::InvocationSummary;
 use crate::tracker::TrackReport;
 
@@ -127,9 +136,12 @@ pub const JOB_POLLS: Metric = count("JobPolls");
 pub const JOB_LIST_CALLS: Metric = count("JobListCalls");
 pub const DYNAMODB_READS: Metric = count("DynamoDBReads");
 pub const DYNAMODB_WRITES: Metric = count("DynamoDBWrites");
+pub const BATCH_MEMBERS_JOINED: Metric = count("BatchMembersJoined");
+pub const BATCHES_CLOSED: Metric = count("BatchesClosed");
+pub const BATCHES_EXPIRED: Metric = count("BatchesExpired");
 
 /// Every metric, for the template's and the docs' tests.
-pub const ALL: [Metric; 18] = [
+pub const ALL: [Metric; 21] = [
     RULES_MATCHED,
     JOBS_SUBMITTED,
     DUPLICATES,
@@ -148,6 +160,9 @@ pub const ALL: [Metric; 18] = [
     JOB_LIST_CALLS,
     DYNAMODB_READS,
     DYNAMODB_WRITES,
+    BATCH_MEMBERS_JOINED,
+    BATCHES_CLOSED,
+    BATCHES_EXPIRED,
 ];
 
 /// The router's per-rule metrics: every rule an invocation touched reports each of them (zero
@@ -209,6 +224,12 @@ impl Metrics {
                 {
                     group.add(metric, 1);
                 }
+                if let Some(batch) = &outcome.batch {
+                    // A batch rule: both, zero included (see the module doc).
+                    let joined = batch.joined.is_some() && !outcome.duplicate;
+                    group.add(BATCH_MEMBERS_JOINED, u64::from(joined));
+                    group.add(BATCHES_CLOSED, batch.closed.len() as u64);
+                }
             }
         }
         let deployment = (!summary.objects.is_empty()).then(|| {
@@ -232,6 +253,15 @@ impl Metrics {
             }
             if let Some(seconds) = job.duration_seconds {
                 group.durations.push(seconds as f64);
+            }
+        }
+        for batch in &report.ended_batches {
+            let group = groups.entry(self.group_of(&batch.rule_id)).or_default();
+            group.add(BATCHES_CLOSED, 0);
+            group.add(BATCHES_EXPIRED, 0);
+            match batch.state {
+                BatchState::Expired => group.add(BATCHES_EXPIRED, 1),
+                BatchState::Closed | BatchState::Open => group.add(BATCHES_CLOSED, 1),
             }
         }
         let mut deployment = Group::default();
@@ -436,6 +466,7 @@ mod tests {
             message: None,
             retryable: false,
             wait_reason: None,
+            batch: None,
         }
     }
 
@@ -719,5 +750,159 @@ mod tests {
     fn dimension_values_are_never_blank_nor_too_long() {
         assert_eq!(dimension_value(" "), "-");
         assert_eq!(dimension_value(&"r".repeat(2000)).len(), 1024);
+    }
+
+    fn batch_outcome(
+        rule: &str,
+        status: ExecutionStatus,
+        duplicate: bool,
+        joined: Option<&str>,
+        closed: &[&str],
+    ) -> RuleOutcome {
+        RuleOutcome {
+            batch: Some(Box::new(crate::router::BatchActivity {
+                joined: joined.map(str::to_string),
+                closed: closed.iter().map(|c| c.to_string()).collect(),
+            })),
+            ..outcome(rule, status, duplicate)
+        }
+    }
+
+    #[test]
+    fn batch_rules_count_their_joins_and_closes_and_other_rules_get_no_batch_series() {
+        use ExecutionStatus::*;
+        let summary = InvocationSummary {
+            objects: vec![
+                object(vec![
+                    batch_outcome("month-end", Batched, false, Some("b1"), &[]),
+                    outcome("plain", Submitted, false),
+                ]),
+                // The completing member: its outcome is the batch's job, its join still counts.
+                object(vec![batch_outcome(
+                    "month-end",
+                    Submitted,
+                    false,
+                    Some("b1"),
+                    &["b1"],
+                )]),
+                // A duplicate that closed a complete batch whose closer died.
+                object(vec![batch_outcome(
+                    "month-end",
+                    Batched,
+                    true,
+                    None,
+                    &["b0"],
+                )]),
+                // A member that found a full batch, closed it, then joined the next one.
+                object(vec![batch_outcome(
+                    "tens",
+                    Batched,
+                    false,
+                    Some("t2"),
+                    &["t1"],
+                )]),
+                // A failed join: a batch rule, nothing joined or closed.
+                object(vec![batch_outcome("quiet", Error, false, None, &[])]),
+            ],
+            ..Default::default()
+        };
+        let docs = metrics(true).router_documents(&summary, 0);
+        let month_end = values(&docs, "month-end");
+        assert_eq!(
+            (
+                &month_end["RulesMatched"],
+                &month_end["JobsSubmitted"],
+                &month_end["Duplicates"],
+                &month_end["BatchMembersJoined"],
+                &month_end["BatchesClosed"],
+            ),
+            (&json!(3), &json!(1), &json!(1), &json!(2), &json!(2))
+        );
+        let tens = values(&docs, "tens");
+        assert_eq!(
+            (&tens["BatchMembersJoined"], &tens["BatchesClosed"]),
+            (&json!(1), &json!(1))
+        );
+        let quiet = values(&docs, "quiet");
+        assert_eq!(
+            (
+                &quiet["BatchMembersJoined"],
+                &quiet["BatchesClosed"],
+                &quiet["Errors"]
+            ),
+            (&json!(0), &json!(0), &json!(1)),
+            "a batch rule reports zeros"
+        );
+        let plain = values(&docs, "plain");
+        assert!(
+            !plain.contains_key("BatchMembersJoined") && !plain.contains_key("BatchesClosed"),
+            "{plain:?}"
+        );
+        let doc = docs.iter().find(|d| d["Rule"] == "month-end").unwrap();
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Deployment", "Rule"], ["Deployment"]])
+        );
+        assert!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"Name": "BatchMembersJoined", "Unit": "Count"}))
+        );
+        // Without the Rule dimension: the deployment's totals.
+        let totals = deployment_values(&metrics(false).router_documents(&summary, 0));
+        assert_eq!(
+            (&totals["BatchMembersJoined"], &totals["BatchesClosed"]),
+            (&json!(3), &json!(3))
+        );
+    }
+
+    #[test]
+    fn a_tracker_pass_counts_the_batches_it_closed_and_expired_per_rule() {
+        use crate::tracker::EndedBatch;
+        let ended = |rule: &str, id: &str, state| EndedBatch {
+            rule_id: rule.into(),
+            batch_id: id.into(),
+            state,
+        };
+        let mut report = TrackReport {
+            ended_batches: vec![
+                ended("drops", "d1", BatchState::Closed),
+                ended("drops", "d2", BatchState::Closed),
+                ended("expiring", "e1", BatchState::Expired),
+                // Its rule is gone; the batch still names it.
+                ended("deleted-rule", "x1", BatchState::Expired),
+            ],
+            ..Default::default()
+        };
+        report.finished.push(FinishedJob {
+            rule_id: "sales".into(),
+            execution_id: "sales:1".into(),
+            status: ExecutionStatus::Completed,
+            duration_seconds: Some(3),
+        });
+        let docs = metrics(true).tracker_documents(&report, 0);
+        assert_eq!(docs.len(), 4, "{docs:#?}");
+        let drops = values(&docs, "drops");
+        assert_eq!(
+            drops,
+            Map::from([
+                ("BatchesClosed".to_string(), json!(2)),
+                ("BatchesExpired".to_string(), json!(0)),
+            ])
+        );
+        let expiring = values(&docs, "expiring");
+        assert_eq!(
+            (&expiring["BatchesClosed"], &expiring["BatchesExpired"]),
+            (&json!(0), &json!(1))
+        );
+        assert_eq!(values(&docs, "deleted-rule")["BatchesExpired"], 1);
+        let sales = values(&docs, "sales");
+        assert!(!sales.contains_key("BatchesClosed"), "{sales:?}");
+        let totals = deployment_values(&metrics(false).tracker_documents(&report, 0));
+        assert_eq!(
+            (&totals["BatchesClosed"], &totals["BatchesExpired"]),
+            (&json!(2), &json!(2))
+        );
     }
 }

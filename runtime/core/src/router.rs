@@ -51,7 +51,7 @@ pub use crate::executions::submit::Deadline;
 pub use batching::BatchClosed;
 pub use plan::{Planned, Would};
 pub use summary::{
-    InvocationFailure, InvocationSummary, ObjectSummary, OutcomeCounts, RuleOutcome,
+    BatchActivity, InvocationFailure, InvocationSummary, ObjectSummary, OutcomeCounts, RuleOutcome,
 };
 
 /// Tunables of the pipeline; all have defaults that suit the Lambda.
@@ -751,6 +751,7 @@ fn outcome_of(record: &Execution) -> RuleOutcome {
         wait_reason: record
             .wait_reason
             .filter(|_| record.status == ExecutionStatus::Waiting),
+        batch: None,
     }
 }
 

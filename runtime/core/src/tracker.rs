@@ -202,9 +202,21 @@ pub struct TrackReport {
     /// Of those, the ones closed (their execution dispatched) and expired.
     pub batches_closed: usize,
     pub batches_expired: usize,
+    /// Those batches, each with its rule, for the metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ended_batches: Vec<EndedBatch>,
     /// The jobs this pass found finished (`COMPLETED` or `FAILED`), for the metrics.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finished: Vec<FinishedJob>,
+}
+
+/// A batch the tracker's timers closed or expired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndedBatch {
+    pub rule_id: String,
+    pub batch_id: String,
+    /// `CLOSED` (its execution dispatched) or `EXPIRED` (a `batch_expired` notice went out).
+    pub state: crate::executions::batch::BatchState,
 }
 
 /// A job the tracker recorded as ended.

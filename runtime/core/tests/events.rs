@@ -126,7 +126,7 @@ fn malformed_input_is_an_error_naming_what_is_wrong() {
     let no_key = r#"{"source":"aws.s3","detail-type":"Object Created","time":"t","detail":{"bucket":{"name":"b"},"object":{"size":1}}}"#;
     let e = decode_str(no_key).unwrap_err().to_string();
     assert!(e.contains("detail.object.key is missing"), "{e}");
-    let bad_size = r#"{"source":"aws.s3","detail-type":"Object Created","time":"t","detail":{"bucket":{"name":"b"},"object":{"key":"k","size":-3}}}"#;
+    let bad_size = r#"{"source":"aws.s3","detail-type":"Object Created","time":"t","detail":{"bucket":{"name":"bkt"},"object":{"key":"k","size":-3}}}"#;
     assert!(
         decode_str(bad_size)
             .unwrap_err()

@@ -11,7 +11,7 @@
 
 use std::sync::Mutex;
 
-use super::{Deadline, Router, RouterError, RuleOutcome, outcome_of};
+use super::{BatchActivity, Deadline, Router, RouterError, RuleOutcome, outcome_of};
 use crate::error_chain;
 use crate::event::ObjectCreated;
 use crate::executions::batch::{
@@ -47,13 +47,31 @@ impl Router {
     }
 
     /// One object into the open batch of its group (opening one), and the close when it
-    /// completes the batch.
+    /// completes the batch. The outcome says which batch it joined and which it closed.
     pub(super) async fn join_batch(
         &self,
         rule: &CompiledRule,
         spec: &CompiledBatch,
         object: &ObjectCreated,
         deadline: Deadline,
+    ) -> RuleOutcome {
+        let mut activity = BatchActivity::default();
+        let outcome = self
+            .join_batch_steps(rule, spec, object, deadline, &mut activity)
+            .await;
+        RuleOutcome {
+            batch: Some(Box::new(activity)),
+            ..outcome
+        }
+    }
+
+    async fn join_batch_steps(
+        &self,
+        rule: &CompiledRule,
+        spec: &CompiledBatch,
+        object: &ObjectCreated,
+        deadline: Deadline,
+        activity: &mut BatchActivity,
     ) -> RuleOutcome {
         let claimant = Claimant::new(0);
         let mut record = self.new_execution(rule, object, &claimant);
@@ -108,9 +126,13 @@ impl Router {
                     } else {
                         CloseReason::Full
                     };
-                    let _ = self
+                    if self
                         .close_and_dispatch(rule, &full, reason, None, deadline)
-                        .await;
+                        .await
+                        .is_some()
+                    {
+                        activity.closed.push(full.id.clone());
+                    }
                 }
                 (Ok(()), Some(Joined::Full(full))) => {
                     return fail(
@@ -133,6 +155,7 @@ impl Router {
         };
         match joined {
             Joined::Joined { record, batch } => {
+                activity.joined = Some(batch.id.clone());
                 tracing::info!(rule = %rule.rule.id, batch = %batch.id, group = %batch.group,
                     members = batch.member_count, satisfied = batch.satisfied.len(),
                     required = spec.required(), "joined a batch");
@@ -148,10 +171,12 @@ impl Router {
                         members: vec![BatchMember::of(object)],
                         ..batch
                     };
+                    let batch_id = closer.id.clone();
                     if let Some(closed) = self
                         .close_and_dispatch(rule, &closer, reason, None, deadline)
                         .await
                     {
+                        activity.closed.push(batch_id);
                         return closed;
                     }
                 }
@@ -165,9 +190,13 @@ impl Router {
                     && let Some(reason) = spec.complete(&batch)
                 {
                     // Its joiner died before it closed the batch it completed.
-                    let _ = self
+                    if self
                         .close_and_dispatch(rule, &batch, reason, None, deadline)
-                        .await;
+                        .await
+                        .is_some()
+                    {
+                        activity.closed.push(batch.id.clone());
+                    }
                 }
                 RuleOutcome {
                     duplicate: true,
@@ -441,6 +470,7 @@ fn batch_outcome(batch: &Batch, rule: &CompiledRule) -> RuleOutcome {
         message: None,
         retryable: false,
         wait_reason: Some(WaitReason::Batch),
+        batch: None,
     }
 }
 

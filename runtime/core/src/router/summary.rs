@@ -32,6 +32,23 @@ pub struct RuleOutcome {
     /// For `WAITING`: why (its group is full, or Alteryx was unavailable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_reason: Option<crate::executions::WaitReason>,
+    /// For a rule with a `batch` block: the batch this delivery joined and the batches it
+    /// closed (the outcome of a close is the batch's own execution's, so the join would not
+    /// show otherwise). `None` for other rules. Boxed: most outcomes have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Box<BatchActivity>>,
+}
+
+/// What one delivery did to the batches of its rule (for the metrics and the summary).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BatchActivity {
+    /// The batch the object joined; `None` when it did not (a duplicate delivery, a failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined: Option<String>,
+    /// The batches this delivery closed: the one its object completed, a full one it found
+    /// before joining, or a complete one whose closer died (on a duplicate delivery).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closed: Vec<String>,
 }
 
 /// What happened to one object.

@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
-use super::{FailureNotice, NoticeKind, TrackReport, Tracker};
+use super::{EndedBatch, FailureNotice, NoticeKind, TrackReport, Tracker};
 use crate::error_chain;
-use crate::executions::batch::{Batch, CloseOutcome, CloseReason};
+use crate::executions::batch::{Batch, BatchState, CloseOutcome, CloseReason};
 use crate::executions::submit::{Deadline, Recorder};
 use crate::executions::{Execution, ExecutionStatus, WaitReason, format_unix, now_unix};
 use crate::router::BatchClosed;
@@ -72,7 +72,7 @@ impl Tracker {
             let Some(rule) = rule else {
                 match router.expire_orphan_batch(&batch).await {
                     Ok(CloseOutcome::Closed(expired)) => {
-                        report.batches_expired += 1;
+                        report.ended(&expired, BatchState::Expired);
                         self.expired_notice(&expired, None, "its rule no longer exists")
                             .await;
                     }
@@ -86,9 +86,9 @@ impl Tracker {
                 continue;
             };
             match router.close_batch(&batch, reason, *deadline).await {
-                Ok(BatchClosed::Closed { .. }) => report.batches_closed += 1,
+                Ok(BatchClosed::Closed { batch, .. }) => report.ended(&batch, BatchState::Closed),
                 Ok(BatchClosed::Expired(expired)) => {
-                    report.batches_expired += 1;
+                    report.ended(&expired, BatchState::Expired);
                     let why = if rule.batch().is_some() {
                         "it was still open after max_wait_seconds"
                     } else {
@@ -148,6 +148,21 @@ impl Tracker {
     async fn expired_notice(&self, batch: &Batch, rule: Option<&CompiledRule>, why: &str) {
         let notice = expired_notice(batch, rule, why);
         crate::notify::publish(self.notifier.as_ref(), &notice).await;
+    }
+}
+
+impl TrackReport {
+    /// Count a batch the timers closed or expired, and keep it (with its rule) for the metrics.
+    fn ended(&mut self, batch: &Batch, state: BatchState) {
+        match state {
+            BatchState::Expired => self.batches_expired += 1,
+            _ => self.batches_closed += 1,
+        }
+        self.ended_batches.push(EndedBatch {
+            rule_id: batch.rule_id.clone(),
+            batch_id: batch.id.clone(),
+            state,
+        });
     }
 }
 
