@@ -228,7 +228,8 @@ def burst(args) -> list[str]:
                 break
             summaries.append(value)
         passes = len(summaries) or makespan / args.interval
-        pass_ms = sorted(int(m) for m in re.findall(r'elapsed_ms"?[=:]\s*(\d+)', tracker_log.read_text()))
+        log = re.sub(r"\x1b\[[0-9;]*m", "", tracker_log.read_text())  # colours, if any
+        pass_ms = sorted(int(m) for m in re.findall(r'elapsed_ms"?[=:]\s*(\d+)', log))
         def pct(q: float) -> float:
             return pass_ms[min(len(pass_ms) - 1, int(q * len(pass_ms)))] / 1000 if pass_ms else float("nan")
         rows = [

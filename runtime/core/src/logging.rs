@@ -4,6 +4,8 @@
 //! Logs Insights can query the fields; text on a terminal). `RUST_LOG` filters, default `info`.
 //! Logs go to stderr so the CLI's stdout stays clean for `--json` output.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber. `default_level` applies when `RUST_LOG` is unset.
@@ -14,9 +16,11 @@ pub fn init(default_level: &str) {
         Ok(v) => v.eq_ignore_ascii_case("json"),
         Err(_) => crate::aws::in_lambda(),
     };
+    // Colours only for a person at a terminal: a log file or a pipe gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     // A second init (tests, repeated CLI setup) is harmless: keep the first subscriber.
     let _ = if json {
