@@ -65,6 +65,9 @@ class DynamoFaultProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The status line and headers, then the body, are two writes: with Nagle's
+            # algorithm on, the second waits for the client's delayed ACK (~40 ms a request).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
