@@ -105,8 +105,10 @@ def query(self, hash_key, range_comparison, range_objs, limit, exclusive_start_k
     if not (index_name and hash_key_conditions and len(hash_key_conditions) == 1):
         return run()
     name, value = hash_key_conditions[0]
+    # Unsorted: moto sorts an index query's items itself.
     items = [
-        item for item in all_items(self)
+        item for hash_set in self.items.values()
+        for item in (hash_set.values() if self.range_key_attr else [hash_set])
         if (v := item.attrs.get(name)) is not None and v.type == value.type and v.value == value.value
     ]
     self.all_items = lambda: items
